@@ -1,0 +1,54 @@
+# Benchmark reproduction suite for prompt-based adaptation. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MODELS ?= bert-base-cased
+TORCH_CPU ?= torch==2.13.0
+# pip/uv find the local CPU torch wheel through this folder when it exists (PIP_FIND_LINKS)
+FIND_LINKS := $(or $(PIP_FIND_LINKS),$(wildcard /opt/wheels))
+UV_FIND := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
+ARGS ?=
+
+.PHONY: help setup data models test lint reproduce-lama lama-manual tables clean
+
+help: ## list every target with a one-line description
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
+	@echo "  variables: MODELS=$(MODELS) (comma-separated conf/model names), ARGS='extra hydra overrides'"
+
+$(VENV)/.installed: pyproject.toml
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
+	@test -x $(PY) || uv venv -q -p python3 $(VENV)
+	@# CUDA users: install the torch build for your driver into .venv first; it is kept as is.
+	@$(PY) -c "import torch" 2>/dev/null || uv pip install -q -p $(PY) $(UV_FIND) "$(TORCH_CPU)"
+	uv pip install -q -p $(PY) $(UV_FIND) -e ".[test]"
+	@touch $@
+	@echo "installed into $(VENV) (torch $$($(PY) -c 'import torch; print(torch.__version__)'))"
+
+setup: $(VENV)/.installed ## create .venv and install the project (CPU torch==2.13.0 unless a torch is already there)
+
+data: setup ## prepare every data family into data/ (idempotent; reads ../shared/data or the canonical URLs)
+	$(PY) -m data_prep all
+
+models: setup data ## build the tiny offline models (tiny-bert, tiny-roberta, tiny-albert, tiny-gpt2, tiny-t5)
+	$(PY) -m bench.models.tiny all
+
+test: setup ## run the test suite (offline, tiny models, real data from ../shared/data)
+	$(PY) -m pytest -q $(ARGS)
+
+lint: setup ## ruff over the package, data_prep and tests
+	$(VENV)/bin/ruff check bench data_prep tests
+
+lama-manual: setup data ## LAMA-34k manual-prompt runs for MODELS (skips finished runs)
+	@set -e; for m in $$(echo $(MODELS) | tr ',' ' '); do \
+	  $(PY) -m bench.run experiment=lama34k_manual model=$$m $(ARGS); \
+	done
+
+reproduce-lama: lama-manual tables ## the LAMA study for MODELS (default bert-base-cased; offline: MODELS=tiny-bert,tiny-gpt2)
+
+tables: setup ## rebuild results/tables/ (Markdown, LaTeX, CSV) from results/runs/
+	$(PY) -m bench.aggregate
+
+clean: ## remove built tables and Hydra logs (keeps run records, data and .venv)
+	rm -rf results/tables results/logs

@@ -1,0 +1,1 @@
+"""Pure aggregation: run records in, tables (Markdown, LaTeX, CSV) out."""

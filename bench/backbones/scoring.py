@@ -1,0 +1,104 @@
+"""One scoring interface for the three backbone families: logits at the target slots only.
+
+The LM head is applied to the hidden states at the target positions, not to every position,
+so a batch costs one encoder pass plus ``n_targets x vocab`` head work (the dominant cost of a
+full-vocabulary head on long inputs). Architectures without a known head attribute fall back
+to the full forward pass and index its logits: same numbers, more work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+
+# masked / causal LM class -> (base-model attribute, head attribute applied to hidden states)
+_HEADS: dict[str, tuple[str, str]] = {
+    "BertForMaskedLM": ("bert", "cls"),
+    "RobertaForMaskedLM": ("roberta", "lm_head"),
+    "XLMRobertaForMaskedLM": ("roberta", "lm_head"),
+    "AlbertForMaskedLM": ("albert", "predictions"),
+    "GPT2LMHeadModel": ("transformer", "lm_head"),
+}
+
+
+@dataclass
+class ScoringBatch:
+    """Padded model inputs plus, per target slot, its batch row and column."""
+
+    input_ids: torch.Tensor  # (batch, seq)
+    attention_mask: torch.Tensor  # (batch, seq)
+    target_rows: torch.Tensor  # (n_targets,) batch index of each target
+    target_cols: torch.Tensor  # (n_targets,) position (in the decoder for seq2seq)
+    decoder_input_ids: torch.Tensor | None = None  # (batch, dec_seq), seq2seq only
+    inputs_embeds: torch.Tensor | None = None  # replaces input_ids when soft prompts are used
+
+    def to(self, device: torch.device) -> ScoringBatch:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return ScoringBatch(**{k: None if v is None else v.to(device) for k, v in values.items()})
+
+
+def pad_batch(
+    sequences: list[list[int]],
+    targets: list[list[int]],
+    pad_id: int,
+    decoder_sequences: list[list[int]] | None = None,
+) -> ScoringBatch:
+    """Right-pad token id lists and flatten their target positions."""
+    width = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    rows = [row for row, cols in enumerate(targets) for _ in cols]
+    cols = [col for cols_ in targets for col in cols_]
+    decoder = None
+    if decoder_sequences is not None:
+        dec_width = max(len(s) for s in decoder_sequences)
+        decoder = torch.full((len(sequences), dec_width), pad_id, dtype=torch.long)
+        for row, seq in enumerate(decoder_sequences):
+            decoder[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+    return ScoringBatch(input_ids, mask, torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long), decoder)
+
+
+def _model_inputs(batch: ScoringBatch) -> dict[str, torch.Tensor]:
+    if batch.inputs_embeds is not None:
+        return {"inputs_embeds": batch.inputs_embeds, "attention_mask": batch.attention_mask}
+    return {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+
+
+def target_hidden_and_head(model: nn.Module, batch: ScoringBatch) -> tuple[torch.Tensor, nn.Module] | None:
+    """Hidden states at the targets and the head that maps them to logits, when the class is known."""
+    name = type(model).__name__
+    if name in _HEADS:
+        base_attr, head_attr = _HEADS[name]
+        hidden = getattr(model, base_attr)(**_model_inputs(batch)).last_hidden_state
+        return hidden[batch.target_rows, batch.target_cols], getattr(model, head_attr)
+    if batch.decoder_input_ids is not None and hasattr(model, "get_encoder") and hasattr(model, "decoder"):
+        encoder_out = model.get_encoder()(**_model_inputs(batch))
+        decoded = model.decoder(
+            input_ids=batch.decoder_input_ids,
+            encoder_hidden_states=encoder_out.last_hidden_state,
+            encoder_attention_mask=batch.attention_mask,
+        ).last_hidden_state
+        hidden = decoded[batch.target_rows, batch.target_cols]
+        config = model.config
+        if getattr(config, "scale_decoder_outputs", getattr(config, "tie_word_embeddings", False)):
+            hidden = hidden * (config.d_model**-0.5)  # T5 rescales before its tied LM head
+        return hidden, model.lm_head
+    return None
+
+
+def target_logits(model: nn.Module, batch: ScoringBatch) -> torch.Tensor:
+    """Vocabulary logits at every target slot of the batch: shape (n_targets, vocab), float32."""
+    found = target_hidden_and_head(model, batch)
+    if found is not None:
+        hidden, head = found
+        return head(hidden).float()
+    kwargs = _model_inputs(batch)
+    if batch.decoder_input_ids is not None:
+        kwargs["decoder_input_ids"] = batch.decoder_input_ids
+    logits = model(**kwargs).logits
+    return logits[batch.target_rows, batch.target_cols].float()

@@ -1,0 +1,1 @@
+"""Task loaders: prepared JSONL under data/ -> examples."""

@@ -1,0 +1,121 @@
+"""LAMA T-REx facts and the vocabulary restriction of the LAMA / P-Tuning evaluations.
+
+Variants (AutoPrompt / P-Tuning naming):
+- ``lama34k``: facts of ``original`` (LAMA's T-REx test facts), predictions restricted to the
+  34k-vocab list of the model family (21,035 tokens for BERT; the 18,154-token shared list for
+  RoBERTa / GPT-2 / ALBERT / T5, as in THUDM/P-tuning).
+- ``lama29k``: facts of ``original_rob``, restricted to the 18,154-token vocabulary shared by
+  BERT, RoBERTa and GPT-2.
+A fact is kept only when its object is in the list *and* is one token for the model
+(``bench.prompts.verbalizer`` decides the model-specific form: leading space for byte-level BPE,
+lower case for ALBERT, ``▁`` for sentencepiece).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.errors import ConfigError, DataError
+from bench.io_utils import read_jsonl
+from bench.paths import data_dir
+
+VARIANTS = {"lama34k": ("original", "34k"), "lama29k": ("original_rob", "29k")}
+PREP_FIX = "run `make data` (python -m data_prep lama) to prepare data/lama"
+FACT_FIELDS = ("predicate_id", "sub_label", "obj_label")
+
+
+@dataclass(frozen=True)
+class Fact:
+    relation: str
+    sub_label: str
+    obj_label: str
+    uuid: str | None = None
+    reconstructed: bool = False
+
+
+@dataclass
+class RelationFacts:
+    """The facts of one relation and split, before and after the vocabulary filter."""
+
+    relation: str
+    split: str
+    facts: list[Fact]
+    dropped: list[Fact] = field(default_factory=list)
+
+
+def lama_root(root: Path | None = None) -> Path:
+    path = (root or data_dir()) / "lama"
+    if not (path / "relations.jsonl").is_file():
+        raise DataError("LAMA data is not prepared", file=path / "relations.jsonl", fix=PREP_FIX)
+    return path
+
+
+def variant_parts(variant: str) -> tuple[str, str]:
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown LAMA variant {variant!r}; choose one of {sorted(VARIANTS)}")
+    return VARIANTS[variant]
+
+
+def relation_ids(root: Path | None = None) -> list[str]:
+    """The 41 T-REx relations, in the order of data/lama/relations.jsonl."""
+    rows = read_jsonl(lama_root(root) / "relations.jsonl", required=("relation",), fix=PREP_FIX)
+    return [row["relation"] for row in rows]
+
+
+def relation_meta(root: Path | None = None) -> dict[str, dict]:
+    rows = read_jsonl(lama_root(root) / "relations.jsonl", required=("relation",), fix=PREP_FIX)
+    return {row["relation"]: row for row in rows}
+
+
+def load_facts(relation: str, split: str, variant: str, root: Path | None = None) -> list[Fact] | None:
+    """Facts of one relation/split, or None when the prepared data has no such file (a known gap)."""
+    folder, _ = variant_parts(variant)
+    path = lama_root(root) / "facts" / folder / relation / f"{split}.jsonl"
+    if not path.is_file():
+        return None
+    return [
+        Fact(
+            relation=row["predicate_id"],
+            sub_label=row["sub_label"],
+            obj_label=row["obj_label"],
+            uuid=row.get("uuid"),
+            reconstructed=bool(row.get("reconstructed", False)),
+        )
+        for row in read_jsonl(path, required=FACT_FIELDS, fix=PREP_FIX)
+    ]
+
+
+def load_vocab(variant: str, key: str, root: Path | None = None) -> list[str]:
+    """The LAMA vocabulary list (file order) that restricts predictions for a model family."""
+    _, size = variant_parts(variant)
+    path = lama_root(root) / "vocab" / size / f"{key}.txt"
+    if not path.is_file():
+        raise DataError(f"no {size} vocabulary for key {key!r}", file=path,
+                        fix=f"{PREP_FIX}; or set model.lama_vocab_key to one of the files in {path.parent}")
+    return [line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def filter_facts(
+    facts: Iterable[Fact], allowed_objects: set[str], include_reconstructed: bool = True
+) -> tuple[list[Fact], list[Fact]]:
+    """Split facts into (kept, dropped): kept iff the object is an allowed single-token word."""
+    kept: list[Fact] = []
+    dropped: list[Fact] = []
+    for fact in facts:
+        if not include_reconstructed and fact.reconstructed:
+            continue
+        (kept if fact.obj_label in allowed_objects else dropped).append(fact)
+    return kept, dropped
+
+
+def select_relations(requested: str | Sequence[str], root: Path | None = None) -> list[str]:
+    known = relation_ids(root)
+    if requested in ("all", None):
+        return known
+    chosen = [requested] if isinstance(requested, str) else list(requested)
+    unknown = [r for r in chosen if r not in known]
+    if unknown:
+        raise ConfigError(f"unknown LAMA relations {unknown}; known: {', '.join(known)}")
+    return chosen
