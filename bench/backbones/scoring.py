@@ -33,6 +33,9 @@ class ScoringBatch:
     target_cols: torch.Tensor  # (n_targets,) position (in the decoder for seq2seq)
     decoder_input_ids: torch.Tensor | None = None  # (batch, dec_seq), seq2seq only
     inputs_embeds: torch.Tensor | None = None  # replaces input_ids when soft prompts are used
+    soft_rows: torch.Tensor | None = None  # (n_soft,) batch index of each pseudo-token slot
+    soft_cols: torch.Tensor | None = None  # (n_soft,) its position in input_ids
+    soft_ids: torch.Tensor | None = None  # (n_soft,) which prompt vector fills it (prompt k: k * len + j)
 
     def to(self, device: torch.device) -> ScoringBatch:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -44,8 +47,13 @@ def pad_batch(
     targets: list[list[int]],
     pad_id: int,
     decoder_sequences: list[list[int]] | None = None,
+    soft_positions: list[list[int]] | None = None,
+    prompt_index: list[int] | None = None,
 ) -> ScoringBatch:
-    """Right-pad token id lists and flatten their target positions."""
+    """Right-pad token id lists and flatten their target (and pseudo-token) positions.
+
+    The j-th pseudo token of example i gets vector ``prompt_index[i] * n_i + j`` (n_i its number
+    of pseudo tokens), so several prompts of equal length can share one batch."""
     width = max(len(s) for s in sequences)
     input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
@@ -60,7 +68,14 @@ def pad_batch(
         decoder = torch.full((len(sequences), dec_width), pad_id, dtype=torch.long)
         for row, seq in enumerate(decoder_sequences):
             decoder[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-    return ScoringBatch(input_ids, mask, torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long), decoder)
+    batch = ScoringBatch(input_ids, mask, torch.tensor(rows, dtype=torch.long),
+                         torch.tensor(cols, dtype=torch.long), decoder)
+    if soft_positions is not None and any(soft_positions):
+        prompt_index = prompt_index or [0] * len(sequences)
+        soft = [(row, col, prompt_index[row] * len(cols_) + j)
+                for row, cols_ in enumerate(soft_positions) for j, col in enumerate(cols_)]
+        batch.soft_rows, batch.soft_cols, batch.soft_ids = (torch.tensor(v, dtype=torch.long) for v in zip(*soft, strict=True))
+    return batch
 
 
 def _model_inputs(batch: ScoringBatch) -> dict[str, torch.Tensor]:

@@ -78,7 +78,8 @@ def render_facts(
 
 def collate(items: Sequence[LamaItem], pad_id: int) -> ScoringBatch:
     decoder = [it.decoder_input_ids for it in items] if items[0].decoder_input_ids is not None else None
-    return pad_batch([it.input_ids for it in items], [it.target_positions for it in items], pad_id, decoder)
+    return pad_batch([it.input_ids for it in items], [it.target_positions for it in items], pad_id, decoder,
+                     soft_positions=[it.soft_positions for it in items])
 
 
 def length_sorted_batches(items: Sequence[LamaItem], batch_size: int) -> list[list[int]]:
