@@ -68,7 +68,9 @@ def execute(cfg: DictConfig) -> Path:
         method.setup(backbone)
         payload = _run_task(resolved, backbone, method)
         trainable = sum(p.numel() for p in method.trainable_parameters())
-        payload["params"] = {"trainable": trainable, "total": count_parameters(backbone.model)}
+        own = sum(count_parameters(m) for m in method.own_modules().values())
+        payload["params"] = {"trainable": trainable, "total": count_parameters(backbone.model) + own,
+                             "method_modules": own}
     except BenchError:
         raise
     except BaseException as err:

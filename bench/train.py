@@ -1,0 +1,155 @@
+"""One training loop for every method: parameter groups, schedules, early stopping, best state.
+
+The loop knows nothing about tasks or methods beyond two small contracts:
+- the method gives ``param_groups(trainer_cfg)`` (per-group learning rates),
+  ``trainable_parameters()`` and ``scorer()`` (batch -> scores at the target slots);
+- the task gives ``train_batches(batch_size, generator)`` (batches with their gold labels),
+  ``loss(scores, batch)`` and ``evaluate(split, scorer) -> (metrics, selection_value)``.
+The best state (by the selection split) is kept in memory and restored at the end, so the
+report split is always scored with the selected checkpoint, never chosen on itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+
+class TrainableTask(Protocol):
+    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterable[Any]: ...
+
+    def loss(self, scores: torch.Tensor, batch: Any) -> torch.Tensor: ...
+
+    def evaluate(self, split: str, scorer: Callable) -> tuple[dict, float]: ...
+
+
+@dataclass
+class FitResult:
+    best_value: float | None
+    best_step: int
+    best_epoch: int
+    steps: int
+    epochs: int
+    history: list[dict] = field(default_factory=list)  # one entry per evaluation
+    losses: list[float] = field(default_factory=list)  # mean training loss per epoch
+    selection_metrics: dict | None = None
+
+
+def build_optimizer(method, trainer_cfg: Mapping) -> torch.optim.Optimizer:
+    groups = method.param_groups(trainer_cfg)
+    if not any(p.requires_grad for g in groups for p in g["params"]):
+        raise ValueError(f"method {method.name} declares no trainable parameters; it cannot be trained")
+    name = str(trainer_cfg.get("optimizer", "adamw")).lower()
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
+    return cls(groups, lr=float(trainer_cfg["lr"]), weight_decay=float(trainer_cfg.get("weight_decay", 0.0)))
+
+
+def build_schedule(optimizer, trainer_cfg: Mapping, total_steps: int):
+    """Returns (scheduler, step_per) with step_per in {"epoch", "step"}."""
+    kind = trainer_cfg.get("schedule", "constant")
+    if kind == "exponential":  # P-Tuning LAMA: decay once per epoch
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=float(trainer_cfg.get("gamma", 0.98))), "epoch"
+    warmup = int(trainer_cfg.get("warmup_steps", 0) or 0)
+    if kind == "linear":
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / max(1, warmup)
+            return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+    elif kind == "constant":
+        def factor(step: int) -> float:
+            return min(1.0, (step + 1) / max(1, warmup)) if warmup else 1.0
+    else:
+        raise ValueError(f"unknown schedule {kind!r}: use linear, exponential or constant")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), "step"
+
+
+def trainable_snapshot(method) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in method.trainable_parameters()]
+
+
+def restore_snapshot(method, snapshot: list[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for param, saved in zip(method.trainable_parameters(), snapshot, strict=True):
+            param.copy_(saved)
+
+
+def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str, seed: int = 0,
+        steps_per_epoch: int | None = None) -> FitResult:
+    """Train ``method`` on ``task``; early-stop on ``selection_split``; restore the best state."""
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = build_optimizer(method, trainer_cfg)
+    max_epochs = int(trainer_cfg.get("max_epochs", 1))
+    max_steps = trainer_cfg.get("max_steps")
+    batch_size = int(trainer_cfg.get("batch_size", 8))
+    est_total = int(max_steps) if max_steps else max_epochs * max(1, steps_per_epoch or 1)
+    scheduler, step_per = build_schedule(optimizer, trainer_cfg, est_total)
+    eval_every = trainer_cfg.get("eval_every")
+    patience = trainer_cfg.get("early_stopping_patience")
+    clip = trainer_cfg.get("grad_clip")
+    scorer = method.scorer()
+    params = method.trainable_parameters()
+
+    result = FitResult(best_value=None, best_step=0, best_epoch=0, steps=0, epochs=0)
+    best_state = trainable_snapshot(method)
+    bad_evals = 0
+
+    def evaluate(epoch: int) -> bool:
+        """Evaluate on the selection split; return True when training should stop early."""
+        nonlocal best_state, bad_evals
+        method.eval_mode()
+        metrics, value = task.evaluate(selection_split, scorer)
+        method.train_mode()
+        result.history.append({"step": result.steps, "epoch": epoch, "value": value})
+        if result.best_value is None or value > result.best_value:
+            result.best_value, result.best_step, result.best_epoch = value, result.steps, epoch
+            result.selection_metrics = metrics
+            best_state, bad_evals = trainable_snapshot(method), 0
+        else:
+            bad_evals += 1
+        return patience is not None and bad_evals >= int(patience)
+
+    method.train_mode()
+    stop = False
+    for epoch in range(max_epochs):
+        losses = []
+        batches = task.train_batches(batch_size, generator)
+        for batch in tqdm(batches, desc=f"{method.name} epoch {epoch}", unit="step", leave=False, mininterval=2.0):
+            loss = task.loss(scorer(batch), batch)
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"training loss is {loss.item()} at step {result.steps}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(params, float(clip))
+            optimizer.step()
+            if step_per == "step":
+                scheduler.step()
+            losses.append(loss.item())
+            result.steps += 1
+            if eval_every and result.steps % int(eval_every) == 0 and evaluate(epoch):
+                stop = True
+            if stop or (max_steps and result.steps >= int(max_steps)):
+                stop = True
+                break
+        if step_per == "epoch":
+            scheduler.step()
+        result.losses.append(sum(losses) / len(losses) if losses else float("nan"))
+        result.epochs = epoch + 1
+        if stop:
+            break
+        if not eval_every and evaluate(epoch):
+            break
+    restore_snapshot(method, best_state)
+    method.eval_mode()
+    log.info("%s: best %s=%.4f at epoch %d (step %d) after %d steps", method.name, selection_split,
+             result.best_value if result.best_value is not None else float("nan"), result.best_epoch,
+             result.best_step, result.steps)
+    return result
