@@ -1,0 +1,180 @@
+"""Render a template for one example into model input ids, per backbone family.
+
+- ``mlm``: the target slot becomes the mask token (``num_target_tokens`` of them); specials as
+  the tokenizer adds them ([CLS] .. [SEP], <s> .. </s>).
+- ``clm``: everything after the target slot is dropped (LAMA, P-Tuning); the target position is
+  the last input token, whose next-token logits score the target. Whitespace before [Y] is not
+  rendered: it belongs to the target word (``target_prefix_space``), so GPT-2's "... located in "
+  never ends in a stray ``Ġ``.
+- ``seq2seq``: the target slot becomes ``<extra_id_0>`` (encoder input ends with ``</s>``);
+  ``decoder_input_ids = [pad, <extra_id_0>]`` and the target position is 1 in the decoder.
+
+Whitespace belongs to the piece that follows it; runs of whitespace between pieces count as one
+space and whitespace at the end is dropped, so no piece renders as a whitespace-only token.
+Pseudo tokens (``[P:n]``) take no whitespace: the text after them keeps its own leading space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bench.errors import ConfigError
+from bench.prompts.pieces import encode_piece, tokenizer_info
+from bench.prompts.template import Anchor, Field, Soft, Target, Template
+
+FAMILIES = ("mlm", "clm", "seq2seq")
+SENTINEL = "<extra_id_0>"
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    """Model inputs for one example; positions index ``input_ids`` (``decoder_input_ids`` for T5 targets)."""
+
+    input_ids: list[int]
+    target_positions: list[int]
+    soft_positions: list[int] = field(default_factory=list)
+    anchor_positions: list[int] = field(default_factory=list)
+    decoder_input_ids: list[int] | None = None
+    target_prefix_space: bool = True  # whether whitespace preceded [Y]: tokenize the target word with it
+
+    def tokens(self, tokenizer) -> list[str]:
+        return list(tokenizer.convert_ids_to_tokens(self.input_ids))
+
+
+@dataclass
+class _Piece:
+    kind: str  # "text" | "anchor" | "target" | "soft"
+    text: str = ""
+    space_before: bool = False
+    trunc: bool = False
+    count: int = 0
+    ids: list[int] = field(default_factory=list)
+
+
+def _pieces(template: Template, example: Mapping[str, object], start_space: bool) -> tuple[list[_Piece], bool]:
+    """Split the filled template into pieces (whitespace moved forward); also the target's prefix space."""
+    pieces: list[_Piece] = []
+    pending, at_start, target_space = "", True, start_space
+    for seg in template.segments:
+        if isinstance(seg, Soft):
+            pieces.append(_Piece("soft", count=seg.count))
+            pending, at_start = "", False
+            continue
+        if isinstance(seg, Target):
+            target_space = bool(pending) or (at_start and start_space)
+            pieces.append(_Piece("target"))
+            pending, at_start = "", False
+            continue
+        value = seg.value(example) if isinstance(seg, Field) else seg.text
+        text = pending + value
+        core = text.strip()
+        if not core:
+            pending += value
+            continue
+        space = text[0].isspace() or (at_start and start_space)
+        pieces.append(_Piece("anchor" if isinstance(seg, Anchor) else "text", core, space,
+                             isinstance(seg, Field) and seg.trunc))
+        pending = text[len(text.rstrip()) :]
+        at_start = False
+    return _merge(pieces), target_space
+
+
+def _merge(pieces: list[_Piece]) -> list[_Piece]:
+    """Join neighbouring text pieces (not ``:trunc`` fields) so they tokenise as one run of text.
+
+    Needed where pieces touch without whitespace: GPT-2 tokenises "Up!," as "Up" "!,", not "!" ",".
+    """
+    merged: list[_Piece] = []
+    for piece in pieces:
+        prev = merged[-1] if merged else None
+        if prev and piece.kind == prev.kind == "text" and not (piece.trunc or prev.trunc):
+            prev.text += (" " if piece.space_before else "") + piece.text
+        else:
+            merged.append(piece)
+    return merged
+
+
+def _target_ids(tokenizer, family: str, num_target_tokens: int) -> list[int]:
+    if family == "mlm":
+        if tokenizer.mask_token_id is None:
+            raise ConfigError(f"{type(tokenizer).__name__} has no mask token: family 'mlm' needs one")
+        return [tokenizer.mask_token_id] * num_target_tokens
+    if family == "seq2seq":
+        sentinel = tokenizer.convert_tokens_to_ids(SENTINEL)
+        if sentinel is None or sentinel == tokenizer.unk_token_id:
+            raise ConfigError(f"{type(tokenizer).__name__} has no {SENTINEL} sentinel: family 'seq2seq' needs T5's")
+        return [sentinel]
+    return []
+
+
+def _truncate(pieces: list[_Piece], overflow: int, template: Template, max_length: int) -> None:
+    """Drop ``overflow`` tokens from the ends of the longest ``:trunc`` fields (PET's shortening)."""
+    for _ in range(overflow):
+        candidates = [p for p in pieces if p.trunc and p.ids]
+        if not candidates:
+            raise ConfigError(f"template {template.text!r} does not fit max_length={max_length}: "
+                              f"{overflow} tokens over and no {{field:trunc}} left to shorten")
+        longest = max(len(p.ids) for p in candidates)
+        victim = [p for p in candidates if len(p.ids) == longest][-1]
+        victim.ids.pop()
+
+
+def render(
+    template: Template,
+    example: Mapping[str, object],
+    tokenizer,
+    family: str,
+    *,
+    max_length: int | None = None,
+    num_target_tokens: int = 1,
+    soft_token_id: int | None = None,
+) -> RenderedPrompt:
+    """Tokenise ``template`` filled with ``example`` for ``family`` ("mlm", "clm" or "seq2seq")."""
+    if family not in FAMILIES:
+        raise ConfigError(f"unknown model family {family!r}; expected one of {', '.join(FAMILIES)}")
+    if not template.has_target:
+        raise ConfigError(f"template {template.text!r} has no target slot [Y]/[MASK]")
+    if num_target_tokens < 1:
+        raise ConfigError(f"num_target_tokens must be >= 1, got {num_target_tokens}")
+    info = tokenizer_info(tokenizer)
+    pieces, target_space = _pieces(template, example, info.start_space)
+    if family == "clm":
+        pieces = pieces[: next(i for i, p in enumerate(pieces) if p.kind == "target") + 1]
+    for piece in pieces:
+        if piece.kind in ("text", "anchor"):
+            piece.ids = encode_piece(tokenizer, piece.text, space_before=piece.space_before)
+        elif piece.kind == "target":
+            piece.ids = _target_ids(tokenizer, family, num_target_tokens)
+    prefix = list(info.prefix_ids)
+    suffix = [] if family == "clm" else list(info.suffix_ids)
+    if family == "clm" and not prefix and all(p.kind == "target" for p in pieces):
+        if tokenizer.bos_token_id is None:
+            raise ConfigError(f"template {template.text!r} starts with [Y]: a left-to-right model needs a prefix")
+        prefix = [tokenizer.bos_token_id]
+    if max_length is not None:
+        total = len(prefix) + len(suffix) + sum(p.count if p.kind == "soft" else len(p.ids) for p in pieces)
+        if total > max_length:
+            _truncate(pieces, total - max_length, template, max_length)
+
+    fill = next(c for c in (soft_token_id, tokenizer.unk_token_id, tokenizer.pad_token_id, 0) if c is not None)
+    ids, targets, softs, anchors = list(prefix), [], [], []
+    for piece in pieces:
+        if piece.kind == "soft":
+            softs.extend(range(len(ids), len(ids) + piece.count))
+            ids.extend([fill] * piece.count)
+            continue
+        span = list(range(len(ids), len(ids) + len(piece.ids)))
+        if piece.kind == "target":
+            targets = span
+        elif piece.kind == "anchor":
+            anchors.extend(span)
+        ids.extend(piece.ids)
+    ids.extend(suffix)
+    decoder = None
+    if family == "clm":
+        targets = [len(ids) - 1]
+    elif family == "seq2seq":
+        start = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        decoder, targets = [start, tokenizer.convert_tokens_to_ids(SENTINEL)], [1]
+    return RenderedPrompt(ids, targets, softs, anchors, decoder, target_space)
