@@ -4,14 +4,29 @@ The LM head is applied to the hidden states at the target positions, not to ever
 so a batch costs one encoder pass plus ``n_targets x vocab`` head work (the dominant cost of a
 full-vocabulary head on long inputs). Architectures without a known head attribute fall back
 to the full forward pass and index its logits: same numbers, more work.
+
+A batch may carry a ``forward_patch`` (deep prompts: per-layer key/value prefixes). It is called
+once per backbone call with the part being run (``"model"`` for an encoder-only or decoder-only
+base model, ``"encoder"``/``"decoder"`` for seq2seq) and that call's keyword arguments, and
+returns them with its own inputs added (``past_key_values``, a mask extended by the prefix length,
+``position_ids``). Batches without one run exactly as before.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any, Protocol
 
 import torch
 from torch import nn
+
+PARTS = ("model", "encoder", "decoder")
+
+
+class ForwardPatch(Protocol):
+    """Adds inputs to one backbone call; must build fresh state (e.g. caches) on every call."""
+
+    def __call__(self, part: str, kwargs: dict[str, Any]) -> dict[str, Any]: ...
 
 # masked / causal LM class -> (base-model attribute, head attribute applied to hidden states)
 _HEADS: dict[str, tuple[str, str]] = {
@@ -36,10 +51,11 @@ class ScoringBatch:
     soft_rows: torch.Tensor | None = None  # (n_soft,) batch index of each pseudo-token slot
     soft_cols: torch.Tensor | None = None  # (n_soft,) its position in input_ids
     soft_ids: torch.Tensor | None = None  # (n_soft,) which prompt vector fills it (prompt k: k * len + j)
+    forward_patch: ForwardPatch | None = None  # deep prompts: adds past_key_values etc. to each backbone call
 
     def to(self, device: torch.device) -> ScoringBatch:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        return ScoringBatch(**{k: None if v is None else v.to(device) for k, v in values.items()})
+        return ScoringBatch(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in values.items()})
 
 
 def pad_batch(
@@ -84,20 +100,43 @@ def _model_inputs(batch: ScoringBatch) -> dict[str, torch.Tensor]:
     return {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
 
 
+def patched(batch: ScoringBatch, part: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` for one backbone call, with the batch's forward patch applied (if any)."""
+    return kwargs if batch.forward_patch is None else batch.forward_patch(part, kwargs)
+
+
+def is_seq2seq(model: nn.Module) -> bool:
+    return hasattr(model, "get_encoder") and hasattr(model, "decoder")
+
+
+def sequence_hidden(model: nn.Module, batch: ScoringBatch) -> torch.Tensor:
+    """Last hidden states (batch, seq, hidden) of an encoder-only or decoder-only base model."""
+    name = type(model).__name__
+    base = getattr(model, _HEADS[name][0]) if name in _HEADS else model.base_model
+    return base(**patched(batch, "model", _model_inputs(batch))).last_hidden_state
+
+
+def encoder_hidden(model: nn.Module, batch: ScoringBatch) -> torch.Tensor:
+    """Seq2seq encoder output (batch, seq, hidden)."""
+    return model.get_encoder()(**patched(batch, "encoder", _model_inputs(batch))).last_hidden_state
+
+
+def decoder_hidden(model: nn.Module, batch: ScoringBatch, encoder_states: torch.Tensor,
+                   decoder_input_ids: torch.Tensor) -> torch.Tensor:
+    """Seq2seq decoder output (batch, dec_seq, hidden) over ``encoder_states``."""
+    kwargs = {"input_ids": decoder_input_ids, "encoder_hidden_states": encoder_states,
+              "encoder_attention_mask": batch.attention_mask}
+    return model.decoder(**patched(batch, "decoder", kwargs)).last_hidden_state
+
+
 def target_hidden_and_head(model: nn.Module, batch: ScoringBatch) -> tuple[torch.Tensor, nn.Module] | None:
     """Hidden states at the targets and the head that maps them to logits, when the class is known."""
     name = type(model).__name__
     if name in _HEADS:
-        base_attr, head_attr = _HEADS[name]
-        hidden = getattr(model, base_attr)(**_model_inputs(batch)).last_hidden_state
-        return hidden[batch.target_rows, batch.target_cols], getattr(model, head_attr)
-    if batch.decoder_input_ids is not None and hasattr(model, "get_encoder") and hasattr(model, "decoder"):
-        encoder_out = model.get_encoder()(**_model_inputs(batch))
-        decoded = model.decoder(
-            input_ids=batch.decoder_input_ids,
-            encoder_hidden_states=encoder_out.last_hidden_state,
-            encoder_attention_mask=batch.attention_mask,
-        ).last_hidden_state
+        hidden = sequence_hidden(model, batch)
+        return hidden[batch.target_rows, batch.target_cols], getattr(model, _HEADS[name][1])
+    if batch.decoder_input_ids is not None and is_seq2seq(model):
+        decoded = decoder_hidden(model, batch, encoder_hidden(model, batch), batch.decoder_input_ids)
         hidden = decoded[batch.target_rows, batch.target_cols]
         config = model.config
         if getattr(config, "scale_decoder_outputs", getattr(config, "tie_word_embeddings", False)):
@@ -112,7 +151,9 @@ def target_logits(model: nn.Module, batch: ScoringBatch) -> torch.Tensor:
     if found is not None:
         hidden, head = found
         return head(hidden).float()
-    kwargs = _model_inputs(batch)
+    if batch.forward_patch is not None and batch.decoder_input_ids is not None:
+        raise ValueError(f"{type(model).__name__}: forward patches on seq2seq models need get_encoder() and .decoder")
+    kwargs = patched(batch, "model", _model_inputs(batch))
     if batch.decoder_input_ids is not None:
         kwargs["decoder_input_ids"] = batch.decoder_input_ids
     logits = model(**kwargs).logits
