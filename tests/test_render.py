@@ -153,6 +153,20 @@ def test_t5_soft_tokens_and_sentinel():
     assert tokens == ["▁", "▁", "▁Paris", "<extra_id_0>", "▁.", "</s>"] and p.soft_positions == [0, 1]
 
 
+def test_pair_token_types_only_where_the_model_uses_them():
+    template = parse_template("{a} ? [SEP] [MASK] , {b}")
+    example = {"a": "It rains", "b": "wet"}
+    p = render(template, example, bert_cased(), "mlm")
+    assert p.tokens(bert_cased()) == ["[CLS]", "[UNK]", "[UNK]", "?", "[SEP]", "[MASK]", ",", "[UNK]", "[SEP]"]
+    assert p.token_type_ids == [0, 0, 0, 0, 0, 1, 1, 1, 1]
+    p = render(template, example, albert_hand(), "mlm")
+    assert p.token_type_ids is not None and p.token_type_ids[p.target_positions[0]] == 1
+    assert render(template, example, roberta(), "mlm").token_type_ids is None
+    p = render(template, example, gpt2(), "clm")
+    assert p.tokens(gpt2()) == ["It", "Ġrains", "Ġ?"] and p.token_type_ids is None
+    assert render(LOCATED, PARIS, bert_cased(), "mlm").token_type_ids is None
+
+
 # --- truncation ----------------------------------------------------------------------------------
 
 def test_trunc_field_is_shortened_from_the_end_longest_first():

@@ -11,7 +11,7 @@ import yaml
 from bench.errors import ConfigError, DataError
 from bench.paths import REPO_ROOT
 from bench.prompts import ptuning_text, templates_for, verbalizer_for
-from bench.prompts.template import Anchor, Field, Soft, Target, Text, parse_template
+from bench.prompts.template import Anchor, Field, Sep, Soft, Target, Text, parse_template
 
 CONF = REPO_ROOT / "conf" / "template"
 
@@ -31,6 +31,12 @@ def test_ptuning_shapes_and_anchor():
     t = parse_template("{premise}[P][A:?][P:2][MASK]{hypothesis}")
     assert t.segments == (Field("premise"), Soft(1), Anchor("?"), Soft(2), Target(), Field("hypothesis"))
     assert t.fields == ("premise", "hypothesis") and t.soft_blocks == (1, 2)
+
+
+def test_pair_separator():
+    t = parse_template("{hypothesis} ? [SEP] [MASK] , {premise}")
+    assert t.is_pair and t.segments[2] == Sep() and not parse_template("[X] [Y]").is_pair
+    assert t.fill({"hypothesis": "h", "premise": "p"}, sep="|") == "h ? | [MASK] , p"
 
 
 def test_field_modifiers():
@@ -57,6 +63,7 @@ def test_brackets_that_open_no_slot_are_literal():
     ("{x:bogus} [Y]", "column 1: {x:bogus}: unknown field modifier 'bogus'"),
     ("[X is located in [Y] .", "column 1: unclosed slot"),
     ("[x] is located in [Y] .", "column 1: unknown slot [x]"),
+    ("{a} [SEP] {b} [SEP] [Y]", "column 15: second [SEP] (the first is at column 5)"),
 ])
 def test_syntax_errors_name_template_and_column(text, message):
     with pytest.raises(ConfigError) as err:

@@ -5,8 +5,9 @@
 - ``kind: prompt_set``: per-relation prompts from ``data/lama/prompts/<prompt_set>.jsonl`` (rows
   ``{relation, template, rank, source}``); ``rank`` picks one (0 = the set's first or best),
   a list picks several, null keeps all in rank order.
-- ``kind: fixed``: ``text`` (one template), ``texts`` (several; ``rank`` picks) or ``by_family``
-  (one per family).
+- ``kind: fixed``: ``text`` (one template), ``texts`` (a list, or a mapping pattern id -> text;
+  ``rank`` picks) or ``by_family`` (one per family). ``verbalizer`` maps labels to words;
+  ``verbalizers`` overrides it per pattern id (PET).
 - ``kind: ptuning``: P-Tuning's continuous template, ``shape`` per family (pseudo tokens before
   [X], between [X] and [Y], after [Y]); ``keep_manual`` keeps the relation's manual prompt text.
 """
@@ -100,15 +101,13 @@ def templates_for(cfg: Mapping, relation: str | None = None, family: str | None 
             texts = [_family_value(cfg["by_family"], family, "by_family", name)]
         if not texts:
             raise ConfigError(f"template config {name!r} (kind fixed) needs text, texts or by_family")
-        chosen = list(enumerate(texts))
+        by_id = {int(k): v for k, v in texts.items()} if isinstance(texts, Mapping) else dict(enumerate(texts))
         ranks = cfg.get("rank")
-        if ranks is not None:
-            wanted = [ranks] if isinstance(ranks, int) else list(ranks)
-            bad = [r for r in wanted if not 0 <= r < len(texts)]
-            if bad:
-                raise ConfigError(f"template config {name!r}: rank {bad[0]} out of range (0..{len(texts) - 1})")
-            chosen = [(r, texts[r]) for r in wanted]
-        return [parse_template(str(t), name=f"{name}:r{i}") for i, t in chosen]
+        wanted = sorted(by_id) if ranks is None else [ranks] if isinstance(ranks, int) else list(ranks)
+        bad = [r for r in wanted if r not in by_id]
+        if bad:
+            raise ConfigError(f"template config {name!r}: rank {bad[0]} out of range ({sorted(by_id)})")
+        return [parse_template(str(by_id[r]), name=f"{name}:r{r}") for r in wanted]
     if kind == "ptuning":
         shape = list(_family_value(cfg.get("shape", [3, 3, 3]), family, "shape", name))
         manual = None
@@ -122,7 +121,11 @@ def templates_for(cfg: Mapping, relation: str | None = None, family: str | None 
     raise ConfigError(f"template config {name!r}: unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
 
 
-def verbalizer_for(cfg: Mapping) -> Verbalizer | None:
-    """The config's ``verbalizer`` mapping (label -> word or words), if it has one."""
-    mapping = cfg.get("verbalizer")
+def verbalizer_for(cfg: Mapping, rank: int | None = None) -> Verbalizer | None:
+    """The config's ``verbalizer`` (label -> word or words), or its ``verbalizers[rank]`` override
+    (PET's pattern-specific verbalizers); ``rank`` defaults to the config's ``rank``."""
+    rank = cfg.get("rank") if rank is None else rank
+    overrides = cfg.get("verbalizers") or {}
+    mapping = next((v for k, v in overrides.items() if int(k) == rank), None) if isinstance(rank, int) else None
+    mapping = cfg.get("verbalizer") if mapping is None else mapping
     return None if mapping is None else Verbalizer.from_config(mapping)

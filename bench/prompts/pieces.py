@@ -31,6 +31,8 @@ class TokenizerInfo:
     prefix_ids: tuple[int, ...]  # special tokens the tokenizer puts before a single sequence
     suffix_ids: tuple[int, ...]  # ... and after it
     start_space: bool  # whether the first word of a string is tokenised as if preceded by a space
+    pair_middle: tuple[int, ...] | None = None  # specials between the two texts of a pair; None: unknown
+    pair_types: bool = False  # whether the second text of a pair gets token_type_ids 1 (BERT, ALBERT)
 
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -70,6 +72,18 @@ def _special_layout(tokenizer) -> tuple[tuple[int, ...], tuple[int, ...]]:
                       f"({plain} inside {full} not found)")
 
 
+def _pair_layout(tokenizer, prefix: tuple[int, ...], suffix: tuple[int, ...]) -> tuple[tuple[int, ...] | None, bool]:
+    first = tokenizer.encode("a", add_special_tokens=False)
+    second = tokenizer.encode("b", add_special_tokens=False)
+    encoded = tokenizer("a", "b", return_token_type_ids=True)
+    full, types = list(encoded["input_ids"]), encoded.get("token_type_ids")
+    head, tail = [*prefix, *first], [*second, *suffix]
+    if full[: len(head)] != head or full[len(full) - len(tail) :] != tail or len(full) < len(head) + len(tail):
+        return None, False
+    middle = tuple(full[len(head) : len(full) - len(tail)])
+    return middle, bool(types) and types[-1] == 1
+
+
 def tokenizer_info(tokenizer) -> TokenizerInfo:
     """Kind (byte-level BPE, WordPiece, SentencePiece), special-token layout, start-of-text spacing."""
     try:
@@ -83,7 +97,7 @@ def tokenizer_info(tokenizer) -> TokenizerInfo:
     first = tokenizer.convert_ids_to_tokens(tokenizer.encode("a", add_special_tokens=False))
     marker = {BYTE_BPE: BPE_SPACE, SENTENCEPIECE: SP_SPACE}.get(kind)
     start_space = bool(marker and first and first[0].startswith(marker)) or kind == WORDPIECE
-    info = TokenizerInfo(kind, prefix, suffix, start_space)
+    info = TokenizerInfo(kind, prefix, suffix, start_space, *_pair_layout(tokenizer, prefix, suffix))
     with contextlib.suppress(TypeError):
         _CACHE[tokenizer] = info
     return info

@@ -12,6 +12,8 @@
 Whitespace belongs to the piece that follows it; runs of whitespace between pieces count as one
 space and whitespace at the end is dropped, so no piece renders as a whitespace-only token.
 Pseudo tokens (``[P:n]``) take no whitespace: the text after them keeps its own leading space.
+``[SEP]`` inserts the tokenizer's pair separator; the text after it starts a new text (as after
+the start of the string), and ``token_type_ids`` mark the second text where the model uses them.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 
 from bench.errors import ConfigError
 from bench.prompts.pieces import encode_piece, tokenizer_info
-from bench.prompts.template import Anchor, Field, Soft, Target, Template
+from bench.prompts.template import Anchor, Field, Sep, Soft, Target, Template
 
 FAMILIES = ("mlm", "clm", "seq2seq")
 SENTINEL = "<extra_id_0>"
@@ -37,6 +39,7 @@ class RenderedPrompt:
     anchor_positions: list[int] = field(default_factory=list)
     decoder_input_ids: list[int] | None = None
     target_prefix_space: bool = True  # whether whitespace preceded [Y]: tokenize the target word with it
+    token_type_ids: list[int] | None = None  # pair templates ([SEP]) on models with segment embeddings
 
     def tokens(self, tokenizer) -> list[str]:
         return list(tokenizer.convert_ids_to_tokens(self.input_ids))
@@ -44,7 +47,7 @@ class RenderedPrompt:
 
 @dataclass
 class _Piece:
-    kind: str  # "text" | "anchor" | "target" | "soft"
+    kind: str  # "text" | "anchor" | "target" | "soft" | "sep"
     text: str = ""
     space_before: bool = False
     trunc: bool = False
@@ -60,6 +63,10 @@ def _pieces(template: Template, example: Mapping[str, object], start_space: bool
         if isinstance(seg, Soft):
             pieces.append(_Piece("soft", count=seg.count))
             pending, at_start = "", False
+            continue
+        if isinstance(seg, Sep):
+            pieces.append(_Piece("sep"))
+            pending, at_start = "", True
             continue
         if isinstance(seg, Target):
             target_space = bool(pending) or (at_start and start_space)
@@ -146,6 +153,10 @@ def render(
             piece.ids = encode_piece(tokenizer, piece.text, space_before=piece.space_before)
         elif piece.kind == "target":
             piece.ids = _target_ids(tokenizer, family, num_target_tokens)
+        elif piece.kind == "sep":
+            if info.pair_middle is None:
+                raise ConfigError(f"cannot tell how {type(tokenizer).__name__} separates a text pair ([SEP])")
+            piece.ids = list(info.pair_middle)
     prefix = list(info.prefix_ids)
     suffix = [] if family == "clm" else list(info.suffix_ids)
     if family == "clm" and not prefix and all(p.kind == "target" for p in pieces):
@@ -159,7 +170,12 @@ def render(
 
     fill = next(c for c in (soft_token_id, tokenizer.unk_token_id, tokenizer.pad_token_id, 0) if c is not None)
     ids, targets, softs, anchors = list(prefix), [], [], []
+    second = None  # where the second text of a pair starts
     for piece in pieces:
+        if piece.kind == "sep":
+            ids.extend(piece.ids)
+            second = len(ids)
+            continue
         if piece.kind == "soft":
             softs.extend(range(len(ids), len(ids) + piece.count))
             ids.extend([fill] * piece.count)
@@ -177,4 +193,7 @@ def render(
     elif family == "seq2seq":
         start = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         decoder, targets = [start, tokenizer.convert_tokens_to_ids(SENTINEL)], [1]
-    return RenderedPrompt(ids, targets, softs, anchors, decoder, target_space)
+    types = None
+    if second is not None and info.pair_types and family == "mlm":
+        types = [0] * second + [1] * (len(ids) - second)
+    return RenderedPrompt(ids, targets, softs, anchors, decoder, target_space, types)

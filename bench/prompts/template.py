@@ -9,6 +9,8 @@ Slots (anything else is literal text; a ``[`` or ``{`` that does not open a slot
 - ``[Y]`` or ``[MASK]``: the target slot (at most one).
 - ``[P]`` / ``[P:n]``: ``n`` continuous pseudo tokens (P-Tuning); ``[P:3] [X] [P:3] [Y] [P:3]``.
 - ``[A:text]``: anchor tokens, real words kept inside a continuous template (P-Tuning's ``[A:?]``).
+- ``[SEP]``: the boundary of a text pair (PET's ``parts_a`` / ``parts_b``): the tokenizer's pair
+  separator (``[SEP]``, ``</s></s>``); the second text gets token type 1 where the model uses them.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from bench.errors import ConfigError
 FIELD_MODIFIERS = ("trunc", "lcfirst", "drop_last")
 _SLOT = re.compile(r"\[([A-Za-z][A-Za-z0-9_]*)(?::([^\[\]]*))?\]")
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([^{}]*))?\}")
-_UNCLOSED = re.compile(r"\[(?:X|Y|MASK|P)(?::[^\]]*)?(?=$|\s)|\[A:[^\]]*$")
-SLOT_HELP = "known slots: [X] [Y] [MASK] [P] [P:n] [A:text] {field} {field:trunc}"
+_UNCLOSED = re.compile(r"\[(?:X|Y|MASK|P|SEP)(?::[^\]]*)?(?=$|\s)|\[A:[^\]]*$")
+SLOT_HELP = "known slots: [X] [Y] [MASK] [P] [P:n] [A:text] [SEP] {field} {field:trunc}"
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,12 @@ class Anchor:
     text: str
 
 
-Segment = Text | Field | Target | Soft | Anchor
+@dataclass(frozen=True)
+class Sep:
+    """The boundary between the two texts of a pair."""
+
+
+Segment = Text | Field | Target | Soft | Anchor | Sep
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,11 @@ class Template:
     def has_target(self) -> bool:
         return any(isinstance(s, Target) for s in self.segments)
 
-    def fill(self, example: Mapping[str, object], target: str = "[MASK]", soft: str = "") -> str:
+    @property
+    def is_pair(self) -> bool:
+        return any(isinstance(s, Sep) for s in self.segments)
+
+    def fill(self, example: Mapping[str, object], target: str = "[MASK]", soft: str = "", sep: str = " ") -> str:
         """The plain string: fields filled, ``target`` for the target slot, ``soft`` per pseudo token."""
         parts = []
         for seg in self.segments:
@@ -114,6 +125,8 @@ class Template:
                 parts.append(seg.value(example))
             elif isinstance(seg, Target):
                 parts.append(target)
+            elif isinstance(seg, Sep):
+                parts.append(sep)
             else:
                 parts.append(soft * seg.count)
         return "".join(parts)
@@ -131,6 +144,8 @@ def _slot(match: re.Match[str], text: str, name: str | None) -> Segment:
         return Target()
     if slot == "X" and arg is None:
         return Field("x")
+    if slot == "SEP" and arg is None:
+        return Sep()
     if slot == "P":
         if arg is None:
             return Soft(1)
@@ -162,6 +177,7 @@ def parse_template(text: str, *, name: str | None = None) -> Template:
     segments: list[Segment] = []
     literal: list[str] = []
     target_col: int | None = None
+    sep_col: int | None = None
     i = 0
     while i < len(text):
         char = text[i]
@@ -178,6 +194,10 @@ def parse_template(text: str, *, name: str | None = None) -> Template:
                 raise _error(text, name, i, f"second target slot {match.group(0)} "
                              f"(the first is at column {target_col + 1}); a template has one [Y]/[MASK]")
             target_col = i
+        if isinstance(segment, Sep):
+            if sep_col is not None:
+                raise _error(text, name, i, f"second [SEP] (the first is at column {sep_col + 1}); a pair has two texts")
+            sep_col = i
         if literal:
             segments.append(Text("".join(literal)))
             literal = []
