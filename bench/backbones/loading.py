@@ -1,0 +1,198 @@
+"""Load a backbone (model + tokenizer) from a model config: local path, hub cache, or the hub when reachable.
+
+Order: `path` if set; tiny/mini models (a `build:` recipe) are built on first use into
+<models_dir>/hub and loaded from there through the hub-cache code path; real checkpoints come from
+the Hugging Face cache (offline first) and are downloaded only when the hub answers. Offline with
+nothing cached, one MissingWeightsError says what is missing and how to provide it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.backbones.hub import (
+    cached_snapshot,
+    has_weights,
+    hf_cache_dir,
+    hub_reachable,
+    resolve_cached_revision,
+)
+from bench.device import pick_device, pick_dtype
+from bench.errors import ConfigError, MissingWeightsError
+from bench.paths import REPO_ROOT
+from bench.paths import models_dir as default_models_dir
+
+FAMILIES = ("mlm", "clm", "seq2seq")
+ARCHES = ("bert", "roberta", "albert", "gpt2", "t5")
+REQUIRED = ("name", "family", "arch", "hub_id", "revision", "path", "lama_vocab_key", "build")
+MODEL_CONF_DIR = REPO_ROOT / "conf" / "model"
+
+
+@dataclass
+class Backbone:
+    """A loaded model in eval mode with its tokenizer and where it came from (for run records)."""
+
+    name: str
+    family: str  # mlm | clm | seq2seq
+    arch: str  # bert | roberta | albert | gpt2 | t5
+    model: Any
+    tokenizer: Any
+    hub_id: str
+    revision: str | None  # the commit actually loaded when known (resolved from refs/ for branches)
+    path: Path | None  # local directory when loaded from `path`
+    device: torch.device
+    dtype: torch.dtype
+    source: str  # path | cache | download | built (tiny model built and loaded from <models_dir>/hub)
+    lama_vocab_key: str | None = None
+
+
+def load_model_config(name: str, conf_dir: str | Path | None = None) -> dict[str, Any]:
+    """Read conf/model/<name>.yaml as a plain dict (what Hydra puts under `model`)."""
+    import yaml
+
+    folder = Path(conf_dir) if conf_dir else MODEL_CONF_DIR
+    path = folder / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise ConfigError(f"no model config {path}; known models: {', '.join(known)}")
+    return check_model_config(yaml.safe_load(path.read_text(encoding="utf-8")), source=str(path))
+
+
+def check_model_config(cfg: Mapping[str, Any], source: str = "model config") -> dict[str, Any]:
+    """Plain-dict copy of a model config (DictConfig accepted) after checking keys and enumerations."""
+    if hasattr(cfg, "_metadata"):  # omegaconf DictConfig
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    cfg = dict(cfg)
+    missing = [key for key in REQUIRED if key not in cfg]
+    if missing:
+        raise ConfigError(f"{source}: missing keys {missing} (every model config needs {list(REQUIRED)})")
+    if cfg["family"] not in FAMILIES:
+        raise ConfigError(f"{source}: family {cfg['family']!r} is not one of {FAMILIES}")
+    if cfg["arch"] not in ARCHES:
+        raise ConfigError(f"{source}: arch {cfg['arch']!r} is not one of {ARCHES}")
+    cfg.setdefault("hub_aliases", [])
+    return cfg
+
+
+def _auto_model_class(family: str) -> Any:
+    import transformers
+
+    return {"mlm": transformers.AutoModelForMaskedLM, "clm": transformers.AutoModelForCausalLM,
+            "seq2seq": transformers.AutoModelForSeq2SeqLM}[family]
+
+
+def _from_pretrained(family: str, source: str | Path, dtype: torch.dtype, **hub: Any) -> tuple[Any, Any]:
+    """Model + tokenizer through the transformers Auto classes (one code path for folders and hub ids)."""
+    from transformers import AutoTokenizer
+
+    # transformers passes neither cache_dir nor local_files_only on to its PEFT adapter probe, which
+    # then asks the hub for adapter_config.json (with retries) even for a local-only load: pass them.
+    adapter = {key: hub[key] for key in ("cache_dir", "local_files_only") if key in hub}
+    model = _auto_model_class(family).from_pretrained(str(source), dtype=dtype, adapter_kwargs=adapter, **hub)
+    tokenizer = AutoTokenizer.from_pretrained(str(source), **hub)
+    return model, tokenizer
+
+
+def _tiny_alternative(cfg: Mapping[str, Any]) -> str:
+    return f"tiny-{cfg['arch']}"
+
+
+def missing_weights_message(cfg: Mapping[str, Any], cache_dir: Path, why_offline: str, detail: str = "") -> str:
+    """The one explanation an offline user gets: what is missing, and the ways to provide it."""
+    hub_id, revision, name = cfg["hub_id"], cfg.get("revision") or "main", cfg["name"]
+    names = ", ".join([hub_id, *cfg.get("hub_aliases", [])])
+    return (
+        f"weights for model {name!r} are not available: hub id {hub_id} at revision {revision} is not in the "
+        f"Hugging Face cache {cache_dir} (looked for {names}){detail}, model.path is not set, and the hub "
+        f"cannot be reached ({why_offline}).\n"
+        "Provide them in one of two ways:\n"
+        f"  1. once, on a machine with network, download them into the Hugging Face cache:\n"
+        f"       huggingface-cli download {hub_id} --revision {revision}\n"
+        f"     (or `hf download {hub_id} --revision {revision}`, or any run of this model with network);"
+        " HF_HOME / HF_HUB_CACHE choose the cache folder;\n"
+        f"  2. point to a local folder holding config.json, the weights and the tokenizer files:\n"
+        f"       python -m bench.run ... model={name} model.path=/dir/with/weights\n"
+        f"Offline alternative for smoke tests (random weights, built locally): model={_tiny_alternative(cfg)}"
+    )
+
+
+def _load_from_path(cfg: Mapping[str, Any], dtype: torch.dtype) -> tuple[Any, Any]:
+    folder = Path(str(cfg["path"])).expanduser()
+    if not (folder / "config.json").is_file() or not has_weights(folder):
+        raise MissingWeightsError(
+            f"model.path={folder} does not hold a model (config.json plus model.safetensors or pytorch_model.bin) "
+            f"for {cfg['name']!r}. Fix the path, or drop model.path to use the Hugging Face cache "
+            f"({cfg['hub_id']} at revision {cfg.get('revision') or 'main'})."
+        )
+    return _from_pretrained(cfg["family"], folder, dtype, local_files_only=True)
+
+
+def _load_built(cfg: Mapping[str, Any], dtype: torch.dtype, models_dir: Path) -> tuple[Any, Any, str]:
+    from bench.models.tiny import ensure_built
+
+    ensure_built(cfg, models_dir)
+    cache_dir = models_dir / "hub"
+    revision = resolve_cached_revision(cfg["hub_id"], cfg.get("revision"), cache_dir)
+    if revision is None:
+        raise MissingWeightsError(f"built model {cfg['hub_id']} has no revision {cfg.get('revision')!r} in {cache_dir}")
+    model, tokenizer = _from_pretrained(cfg["family"], cfg["hub_id"], dtype, cache_dir=str(cache_dir),
+                                        revision=revision, local_files_only=True)
+    return model, tokenizer, revision
+
+
+def _load_from_hub(cfg: Mapping[str, Any], dtype: torch.dtype) -> tuple[Any, Any, str, str | None, str]:
+    """(model, tokenizer, source, revision, hub id used): the cache first, then the hub if it answers."""
+    cache_dir = hf_cache_dir()
+    revision = cfg.get("revision") or "main"
+    detail = ""
+    for repo_id in [cfg["hub_id"], *cfg.get("hub_aliases", [])]:
+        snapshot = cached_snapshot(repo_id, revision, cache_dir)
+        if snapshot is None:
+            continue
+        if not has_weights(snapshot):
+            detail = f" (only a partial download without weights at {snapshot})"
+            continue
+        model, tokenizer = _from_pretrained(cfg["family"], repo_id, dtype, cache_dir=str(cache_dir),
+                                            revision=revision, local_files_only=True)
+        return model, tokenizer, "cache", snapshot.name, repo_id
+    reachable, why = hub_reachable()
+    if not reachable:
+        raise MissingWeightsError(missing_weights_message(cfg, cache_dir, why, detail))
+    model, tokenizer = _from_pretrained(cfg["family"], cfg["hub_id"], dtype, cache_dir=str(cache_dir),
+                                        revision=revision)
+    resolved = resolve_cached_revision(cfg["hub_id"], revision, cache_dir) or revision
+    return model, tokenizer, "download", resolved, cfg["hub_id"]
+
+
+def load_backbone(
+    cfg: Mapping[str, Any],
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    models_dir: str | Path | None = None,
+) -> Backbone:
+    """Load the model a config names, in eval mode on `device` with `dtype` (defaults: bench.device picks)."""
+    cfg = check_model_config(cfg)
+    target = device if isinstance(device, torch.device) else pick_device(device)
+    torch_dtype = dtype if isinstance(dtype, torch.dtype) else pick_dtype(target, dtype)
+    hub_id, revision, path = cfg["hub_id"], cfg.get("revision"), None
+    if cfg.get("path"):
+        model, tokenizer = _load_from_path(cfg, torch_dtype)
+        path, source = Path(str(cfg["path"])).expanduser(), "path"
+    elif cfg.get("build"):
+        folder = Path(models_dir) if models_dir else default_models_dir()
+        model, tokenizer, revision = _load_built(cfg, torch_dtype, folder)
+        source = "built"
+    else:
+        model, tokenizer, source, revision, hub_id = _load_from_hub(cfg, torch_dtype)
+    model.eval()
+    model.to(device=target, dtype=torch_dtype)
+    return Backbone(name=cfg["name"], family=cfg["family"], arch=cfg["arch"], model=model, tokenizer=tokenizer,
+                    hub_id=hub_id, revision=revision, path=path, device=target, dtype=torch_dtype, source=source,
+                    lama_vocab_key=cfg.get("lama_vocab_key"))

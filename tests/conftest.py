@@ -1,0 +1,24 @@
+"""Shared fixtures. `tiny_backbone(name)` gives a tiny offline model, built once into bench.paths.models_dir()."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone():
+    """Factory: tiny_backbone("tiny-bert") -> Backbone on CPU/fp32, loaded once per session.
+
+    The first call per name builds the model when data/models has no current build (reused across
+    sessions). The same object is handed to every test: deep-copy it before training it.
+    """
+    from bench.backbones import load_backbone, load_model_config
+
+    loaded = {}
+
+    def get(name: str = "tiny-bert"):
+        if name not in loaded:
+            loaded[name] = load_backbone(load_model_config(name), device="cpu", dtype="fp32")
+        return loaded[name]
+
+    return get
