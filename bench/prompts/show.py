@@ -50,13 +50,6 @@ def format_prompt(prompt: RenderedPrompt, tokenizer) -> str:
     return "\n".join(lines)
 
 
-def _model_cfg(name: str) -> dict:
-    path = REPO_ROOT / "conf" / "model" / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"no model config {path}; known: {sorted(p.stem for p in path.parent.glob('*.yaml'))}")
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
-
-
 def load_tokenizer(model: str | None, tokenizer_dir: str | None):
     """The tokenizer (and the model's family, if known) for --model NAME or --tokenizer DIR."""
     if tokenizer_dir:
@@ -65,11 +58,9 @@ def load_tokenizer(model: str | None, tokenizer_dir: str | None):
         return AutoTokenizer.from_pretrained(tokenizer_dir), None
     if not model:
         raise ConfigError("pass --model NAME (conf/model/NAME.yaml) or --tokenizer DIR")
-    cfg = _model_cfg(model)
-    try:
-        from bench.backbones.loading import load_backbone
-    except ImportError as err:
-        raise ConfigError("bench.backbones.loading is not available here: pass --tokenizer DIR") from err
+    from bench.backbones.loading import load_backbone, load_model_config
+
+    cfg = load_model_config(model)
     backbone = load_backbone(cfg, device="cpu", dtype="fp32")
     return backbone.tokenizer, cfg.get("family")
 
