@@ -56,6 +56,8 @@ def test_gpt2_trailing_space_before_target_moves_into_the_target_word():
 def test_gpt2_template_starting_with_target_gets_bos():
     tokens, p = _tokens(gpt2(), "[Y] league [X] .", "clm")
     assert tokens == ["<|endoftext|>"] and p.target_positions == [0] and p.target_prefix_space is False
+    tokens, p = _tokens(gpt2(), "{a} [Y] .", "clm", example={"a": " "})  # a field that renders to nothing
+    assert tokens == ["<|endoftext|>"] and p.target_positions == [0]
 
 
 def test_roberta_golden():

@@ -5,9 +5,11 @@
 - ``clm``: everything after the target slot is dropped (LAMA, P-Tuning); the target position is
   the last input token, whose next-token logits score the target. Whitespace before [Y] is not
   rendered: it belongs to the target word (``target_prefix_space``), so GPT-2's "... located in "
-  never ends in a stray ``Ġ``.
+  never ends in a stray ``Ġ``. A template that starts with [Y] gets the BOS token as its prefix.
 - ``seq2seq``: the target slot becomes ``<extra_id_0>`` (encoder input ends with ``</s>``);
   ``decoder_input_ids = [pad, <extra_id_0>]`` and the target position is 1 in the decoder.
+  ``clm`` and ``seq2seq`` ignore ``num_target_tokens``: further target tokens are appended (to the
+  input / the decoder) by whoever scores them (``bench.prompts.multitoken``).
 
 Whitespace belongs to the piece that follows it; runs of whitespace between pieces count as one
 space and whitespace at the end is dropped, so no piece renders as a whitespace-only token.
@@ -159,7 +161,7 @@ def render(
             piece.ids = list(info.pair_middle)
     prefix = list(info.prefix_ids)
     suffix = [] if family == "clm" else list(info.suffix_ids)
-    if family == "clm" and not prefix and all(p.kind == "target" for p in pieces):
+    if family == "clm" and not prefix and not any(p.ids or p.count for p in pieces if p.kind != "target"):
         if tokenizer.bos_token_id is None:
             raise ConfigError(f"template {template.text!r} starts with [Y]: a left-to-right model needs a prefix")
         prefix = [tokenizer.bos_token_id]
