@@ -46,7 +46,7 @@ class PrefixTuning(Method):
         model = backbone.model
         model.eval()
         model.requires_grad_(False)
-        self.prompts = DeepPrompts(model, **self.options).to(backbone.device)
+        self.prompts = DeepPrompts(model, **self.options).to(backbone.device).eval()  # fit() calls train_mode
 
     def own_modules(self) -> dict[str, nn.Module]:
         return {"prefix": self.prompts}

@@ -1,0 +1,71 @@
+"""``ptuning_v2`` (Liu et al. 2022): deep prompts in every layer, scored by a verbalizer or a head.
+
+Differences from ``prefix_tuning``: no reparameterisation by default (``reparameterize: true``
+adds the same MLP), prompt length 16, prefix dropout 0.1 (P-Tuning v2's code applies the
+backbone's hidden dropout to the prefixes), the frozen backbone in train mode while training (its
+trainer calls ``model.train()``; ``backbone_dropout: false`` turns that off), two output spaces:
+
+- ``vocab``: the LM head at the target slots (a verbalizer at the mask), ``(n_targets, vocab)``;
+- ``labels``: a trainable :class:`ClassifierHead` over the pooled representation (see
+  :mod:`bench.backbones.heads`), ``(batch, num_labels)``; the backbone stays frozen.
+
+P-Tuning v2's own head reads BERT's pretrained pooler (dense + tanh); masked-LM checkpoints carry
+no pooler, so here the head reads the [CLS] hidden state directly (``head_hidden_layer: true``
+adds a fresh dense + tanh).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from bench.backbones.heads import ClassifierHead, head_logits, hidden_size_of, resolve_pool
+from bench.backbones.scoring import target_logits
+from bench.errors import ConfigError
+from bench.methods.base import Scorer
+from bench.methods.deep_prompts import T5_SITES
+from bench.methods.prefix_tuning import PrefixTuning
+
+OUTPUT_SPACES = ("vocab", "labels")
+
+
+class PTuningV2(PrefixTuning):
+    """Deep prompts (+ a classifier head when ``output_space == "labels"``) on a frozen backbone."""
+
+    name = "ptuning_v2"
+
+    def __init__(self, length: int = 16, reparameterize: bool = False, mid_dim: int = 512, dropout: float = 0.1,
+                 shift_positions: bool = True, t5_sites: Sequence[str] = T5_SITES, injection: str = "auto",
+                 output_space: str = "vocab", num_labels: int | None = None, pool: str = "auto",
+                 head_dropout: float = 0.1, head_hidden_layer: bool = False, backbone_dropout: bool = True) -> None:
+        super().__init__(length, reparameterize, mid_dim, dropout, shift_positions, t5_sites, injection,
+                         backbone_dropout)
+        if output_space not in OUTPUT_SPACES:
+            raise ConfigError(f"ptuning_v2 output_space must be one of {OUTPUT_SPACES}, got {output_space!r}")
+        if output_space == "labels" and (num_labels is None or int(num_labels) < 1):
+            raise ConfigError("ptuning_v2 with output_space=labels needs num_labels >= 1 (set it from the task)")
+        self.output_space = output_space
+        self.num_labels = None if num_labels is None else int(num_labels)
+        self.pool, self.head_dropout, self.head_hidden_layer = pool, float(head_dropout), bool(head_hidden_layer)
+        self.head: ClassifierHead | None = None
+
+    def setup(self, backbone) -> None:
+        super().setup(backbone)
+        if self.output_space == "labels":
+            model = backbone.model
+            self.pool = resolve_pool(model, self.pool)
+            self.head = ClassifierHead(hidden_size_of(model), self.num_labels, self.head_dropout,
+                                       self.head_hidden_layer).to(backbone.device).eval()
+
+    def own_modules(self) -> dict[str, nn.Module]:
+        modules = super().own_modules()
+        if self.head is not None:
+            modules["head"] = self.head
+        return modules
+
+    def scorer(self) -> Scorer:
+        model = self.backbone.model
+        if self.output_space == "labels":
+            return lambda batch: head_logits(model, self.head, self.with_prefix(batch), self.pool)
+        return lambda batch: target_logits(model, self.with_prefix(batch))
