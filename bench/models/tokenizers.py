@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import DataError
+from bench.io_utils import sha256_file
 from bench.paths import data_dir, mirror_dir
 
 BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -125,13 +126,15 @@ def _digest(parts: Iterable[str | bytes]) -> str:
 
 
 def input_fingerprint(spec: Mapping[str, Any]) -> str:
-    """Hash of everything outside the recipe that a tokenizer build reads (corpus sample, word list, BPE files)."""
-    kind = spec["kind"]
-    if kind in ("gpt2-bpe", "roberta-bpe"):
+    """Hash of the files a tokenizer build reads besides its recipe (evidence file, word list, BPE files).
+
+    Whole-file hashes keep this cheap (no corpus parsing); a change of file rebuilds, and when the
+    sentences sampled are the same the rebuilt model has the same revision.
+    """
+    if spec["kind"] in ("gpt2-bpe", "roberta-bpe"):
         return _digest(path.read_bytes() for path in gpt2_bpe_files())
-    parts = training_sentences(int(spec["corpus_sentences"]))
     forced = sorted(lama_words(spec["force_lama_vocab"])) if spec.get("force_lama_vocab") else []
-    return _digest([*parts, "\x01", *forced])
+    return _digest([sha256_file(evidence_source()), "\x01", *forced])
 
 
 # ---------------------------------------------------------------- builders
