@@ -25,10 +25,10 @@ from bench.aggregate.sensitivity import PARAPHRASE_SETS, prompt_frame  # noqa: E
 from bench.paths import results_dir  # noqa: E402
 
 COLOURS = {"lama": "#0072B2", "lpaqa": "#56B4E9", "autoprompt": "#009E73", "pararel": "#E69F00",
-           "lpaqa_paraphrase": "#CC79A7", "ptuning": "#D55E00", "finetune": "#999999", "finetune+lama": "#000000",
+           "lpaqa_paraphrase": "#CC79A7", "ptuning": "#D55E00", "lm_finetune": "#999999", "lm_finetune+lama": "#000000",
            "p17_sensitivity": "#F0E442"}
 LABELS = {"lama": "Manual (LAMA)", "lpaqa": "LPAQA", "autoprompt": "AutoPrompt", "pararel": "ParaRel paraphrases",
-          "lpaqa_paraphrase": "LPAQA paraphrases", "ptuning": "P-Tuning", "finetune": "FT", "finetune+lama": "MP+FT",
+          "lpaqa_paraphrase": "LPAQA paraphrases", "ptuning": "P-Tuning", "lm_finetune": "FT", "lm_finetune+lama": "MP+FT",
           "p17_sensitivity": "Table 1 prompts"}
 SERIES_ORDER = list(COLOURS)
 FULL_WIDTH, COLUMN_WIDTH = 7.0, 3.3  # inches

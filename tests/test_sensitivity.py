@@ -93,4 +93,4 @@ def test_published_numbers_are_data_with_a_source_and_a_check_flag():
     assert sorted(p17["value"]) == [19.78, 31.29, 31.40, 51.08]
     assert (p17["checked"] == "yes").all()
     lama29k = published[(published["table"] == "lama") & (published["variant"] == "lama29k")]
-    assert {"lama", "finetune", "finetune+lama", "ptuning"} <= set(lama29k["column"])
+    assert {"lama", "lm_finetune", "lm_finetune+lama", "ptuning"} <= set(lama29k["column"])

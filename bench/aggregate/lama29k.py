@@ -3,7 +3,7 @@
 A cell reads ``ours / paper (Δ)``; the CSV keeps every number apart (tidy, one row per cell).
 Columns come from :func:`bench.aggregate.lama_tables.column_of`: MP = manual ``lama`` prompts,
 AutoPrompt = ``autoprompt_bert`` / ``autoprompt_roberta`` (whichever the row's model has),
-FT = ``finetune`` (bare query), MP+FT = ``finetune+lama``, PT = ``ptuning``.
+FT = ``lm_finetune`` (bare query), MP+FT = ``lm_finetune+lama``, PT = ``ptuning``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from bench.aggregate.render import fmt, write_table
 
 # display label -> column keys that fill it (first found wins)
 LAMA29K_LAYOUT: dict[str, list[str]] = {
-    "MP": ["lama"], "AutoPrompt": ["autoprompt_bert", "autoprompt_roberta"], "FT": ["finetune"],
-    "MP+FT": ["finetune+lama"], "PT": ["ptuning"],
+    "MP": ["lama"], "AutoPrompt": ["autoprompt_bert", "autoprompt_roberta"], "FT": ["lm_finetune"],
+    "MP+FT": ["lm_finetune+lama"], "PT": ["ptuning"],
 }
 LAMA29K_COLUMNS = [key for keys in LAMA29K_LAYOUT.values() for key in keys]
 GAIN = ("PT", "MP")  # the paper's "(+x)" beside PT: PT minus MP
@@ -61,12 +61,13 @@ def lama29k_display(tidy: pd.DataFrame, flags: dict[str, list[str]]) -> tuple[pd
                 continue
             ours, paper = _num(cell["ours"]), _num(cell["paper"])
             record = cell["record"] if isinstance(cell["record"], str) else None
-            departures = flags.get(record, []) if record else []
+            departures = flags.get(record, []) if record and ours is not None else []
             notes += [f"† {row_name} x {label}: {d}" for d in departures]
             out[label] = _cell_text(ours, paper, cell["paper_checked"], bool(departures))
             values[label] = (ours, paper, cell["paper_checked"])
             if ours is None:
-                notes.append(f"missing: {row_name} x {label} (no finished record)")
+                notes.append(f"missing: {row_name} x {label} " + (f"(record {record} scored no fact)" if record
+                                                                   else "(no finished record)"))
         (pt, pt_paper, pt_checked), (mp, mp_paper, mp_checked) = values[GAIN[0]], values[GAIN[1]]
         gain = pt - mp if pt is not None and mp is not None else None
         gain_paper = pt_paper - mp_paper if pt_paper is not None and mp_paper is not None else None

@@ -3,7 +3,7 @@
 Each cell shows our number, the published one where the paper has it, and the difference.
 Columns are keyed by :func:`column_of`: the template name for zero-shot methods (manual prompts,
 searched discrete prompts), the method name for a trained method with its default template
-(``ptuning``, ``finetune``) and ``method+template`` otherwise (``finetune+lama`` = MP+FT).
+(``ptuning``, ``lm_finetune``) and ``method+template`` otherwise (``lm_finetune+lama`` = MP+FT).
 Only the columns of the paper's table are shown; sensitivity runs (paraphrase ranks) have their
 own tables. Missing cells are shown as "—" and listed in the notes; the tables never fail on
 missing runs. A cell whose run departs from the paper's protocol gets a "†" and a note.
@@ -21,7 +21,7 @@ from bench.aggregate.render import fmt, write_table
 from bench.records import iter_records
 
 ZERO_SHOT_METHODS = {"manual"}
-METHOD_DEFAULT_TEMPLATE = {"ptuning": "ptuning_lama", "finetune": "bare"}
+METHOD_DEFAULT_TEMPLATE = {"ptuning": "ptuning_lama", "lm_finetune": "bare"}
 LAMA34K_COLUMNS = ["lama", "lpaqa", "autoprompt_bert", "autoprompt_roberta", "ptuning", "ptuning+ptuning_lama_manual"]
 COLUMN_ORDER = LAMA34K_COLUMNS
 N_RELATIONS = 41  # T-REx relations of LAMA
@@ -147,16 +147,18 @@ def lama_display(tidy: pd.DataFrame, flags: dict[str, list[str]] | None = None,
             has_paper = tidy[(tidy["column"] == column)]["paper"].notna().any()
             ours = cell["ours"].iloc[0] if not cell.empty else None
             record = cell["record"].iloc[0] if not cell.empty else None
-            departures = flags.get(record, []) if isinstance(record, str) else []
-            out[f"{column}"] = fmt(ours) + ("†" if departures and ours is not None else "")
+            scored = ours is not None and not pd.isna(ours)
+            departures = flags.get(record, []) if isinstance(record, str) and scored else []
+            out[f"{column}"] = fmt(ours) + ("†" if departures else "")
             notes += [f"† {row_name} x {column}: {d}" for d in departures]
             if has_paper:
                 paper = cell["paper"].iloc[0] if not cell.empty else None
                 checked = cell["paper_checked"].iloc[0] if not cell.empty else None
                 out[f"{column} (paper)"] = fmt(paper) + ("*" if checked == "no" else "")
                 out[f"{column} Δ"] = fmt(cell["delta"].iloc[0] if not cell.empty else None, signed=True)
-            if cell.empty or cell["ours"].isna().all():
-                notes.append(f"missing: {row_name} x {column} (no finished record)")
+            if not scored:
+                notes.append(f"missing: {row_name} x {column} " + (f"(record {record} scored no fact)"
+                             if isinstance(record, str) else "(no finished record)"))
         rows.append(out)
     if tidy["paper_checked"].eq("no").any():
         notes.append("* published number not checked against the paper offline (results/paper/published.csv)")
