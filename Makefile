@@ -1,5 +1,7 @@
 # Benchmark reproduction suite for prompt-based adaptation. `make help` lists the targets.
 SHELL := /bin/bash
+# imports of torch/transformers cost ~25 s per process without cached bytecode
+unexport PYTHONDONTWRITEBYTECODE
 .DEFAULT_GOAL := help
 
 VENV ?= .venv
@@ -22,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || uv venv -q -p python3 $(VENV)
 	@# CUDA users: install the torch build for your driver into .venv first; it is kept as is.
 	@$(PY) -c "import torch" 2>/dev/null || uv pip install -q -p $(PY) $(UV_FIND) "$(TORCH_CPU)"
-	uv pip install -q -p $(PY) $(UV_FIND) -e ".[test]"
+	uv pip install -q --compile-bytecode -p $(PY) $(UV_FIND) -e ".[test]"
 	@touch $@
 	@echo "installed into $(VENV) (torch $$($(PY) -c 'import torch; print(torch.__version__)'))"
 
