@@ -1,9 +1,20 @@
-"""LAMA probing run: facts -> vocabulary filter -> rendered prompts -> batched scoring -> P@1."""
+"""LAMA probing run: facts -> vocabulary filter -> rendered prompts -> batched scoring -> P@1.
+
+Zero-shot methods score every relation in one pass. Training methods (``method.trains``) are
+fitted per relation (P-Tuning's LAMA protocol): a fresh ``method.setup`` on the same backbone,
+training on the relation's train facts with dev as the selection split, dev/test scored with the
+selected state, and the method's small state saved to
+``<results>/artifacts/<record name>/<relation>.pt``.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
+from pathlib import Path
+
+import torch
 
 from bench.evaluation.lama import Candidates, build_candidates, predict, render_facts, score_items
 from bench.prompts import templates_for
@@ -12,11 +23,11 @@ from bench.tasks import lama as lama_data
 log = logging.getLogger(__name__)
 
 
-def relation_templates(template_cfg: Mapping, relations: list[str]) -> tuple[dict, list[str]]:
+def relation_templates(template_cfg: Mapping, relations: list[str], family: str | None = None) -> tuple[dict, list[str]]:
     """One template per relation (the config's rank); relations the prompt set lacks are listed."""
     chosen, missing = {}, []
     for relation in relations:
-        templates = templates_for(template_cfg, relation=relation)
+        templates = templates_for(template_cfg, relation=relation, family=family)
         if templates:
             chosen[relation] = templates[0]
         else:
@@ -58,10 +69,17 @@ def run_lama(cfg: Mapping, backbone, method) -> dict:
     relations = lama_data.select_relations(task_cfg.get("relations", "all"))
     vocab = lama_data.load_vocab(task_cfg["variant"], model_cfg["lama_vocab_key"])
     candidates = build_candidates(vocab, backbone.tokenizer, backbone.family)
-    templates, missing = relation_templates(cfg["template"], relations)
+    trains = bool(getattr(method, "trains", False))
+    templates, missing = relation_templates(cfg["template"], relations, backbone.family if trains else None)
     if missing:
         log.warning("template set %s has no prompt for %s: those relations are skipped",
                     cfg["template"].get("name"), ", ".join(missing))
+    if trains:
+        metrics, extra = train_relations(cfg, backbone, method, candidates, templates)
+        return {"metrics": metrics, "selection_split": task_cfg["selection_split"],
+                "report_split": task_cfg["report_split"],
+                "extra": {"vocabulary": _vocabulary_extra(task_cfg, model_cfg, candidates),
+                          "relations_without_template": missing, **extra}}
     scorer = method.scorer()
     metrics, filters = {}, {}
     for split in task_cfg["eval_splits"]:
@@ -71,11 +89,76 @@ def run_lama(cfg: Mapping, backbone, method) -> dict:
         "selection_split": task_cfg["selection_split"],
         "report_split": task_cfg["report_split"],
         "extra": {
-            "vocabulary": {"variant": task_cfg["variant"], "key": model_cfg["lama_vocab_key"],
-                           "n_listed": candidates.n_listed, "n_single_token": len(candidates.word_to_id),
-                           "n_unique_ids": int(candidates.ids.numel())},
+            "vocabulary": _vocabulary_extra(task_cfg, model_cfg, candidates),
             "relations_without_template": missing,
             "filter_counts": filters,
             "templates": {rel: str(t) for rel, t in templates.items()},
         },
     }
+
+
+def _vocabulary_extra(task_cfg: Mapping, model_cfg: Mapping, candidates: Candidates) -> dict:
+    return {"variant": task_cfg["variant"], "key": model_cfg["lama_vocab_key"], "n_listed": candidates.n_listed,
+            "n_single_token": len(candidates.word_to_id), "n_unique_ids": int(candidates.ids.numel())}
+
+
+def _record_name(cfg: Mapping) -> str:
+    from omegaconf import OmegaConf
+
+    from bench.run import spec_from_config
+
+    return spec_from_config(OmegaConf.create(dict(cfg))).name
+
+
+def train_relations(cfg: Mapping, backbone, method, candidates: Candidates, templates: Mapping) -> tuple[dict, dict]:
+    """Fit ``method`` per relation (fresh setup, same backbone); metrics per split and the record's extra."""
+    from bench.tasks.lama_training import LamaRelationTask, pad_id_of, split_items
+    from bench.train import fit
+
+    task_cfg, trainer_cfg, seed = cfg["task"], cfg["trainer"], int(cfg["seed"])
+    selection, eval_splits = task_cfg["selection_split"], list(task_cfg["eval_splits"])
+    results = Path(cfg["paths"]["results_dir"])
+    artifacts = results / "artifacts" / _record_name(cfg)
+    limit = task_cfg.get("limit_per_relation")
+    train_limit = task_cfg.get("train_limit_per_relation", limit)
+    # a tuned backbone starts every relation from the same weights (THUDM/P-tuning: one process per relation)
+    initial = ({k: v.detach().clone() for k, v in backbone.model.state_dict().items()}
+               if getattr(method, "tunes_backbone", False) else None)
+    scored: dict[str, tuple[list, list]] = {split: ([], []) for split in eval_splits}
+    training, skipped, filters, used = {}, {}, {}, {}
+    for relation, base in templates.items():
+        if initial is not None:
+            backbone.model.load_state_dict(initial)
+        torch.manual_seed(seed)
+        method.setup(backbone)
+        template = method.adapt_template(base) if hasattr(method, "adapt_template") else base
+        items = {}
+        for split in dict.fromkeys(["train", selection, *eval_splits]):
+            got, counts = split_items(relation, split, template, backbone, candidates, task_cfg,
+                                      train_limit if split == "train" else limit)
+            filters.setdefault(split, {})[relation] = counts
+            if got:
+                items[split] = got
+        lacking = [s for s in ("train", selection) if s not in items]
+        if lacking:
+            skipped[relation] = f"no {' or '.join(lacking)} facts"
+            log.warning("relation %s skipped: %s", relation, skipped[relation])
+            continue
+        task = LamaRelationTask(relation, items, candidates, pad_id_of(backbone.tokenizer), backbone.device,
+                                eval_batch_size=int(task_cfg.get("batch_size", 64)))
+        steps_per_epoch = math.ceil(len(items["train"]) / int(trainer_cfg.get("batch_size", 8)))
+        result = fit(method, task, trainer_cfg, selection, seed=seed, steps_per_epoch=steps_per_epoch)
+        scorer = method.scorer()
+        for split in eval_splits:
+            if split in items:
+                scored[split][0].extend(items[split])
+                scored[split][1].extend(task.predictions(split, scorer))
+        path = method.save_trainable(artifacts / f"{relation}.pt")
+        training[relation] = {"best_epoch": result.best_epoch, "best_step": result.best_step, "steps": result.steps,
+                              "epochs": result.epochs, "best_selection_p_at_1": result.best_value,
+                              "n_train": len(items["train"]), "train_loss_per_epoch": result.losses,
+                              "artifact": str(path.relative_to(results))}
+        used[relation] = str(template)
+    metrics = {split: score_items(its, preds) if its else {} for split, (its, preds) in scored.items()}
+    return metrics, {"training": training, "relations_skipped": skipped, "filter_counts": filters,
+                     "templates": used}
