@@ -131,9 +131,15 @@ def test_frozen_training_changes_only_the_prompt_encoder(tiny_backbone, name):
 
 
 def test_finetune_setting_trains_the_backbone_at_its_own_learning_rate(tiny_backbone):
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from bench.paths import REPO_ROOT
+
     backbone = fresh(tiny_backbone("tiny-albert"))
     before = {k: v.clone() for k, v in backbone.model.named_parameters()}
-    method = PTuning(tunes_backbone=True)
+    method = instantiate(OmegaConf.load(REPO_ROOT / "conf" / "method" / "ptuning_finetune.yaml").component)
+    assert isinstance(method, PTuning) and method.tunes_backbone
     method.setup(backbone)
     task = relation_task(method, backbone)
     groups = method.param_groups({"lr": 1e-3, "backbone_lr": 1e-5})
