@@ -94,6 +94,7 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
     eval_every = trainer_cfg.get("eval_every")
     patience = trainer_cfg.get("early_stopping_patience")
     clip = trainer_cfg.get("grad_clip")
+    prefer_later = bool(trainer_cfg.get("prefer_later_on_tie", False))
     scorer = method.scorer()
     params = method.trainable_parameters()
 
@@ -108,7 +109,10 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
         metrics, value = task.evaluate(selection_split, scorer)
         method.train_mode()
         result.history.append({"step": result.steps, "epoch": epoch, "value": value})
-        if result.best_value is None or value > result.best_value:
+        improved = result.best_value is None or value > result.best_value
+        if not improved and prefer_later and value == result.best_value:
+            improved = True  # P-Tuning's reference keeps the later epoch on a dev tie (>=)
+        if improved:
             result.best_value, result.best_step, result.best_epoch = value, result.steps, epoch
             result.selection_metrics = metrics
             best_state, bad_evals = trainable_snapshot(method), 0
@@ -147,6 +151,8 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
             break
         if not eval_every and evaluate(epoch):
             break
+    if not result.history or result.history[-1]["step"] != result.steps:
+        evaluate(result.epochs - 1)  # a step limit hit between evaluations: score the final state too
     restore_snapshot(method, best_state)
     method.eval_mode()
     log.info("%s: best %s=%.4f at epoch %d (step %d) after %d steps", method.name, selection_split,

@@ -49,3 +49,11 @@ def test_filter_drops_objects_outside_vocab_and_optionally_reconstructed():
     assert [f.obj_label for f in kept] == ["Paris", "Rome"] and [f.obj_label for f in dropped] == ["Saint-Denis"]
     kept, _ = filter_facts(facts, {"Paris", "Rome"}, include_reconstructed=False)
     assert [f.obj_label for f in kept] == ["Paris"]
+
+
+def test_byte_level_vocab_entries_become_plain_words():
+    from bench.tasks.lama import token_to_word
+
+    assert token_to_word("ĠParis") == "Paris"
+    assert token_to_word("ĠMÃ¼nchen") == "München"  # GPT-2 byte alphabet: Ã¼ is the two bytes of ü
+    assert token_to_word("Paris") == "Paris"  # WordPiece lists are plain words already

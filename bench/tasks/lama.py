@@ -87,14 +87,40 @@ def load_facts(relation: str, split: str, variant: str, root: Path | None = None
     ]
 
 
+def _byte_level_decoder() -> dict[str, int]:
+    """GPT-2's byte <-> printable-character table, inverted (the alphabet of byte-level BPE tokens)."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars, extra = list(printable), 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            chars.append(256 + extra)
+            extra += 1
+    return {chr(c): b for b, c in zip(printable, chars, strict=True)}
+
+
+_BYTE_DECODER = _byte_level_decoder()
+
+
+def token_to_word(token: str) -> str:
+    """A listed vocabulary entry as a plain word: byte-level BPE entries (``Ġword``, the form the
+    RoBERTa / GPT-2 lists of THUDM/P-tuning use) are decoded and their leading space dropped."""
+    if not token.startswith("Ġ"):
+        return token
+    try:
+        return bytes(_BYTE_DECODER[ch] for ch in token).decode("utf-8").lstrip(" ")
+    except (KeyError, UnicodeDecodeError):
+        return token[1:]
+
+
 def load_vocab(variant: str, key: str, root: Path | None = None) -> list[str]:
-    """The LAMA vocabulary list (file order) that restricts predictions for a model family."""
+    """The LAMA vocabulary list (file order) as plain words, restricting predictions for a model family."""
     _, size = variant_parts(variant)
     path = lama_root(root) / "vocab" / size / f"{key}.txt"
     if not path.is_file():
         raise DataError(f"no {size} vocabulary for key {key!r}", file=path,
                         fix=f"{PREP_FIX}; or set model.lama_vocab_key to one of the files in {path.parent}")
-    return [line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [token_to_word(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def filter_facts(
