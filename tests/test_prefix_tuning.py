@@ -350,3 +350,15 @@ def test_fit_lowers_the_fact_loss_on_the_tiny_backbones(name, tiny_backbone):
     assert end == pytest.approx(-result.best_value)
     # random 0.02-init LM heads cap how far the loss can fall (~ln vocab); a disconnected prefix would not move it
     assert end < start - 0.2, (start, end, result.losses)
+
+
+@pytest.mark.parametrize("arch", ["albert", "t5"])
+def test_hook_gives_the_same_scores_under_eager_and_sdpa_attention(arch):
+    outs = []
+    for impl in ("sdpa", "eager"):
+        model = tiny(arch)
+        model.set_attn_implementation(impl)
+        prompts = DeepPrompts(model, 3, reparameterize=False).eval()  # same init: tiny() reseeds
+        with torch.no_grad():
+            outs.append(target_logits(model, replace(toy_batch(arch), forward_patch=prompts.patch())))
+    assert torch.allclose(outs[0], outs[1], atol=1e-5)

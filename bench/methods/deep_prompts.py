@@ -12,7 +12,7 @@ encoder-decoder code), with ``n`` layers, kv width ``E = heads * head_dim`` and 
   computes (same prefixes, no MLP). The last axis is laid out ``[layer][key|value][head][dim]``
   (PEFT's and P-Tuning v2's layout).
 
-How the prefixes enter each family in transformers 5.x (see the README of this module's tests):
+How the prefixes enter each family in transformers 5.x:
 
 - gpt2: ``past_key_values=DynamicCache`` holding the prefixes; 2-D mask extended by L ones.
 - bert, roberta: same (their self-attention updates any cache it is given, decoder or not).
@@ -25,6 +25,10 @@ How the prefixes enter each family in transformers 5.x (see the README of this m
   position bias recomputed as T5 computes it for a cache of length L (queries at L..L+n-1);
   decoder self-attention and cross-attention through an ``EncoderDecoderCache`` (cross keys are
   ``[prefix; encoder states]``, the encoder mask is extended by L).
+
+The hook gives each served attention module a private config copy naming ``bench_deep_prompts``
+(the model's own config, hence its mask creation, is untouched); without a prefix the hook calls
+the original implementation unchanged. Switch attention implementations before setup, not after.
 
 Positions: with ``shift_positions`` (default, as in Li & Liang's GPT-2 code, P-Tuning v2's BERT
 code and PEFT, where a cache of length L offsets positions) the real tokens get positions
