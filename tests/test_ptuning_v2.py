@@ -132,13 +132,21 @@ def test_reparameterize_option_uses_the_prefix_mlp():
     assert sum(p.numel() for p in method.trainable_parameters()) == 4 * d + d * m + m + m * out + out
 
 
-@pytest.mark.parametrize(("options", "match"), [
-    ({"output_space": "labels"}, "needs num_labels"),
-    ({"output_space": "logits"}, "output_space must be"),
-])
-def test_bad_output_options_fail_at_construction(options, match):
-    with pytest.raises(ConfigError, match=match):
-        PTuningV2(**options)
+def test_bad_output_space_fails_at_construction():
+    with pytest.raises(ConfigError, match="output_space must be"):
+        PTuningV2(output_space="logits")
+
+
+def test_the_runner_can_size_the_head_after_setup():
+    method = make("bert", output_space="labels")
+    assert set(method.own_modules()) == {"prefix"}
+    with pytest.raises(ConfigError, match="set_num_labels"):
+        method.scorer()(toy_batch("bert"))
+    method.set_num_labels(1)  # e.g. one score per multiple-choice option
+    assert method.scorer()(toy_batch("bert")).shape == (4, 1)
+    assert sum(p.numel() for p in method.trainable_parameters()) == prompt_count("bert", 4) + 32 + 1
+    with pytest.raises(ConfigError, match="output_space=labels only"):
+        make("bert").set_num_labels(2)
 
 
 def test_pooling_that_cannot_apply_fails_at_setup():

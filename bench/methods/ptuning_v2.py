@@ -43,8 +43,6 @@ class PTuningV2(PrefixTuning):
                          backbone_dropout)
         if output_space not in OUTPUT_SPACES:
             raise ConfigError(f"ptuning_v2 output_space must be one of {OUTPUT_SPACES}, got {output_space!r}")
-        if output_space == "labels" and (num_labels is None or int(num_labels) < 1):
-            raise ConfigError("ptuning_v2 with output_space=labels needs num_labels >= 1 (set it from the task)")
         self.output_space = output_space
         self.num_labels = None if num_labels is None else int(num_labels)
         self.pool, self.head_dropout, self.head_hidden_layer = pool, float(head_dropout), bool(head_hidden_layer)
@@ -52,11 +50,20 @@ class PTuningV2(PrefixTuning):
 
     def setup(self, backbone) -> None:
         super().setup(backbone)
+        self.head = None
         if self.output_space == "labels":
-            model = backbone.model
-            self.pool = resolve_pool(model, self.pool)
-            self.head = ClassifierHead(hidden_size_of(model), self.num_labels, self.head_dropout,
-                                       self.head_hidden_layer).to(backbone.device).eval()
+            self.pool = resolve_pool(backbone.model, self.pool)
+            if self.num_labels is not None:
+                self.set_num_labels(self.num_labels)
+
+    def set_num_labels(self, n_out: int) -> None:
+        """A fresh head with ``n_out`` outputs (the classification runner calls this after setup)."""
+        if self.output_space != "labels":
+            raise ConfigError("ptuning_v2: set_num_labels applies to output_space=labels only")
+        self.num_labels = int(n_out)
+        head = ClassifierHead(hidden_size_of(self.backbone.model), self.num_labels, self.head_dropout,
+                              self.head_hidden_layer)
+        self.head = head.to(self.backbone.device).eval()
 
     def own_modules(self) -> dict[str, nn.Module]:
         modules = super().own_modules()
@@ -67,5 +74,9 @@ class PTuningV2(PrefixTuning):
     def scorer(self) -> Scorer:
         model = self.backbone.model
         if self.output_space == "labels":
-            return lambda batch: head_logits(model, self.head, self.with_prefix(batch), self.pool)
+            def score(batch):
+                if self.head is None:
+                    raise ConfigError("ptuning_v2: no classifier head yet; set num_labels or call set_num_labels(n)")
+                return head_logits(model, self.head, self.with_prefix(batch), self.pool)
+            return score
         return lambda batch: target_logits(model, self.with_prefix(batch))
