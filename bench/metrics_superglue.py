@@ -100,6 +100,40 @@ def record_scores(predictions: Sequence[str], answers: Sequence[Sequence[str]]) 
     return {"f1": sum(f1) / len(f1), "em": sum(em) / len(em), "n_queries": len(f1)}
 
 
+def words_match(predicted: str, gold: str) -> bool:
+    """PET's WSC rule (from T5): lower-cased letter-only words, one list contained in the other."""
+    a = [w for w in re.split("[^a-zA-Z]", predicted.lower().strip()) if w]
+    b = [w for w in re.split("[^a-zA-Z]", gold.lower().strip()) if w]
+    return all(w in b for w in a) or all(w in a for w in b)
+
+
+def superglue_metrics(task: str, examples: Sequence, preds: Sequence[int]) -> dict:
+    """Record metrics for predicted option indices: ``overall`` (the task's metrics, ``accuracy``,
+    ``n`` and ``score`` = the mean of ``TASK_METRICS[task]``, the selection value) and ``groups``
+    (per gold label: n, accuracy, how often it was predicted)."""
+    from bench.tasks.superglue import LABELS
+
+    labels = LABELS[task]
+    golds = [ex.label for ex in examples]
+    overall: dict = {"n": len(examples)}
+    if task == "ReCoRD":
+        overall.update(record_scores([ex.choices[p] for ex, p in zip(examples, preds, strict=True)],
+                                     [ex.answers for ex in examples]))
+    else:
+        overall["accuracy"] = accuracy(preds, golds)
+    if task == "MultiRC":
+        overall.update(multirc_scores(preds, golds, [ex.group for ex in examples]))
+    if task == "CB":
+        overall["f1_macro"] = f1_macro(preds, golds, range(len(labels)))
+    groups = {}
+    for index, name in enumerate(labels or ()):
+        hits = [p == g for p, g in zip(preds, golds, strict=True) if g == index]
+        groups[name] = {"n": len(hits), "n_predicted": sum(p == index for p in preds),
+                        "accuracy": sum(hits) / len(hits) if hits else None}
+    overall["score"] = sum(overall[m] for m in TASK_METRICS[task]) / len(TASK_METRICS[task])
+    return {"overall": overall, "groups": groups}
+
+
 def _same_length(a: Sequence, b: Sequence) -> None:
     if len(a) != len(b):
         raise ValueError(f"predictions and golds differ in length: {len(a)} vs {len(b)}")

@@ -37,6 +37,10 @@ def _run_task(cfg: dict, backbone, method) -> dict:
         from bench.runners.lama import run_lama
 
         return run_lama(cfg, backbone, method)
+    if kind == "classification":
+        from bench.runners.classification import run_classification
+
+        return run_classification(cfg, backbone, method)
     raise BenchError(f"task kind {kind!r} has no runner yet (conf/task/{cfg['task']['name']}.yaml)")
 
 

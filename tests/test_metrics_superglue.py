@@ -9,8 +9,11 @@ from bench.metrics_superglue import (
     normalize_answer,
     per_class_f1,
     record_scores,
+    superglue_metrics,
     token_f1,
+    words_match,
 )
+from bench.tasks.superglue import Example
 
 CB = ("entailment", "contradiction", "neutral")
 
@@ -66,3 +69,28 @@ def test_record_takes_the_max_over_gold_answers_then_averages_queries():
 def test_length_mismatch_is_an_error():
     with pytest.raises(ValueError, match="differ in length"):
         accuracy([1, 2], [1])
+
+
+def test_wsc_words_match_rule():
+    assert words_match("the demonstrators", "The demonstrators")
+    assert words_match("demonstrators", "The city demonstrators")  # one word list inside the other
+    assert not words_match("the councilmen", "The demonstrators")
+    assert words_match("", "Tina")  # PET/T5 rule: an empty generation is contained in anything
+
+
+def test_superglue_metrics_for_record_multirc_and_cb_examples():
+    rec = [Example("ReCoRD", "q1", {}, 0, ("Paris", "Rome"), answers=("Rome",)),
+           Example("ReCoRD", "q2", {}, 0, ("the Eiffel Tower", "Nice"), answers=("Eiffel Tower",))]
+    out = superglue_metrics("ReCoRD", rec, [0, 0])  # "Paris" is wrong, "the Eiffel Tower" is right
+    assert (out["overall"]["f1"], out["overall"]["em"], out["overall"]["score"]) == (0.5, 0.5, 0.5)
+    assert out["groups"] == {}
+    mrc = [Example("MultiRC", f"a{i}", {}, g, group=q) for i, (g, q) in enumerate([(1, "x"), (0, "x"), (1, "y")])]
+    out = superglue_metrics("MultiRC", mrc, [1, 1, 1])  # tp 2, fp 1 -> F1a 4/5; EM: y only -> 1/2
+    assert out["overall"]["f1a"] == pytest.approx(0.8) and out["overall"]["em"] == 0.5
+    assert out["overall"]["score"] == pytest.approx(0.65)
+    assert out["groups"]["1"] == {"n": 2, "n_predicted": 3, "accuracy": 1.0}
+    cb = [Example("CB", str(i), {}, g) for i, g in enumerate([0, 0, 1, 2, 2])]
+    out = superglue_metrics("CB", cb, [0, 1, 1, 0, 0])  # the first test's case, as label indices
+    assert out["overall"]["f1_macro"] == pytest.approx(16 / 45)
+    assert out["overall"]["score"] == pytest.approx((2 / 5 + 16 / 45) / 2)
+    assert out["groups"]["neutral"] == {"n": 2, "n_predicted": 0, "accuracy": 0.0}

@@ -1,0 +1,35 @@
+"""``pet``: prompt-oriented fine-tuning (Schick & Schütze 2021, PET without distillation).
+
+Every backbone weight, LM head included, is tuned through a pattern (template) and a verbalizer.
+The classification runner computes PET's loss: cross-entropy over the label words' logits at the
+mask (several words per label are averaged, as PET's ``m2c`` tensor does). Candidates of several
+tokens (COPA, ReCoRD, multi-token label words) use one mask per token
+(:mod:`bench.prompts.multitoken`): training scores a candidate by the sum of its tokens'
+log-probabilities from one pass; inference fills the most confident mask first (``decoding``).
+Not implemented: PET's auxiliary MLM loss on unlabeled data, iPET and the distillation step.
+"""
+
+from __future__ import annotations
+
+from bench.errors import ConfigError
+from bench.methods.base import Method
+from bench.prompts.multitoken import STRATEGIES
+
+
+class PatternTuning(Method):
+    """All weights trainable; scores are vocabulary logits at the template's mask(s)."""
+
+    name = "pet"
+    trains = True
+    tunes_backbone = True
+    output_space = "vocab"
+
+    def __init__(self, decoding: str = "most_confident") -> None:
+        if decoding not in STRATEGIES:
+            raise ConfigError(f"pet: unknown decoding {decoding!r}; expected one of {', '.join(STRATEGIES)}")
+        self.decoding = decoding
+
+    def setup(self, backbone) -> None:
+        super().setup(backbone)
+        backbone.model.requires_grad_(True)
+        backbone.model.eval()
