@@ -118,7 +118,8 @@ def test_pet_rte_end_to_end_record_then_recompute_val_accuracy(tiny_backbone, tm
     for ex in load_split("RTE", "val", "fewglue", root=data):
         rendered = render(template, ex.fields, tok, "mlm", max_length=256)
         with torch.no_grad():
-            logits = backbone.model(input_ids=torch.tensor([rendered.input_ids])).logits[0]
+            types = None if rendered.token_type_ids is None else torch.tensor([rendered.token_type_ids])
+            logits = backbone.model(input_ids=torch.tensor([rendered.input_ids]), token_type_ids=types).logits[0]
         mask_logits = logits[rendered.target_positions[0], ids]
         hits += int(int(mask_logits.argmax()) == ex.label)
     assert val["accuracy"] == pytest.approx(hits / 8)

@@ -52,6 +52,7 @@ class ScoringBatch:
     soft_cols: torch.Tensor | None = None  # (n_soft,) its position in input_ids
     soft_ids: torch.Tensor | None = None  # (n_soft,) which prompt vector fills it (prompt k: k * len + j)
     forward_patch: ForwardPatch | None = None  # deep prompts: adds past_key_values etc. to each backbone call
+    token_type_ids: torch.Tensor | None = None  # (batch, seq) segment ids for BERT/ALBERT sentence pairs
 
     def to(self, device: torch.device) -> ScoringBatch:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -65,6 +66,7 @@ def pad_batch(
     decoder_sequences: list[list[int]] | None = None,
     soft_positions: list[list[int]] | None = None,
     prompt_index: list[int] | None = None,
+    token_type_ids: list[list[int] | None] | None = None,
 ) -> ScoringBatch:
     """Right-pad token id lists and flatten their target (and pseudo-token) positions.
 
@@ -91,13 +93,23 @@ def pad_batch(
         soft = [(row, col, prompt_index[row] * len(cols_) + j)
                 for row, cols_ in enumerate(soft_positions) for j, col in enumerate(cols_)]
         batch.soft_rows, batch.soft_cols, batch.soft_ids = (torch.tensor(v, dtype=torch.long) for v in zip(*soft, strict=True))
+    if token_type_ids is not None and any(t for t in token_type_ids):
+        types = torch.zeros((len(sequences), width), dtype=torch.long)  # padding is segment 0, masked anyway
+        for row, seq in enumerate(token_type_ids):
+            if seq:
+                types[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        batch.token_type_ids = types
     return batch
 
 
 def _model_inputs(batch: ScoringBatch) -> dict[str, torch.Tensor]:
     if batch.inputs_embeds is not None:
-        return {"inputs_embeds": batch.inputs_embeds, "attention_mask": batch.attention_mask}
-    return {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+        kwargs = {"inputs_embeds": batch.inputs_embeds, "attention_mask": batch.attention_mask}
+    else:
+        kwargs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+    if batch.token_type_ids is not None:
+        kwargs["token_type_ids"] = batch.token_type_ids
+    return kwargs
 
 
 def patched(batch: ScoringBatch, part: str, kwargs: dict[str, Any]) -> dict[str, Any]:

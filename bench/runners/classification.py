@@ -276,7 +276,7 @@ class ClassificationTask:
             r = [it.rendered for it in items]
             base = pad_batch([x.input_ids for x in r], [x.target_positions for x in r], self.pad_id,
                              [x.decoder_input_ids for x in r] if self.family == "seq2seq" else None,
-                             [x.soft_positions for x in r])
+                             [x.soft_positions for x in r], token_type_ids=[x.token_type_ids for x in r])
             owner = list(range(len(items)))
         elif self.mode == "labels":
             seqs = [s for it in items for s in it.sequences]
