@@ -16,7 +16,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from bench.errors import BenchError
+from bench.errors import BenchError, ConfigError
 from bench.records import RunSpec, is_finished, record_path, write_failure, write_record
 
 log = logging.getLogger("bench.run")
@@ -29,6 +29,18 @@ def spec_from_config(cfg: DictConfig) -> RunSpec:
         template += f"-r{rank}"
     return RunSpec(task=str(cfg.task.name), variant=cfg.task.get("variant"), model=str(cfg.model.name),
                    method=str(cfg.method.name), template=template, seed=int(cfg.seed), tag=cfg.get("tag"))
+
+
+def check_compatible(task_cfg: dict, method) -> None:
+    """Refuse, before any weights load, task x method pairs that cannot work (one line each)."""
+    if task_cfg["kind"] != "lama":
+        return
+    if getattr(method, "output_space", "vocab") != "vocab":
+        raise ConfigError(f"method={method.name} scores a fixed label set with a classifier head; LAMA needs "
+                          "the LM head over the vocabulary (fine-tune all weights at the mask with method=pet)")
+    if hasattr(method, "with_demonstrations"):
+        raise ConfigError(f"method={method.name}: in-context demonstrations are not implemented for LAMA "
+                          "(only for classification tasks); use method=manual for zero-shot probing")
 
 
 def _run_task(cfg: dict, backbone, method) -> dict:
@@ -67,8 +79,9 @@ def execute(cfg: DictConfig) -> Path:
         torch.manual_seed(int(cfg.seed))
         device = pick_device(cfg.device)
         dtype = pick_dtype(device, cfg.dtype)
-        backbone = load_backbone(resolved["model"], device=device, dtype=dtype)
         method = instantiate(cfg.method.component)
+        check_compatible(resolved["task"], method)
+        backbone = load_backbone(resolved["model"], device=device, dtype=dtype)
         method.setup(backbone)
         payload = _run_task(resolved, backbone, method)
         trainable = sum(p.numel() for p in method.trainable_parameters())
