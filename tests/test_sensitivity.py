@@ -94,3 +94,36 @@ def test_published_numbers_are_data_with_a_source_and_a_check_flag():
     assert (p17["checked"] == "yes").all()
     lama29k = published[(published["table"] == "lama") & (published["variant"] == "lama29k")]
     assert {"lama", "lm_finetune", "lm_finetune+lama", "ptuning"} <= set(lama29k["column"])
+
+
+def test_lama29k_table_shows_ours_paper_difference_and_the_gain_of_pt(tmp_path):
+    runs = tmp_path / "runs"
+    for method, template, value in (("manual", "lama", 0.30), ("lm_finetune", "bare", 0.50),
+                                    ("lm_finetune", "lama", 0.55), ("ptuning", "ptuning_lama", 0.52)):
+        lama_record(runs, "bert-base-cased", method, template, {"P17": value}, variant="lama29k")
+    write_lama_tables(runs, tmp_path / "tables", PUBLISHED)
+    markdown = (tmp_path / "tables" / "lama29k.md").read_text()
+    # MP 30.0 vs 31.7; FT 50.0 vs 51.6; MP+FT 55.0 vs 52.1; PT 52.0 vs 52.3; gain 22.0 vs 20.6 (unchecked: *)
+    assert ("| bert-base-cased | 30.0 / 31.7* (-1.7) | — / 45.2* (—) | 50.0 / 51.6* (-1.6) | 55.0 / 52.1* (+2.9) "
+            "| 52.0 / 52.3* (-0.3) | 22.0 / 20.6* (+1.4) |") in markdown
+    assert "missing: roberta-large x PT (no finished record)" in markdown
+
+
+def test_cells_that_depart_from_the_protocol_carry_a_note(tmp_path):
+    runs = tmp_path / "runs"
+    spec = RunSpec("lama", "tiny-gpt2", "ptuning", "ptuning_lama", 34, variant="lama34k")
+    groups = {"P17": {"n": 4, "hits": 1, "p_at_1": 0.25}}
+    write_record(record_path(runs, spec), spec, {
+        "metrics": {"test": {"overall": {"macro_over_relations": 0.25, "pooled": 0.25, "n_relations": 1},
+                             "groups": groups}},
+        "selection_split": "dev", "report_split": "test",
+        "config": {"task": {"relations": "all", "limit_per_relation": 4}, "model": {"arch": "gpt2"},
+                   "template": {"kind": "ptuning", "order": "code"}},
+        "extra": {"vocabulary": {"key": "gpt2-xl", "n_listed": 18154}, "relations_skipped": {"P47": "no train facts"}}})
+    write_lama_tables(runs, tmp_path / "tables", PUBLISHED)
+    markdown = (tmp_path / "tables" / "lama34k.md").read_text()
+    row = next(line for line in markdown.splitlines() if line.startswith("| tiny-gpt2 |"))
+    assert "| 25.0† |" in row
+    for note in ("at most 4 test facts per relation", "1 of 41 relations scored (P47: no train facts)",
+                 "lama34k facts with the 18,154-word list gpt2-xl", "[MASK] before the subject"):
+        assert note in markdown

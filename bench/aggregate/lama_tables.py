@@ -73,7 +73,10 @@ def protocol_flags(record: dict) -> list[str]:
     report = record.get("metrics", {}).get(record.get("report_split", "test"), {}).get("overall", {})
     n_rel = report.get("n_relations")
     if n_rel is not None and n_rel < N_RELATIONS and task.get("relations") == "all":
-        flags.append(f"{n_rel} of {N_RELATIONS} relations scored (the prompt set lacks the others)")
+        extra = record.get("extra", {})
+        why = [f"{rel}: {reason}" for rel, reason in (extra.get("relations_skipped") or {}).items()]
+        why += [f"{rel}: no prompt in the set" for rel in extra.get("relations_without_template") or []]
+        flags.append(f"{n_rel} of {N_RELATIONS} relations scored" + (f" ({'; '.join(why)})" if why else ""))
     vocab = record.get("extra", {}).get("vocabulary", {})
     variant = record.get("spec", {}).get("variant")
     if vocab.get("n_listed") and variant in PAPER_VOCAB_SIZE and vocab["n_listed"] != PAPER_VOCAB_SIZE[variant]:
