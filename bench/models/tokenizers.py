@@ -213,6 +213,7 @@ def _gpt2(spec: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
 
 def _roberta(spec: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
     """RoBERTa layout over GPT-2 BPE: <s>=0 <pad>=1 </s>=2 <unk>=3, GPT-2 tokens, <mask> last."""
+    from tokenizers import AddedToken
     from transformers import RobertaTokenizerFast
 
     gpt2_vocab, merges = _gpt2_vocab_merges()
@@ -220,7 +221,9 @@ def _roberta(spec: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
     for token, _ in sorted(gpt2_vocab.items(), key=lambda item: item[1]):
         vocab.setdefault(token, len(vocab))
     vocab["<mask>"] = len(vocab)
-    return RobertaTokenizerFast(vocab=vocab, merges=merges), {"kind": "roberta-bpe"}
+    # as roberta-base ships it: <mask> swallows the space before it, so " <mask>" is one token
+    mask = AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False, special=True)
+    return RobertaTokenizerFast(vocab=vocab, merges=merges, mask_token=mask), {"kind": "roberta-bpe"}
 
 
 def _unigram(spec: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:

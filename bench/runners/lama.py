@@ -60,7 +60,19 @@ def evaluate_split(
         pad_id = backbone.tokenizer.eos_token_id or 0  # GPT-2 has no pad token; padded slots are masked
     predictions = predict(items, scorer, candidates, pad_id, batch_size=int(task_cfg.get("batch_size", 64)),
                           device=backbone.device, desc=f"LAMA {split}")
-    return score_items(items, predictions), counts
+    metrics = score_items(items, predictions)
+    if task_cfg.get("save_predictions"):
+        metrics["predictions"] = prediction_table(items, predictions, backbone.tokenizer)
+    return metrics, counts
+
+
+def prediction_table(items, predictions, tokenizer) -> dict[str, list[list[str]]]:
+    """Per relation, in scoring order: [subject, gold object, predicted token] for every fact."""
+    table: dict[str, list[list[str]]] = {}
+    for item, pred in zip(items, predictions, strict=True):
+        token = tokenizer.convert_ids_to_tokens(pred)
+        table.setdefault(item.fact.relation, []).append([item.fact.sub_label, item.fact.obj_label, token])
+    return table
 
 
 def run_lama(cfg: Mapping, backbone, method) -> dict:
