@@ -225,18 +225,39 @@ class BackboneCache:
         return backbone
 
 
+class CandidateCache:
+    """Wraps ``build_candidates``: the LAMA candidate set of a (tokenizer object, word list, family)
+    is built once; with a reused backbone every later spec of the model gets it for free."""
+
+    def __init__(self, builder) -> None:
+        self.builder, self.hits = builder, 0
+        self._entries: dict[tuple, tuple[object, object]] = {}  # key -> (tokenizer kept alive, candidates)
+
+    def __call__(self, words, tokenizer, family):
+        key = (id(tokenizer), tuple(words), family)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is tokenizer:
+            self.hits += 1
+            return entry[1]
+        candidates = self.builder(words, tokenizer, family)
+        self._entries = {key: (tokenizer, candidates)} | {k: v for k, v in self._entries.items() if v[0] is tokenizer}
+        return candidates
+
+
 @contextmanager
 def reuse_backbones() -> Iterator[BackboneCache]:
-    """Patch ``bench.backbones.loading.load_backbone`` (looked up by ``execute`` at call time)."""
+    """Patch ``bench.backbones.loading.load_backbone`` (looked up by ``execute`` at call time) and
+    the LAMA runner's ``build_candidates`` (one candidate set per tokenizer and word list)."""
     import bench.backbones.loading as loading
+    import bench.runners.lama as runner
 
-    original = loading.load_backbone
+    original, original_candidates = loading.load_backbone, runner.build_candidates
     cache = BackboneCache(original)
-    loading.load_backbone = cache
+    loading.load_backbone, runner.build_candidates = cache, CandidateCache(original_candidates)
     try:
         yield cache
     finally:
-        loading.load_backbone = original
+        loading.load_backbone, runner.build_candidates = original, original_candidates
         cache.drop()
 
 

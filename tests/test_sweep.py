@@ -75,10 +75,10 @@ def test_sweep_skips_finished_keeps_crashes_apart_and_exits_nonzero(lama_data, t
     assert main(args) == 1
     out = capsys.readouterr().out
     assert "3 run, 0 already finished, 1 failed" in out
-    assert "lama-lama34k__tiny-bert__manual__p17_sensitivity-r2__seed34: RuntimeError: boom on rank 2" in out
+    assert "lama-lama34k__tiny-bert__manual__p17_sensitivity-r2__seed34__smoke: RuntimeError: boom on rank 2" in out
     runs = sorted(p.name for p in (tmp_path / "runs" / "lama").glob("*.json"))
     assert len(runs) == 3 and not any("-r2" in name for name in runs)
-    failed = list((tmp_path / "failed").glob("*-r2__seed34.*.json"))
+    failed = list((tmp_path / "failed").glob("*-r2__seed34__smoke.*.json"))
     assert len(failed) == 1 and "boom on rank 2" in json.loads(failed[0].read_text())["error"]
     # rerun without the fault: only the crashed spec runs
     monkeypatch.setattr(bench.run, "_run_task", real)
