@@ -53,7 +53,15 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
+def _top(values: pd.Series) -> float:
+    """Upper y limit in percent: a little above the data, never a degenerate axis (all-zero tiny models)."""
+    top = float(values.max()) if len(values) else 0.0
+    return min(100.0, max(5.0, top * 1.08))
+
+
 def _safe(name: str) -> str:
+    """File-name form of a row label: ``tiny-gpt2 [smoke]`` -> ``tiny-gpt2_smoke``."""
+    name = name.replace(" [", "_").replace("]", "")
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
 
 
@@ -80,6 +88,7 @@ def spread_figure(prompts: pd.DataFrame, row: str, variant: str = "lama34k"):
         tuned = data[data["column"] == "ptuning"].drop_duplicates("relation")
         ax.scatter([x_of[r] for r in tuned["relation"]], tuned["p_at_1"], marker="*", s=22, linewidths=0,
                    color=COLOURS["ptuning"], label=LABELS["ptuning"], zorder=3)
+        ax.set_ylim(0, _top(data["p_at_1"]))
         ax.set_xticks(range(len(relations)), relations, rotation=90)
         ax.set_xlim(-0.7, len(relations) - 0.3)
         ax.set_ylabel("P@1 (%)")
@@ -117,6 +126,7 @@ def distribution_figure(prompts: pd.DataFrame, variant: str):
             ax.plot([], [], "s", color=COLOURS[name], label=LABELS[name])
         ax.set_xticks(range(len(rows)), rows)
         ax.set_xlim(-0.5, len(rows) - 0.5)
+        ax.set_ylim(0, _top(data["p_at_1"]))
         ax.set_ylabel("P@1 per relation (%)")
         ax.set_title(f"P@1 over prompt sets ({variant}, test)")
         ax.grid(axis="y", linewidth=0.3, alpha=0.5)
