@@ -16,6 +16,7 @@ logit is reported as a tie); otherwise the script exits 1. Then it times P-Tunin
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from pathlib import Path
@@ -32,11 +33,21 @@ def _conf(group: str, name: str) -> dict:
     return OmegaConf.to_container(OmegaConf.load(CONF / group / f"{name}.yaml"), resolve=True)
 
 
+def cpu_name() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def machine_line(device: torch.device) -> str:
     from bench.provenance import machine
 
     info = machine(device)
-    where = info.get("gpu") or f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    where = info.get("gpu") or (f"{cpu_name()} ({os.cpu_count()} cores visible), torch on "
+                                f"{torch.get_num_threads()} threads")
     return f"{where}; torch {torch.__version__}; python {info['python']}"
 
 
