@@ -57,6 +57,7 @@ def test_lama_study_expands_presets_models_and_ranks(lama_data, tmp_path):
     assert (pt.trainer.optimizer, pt.trainer.lr, pt.trainer.weight_decay, pt.trainer.gamma) == ("adam", 1e-5, 5e-4, 0.98)
     assert (pt.trainer.batch_size, pt.trainer.max_epochs, pt.trainer.early_stopping_patience) == (8, 100, 20)
     assert list(pt.template.shape.clm) == [3, 3, 0] and pt.template.order == "paper" and pt.seed == 34
+    assert pt.trainer.grad_clip is None and pt.trainer.prefer_later_on_tie
     assert not pt.method.component.tunes_backbone
     ft = next(s for s in sweep.specs if s.preset == "lama29k_lm_finetune")
     assert ft.spec.name == "lama-lama29k__tiny-bert__lm_finetune__bare__seed34" and tunes_backbone(ft.cfg)
