@@ -13,7 +13,9 @@ FIND_LINKS := $(or $(PIP_FIND_LINKS),$(wildcard /opt/wheels))
 UV_FIND := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
 ARGS ?=
 
-.PHONY: help setup data models test lint reproduce-lama lama-manual tables clean
+.PHONY: help setup data models test lint reproduce-lama lama-manual tables figures bench-lama clean
+BENCH_MODEL ?= tiny-bert
+BENCH_ARGS ?=
 
 help: ## list every target with a one-line description
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
@@ -47,10 +49,22 @@ lama-manual: setup data ## LAMA-34k manual-prompt runs for MODELS (skips finishe
 	  $(PY) -m bench.run experiment=lama34k_manual model=$$m $(ARGS); \
 	done
 
-reproduce-lama: lama-manual tables ## the LAMA study for MODELS (default bert-base-cased; offline: MODELS=tiny-bert,tiny-gpt2)
+reproduce-lama: setup data ## the LAMA study for MODELS: resumable sweep, then tables and figures (offline: MODELS=tiny-bert,tiny-gpt2)
+	@status=0; args="$(ARGS)"; \
+	if [ -z "$$(echo $(MODELS) | tr ',' '\n' | grep -v '^tiny-')" ] && ! echo "$$args" | grep -q 'debug='; then \
+	  args="$$args debug=smoke"; echo "only tiny random-weight models: adding debug=smoke (ARGS=debug=none for full-length runs)"; fi; \
+	$(PY) -m bench.sweep --study lama --models $(MODELS) $$args || status=$$?; \
+	$(PY) -m bench.aggregate && $(PY) -m bench.plots || status=1; \
+	exit $$status
+
+figures: setup ## rebuild results/figures/ (PDF + PNG) from results/runs/
+	$(PY) -m bench.plots
+
+bench-lama: setup data ## LAMA evaluation facts/s vs a plain one-fact loop (identical predictions checked) and P-Tuning steps/s
+	$(PY) -m bench.bench_lama --model $(BENCH_MODEL) $(BENCH_ARGS)
 
 tables: setup ## rebuild results/tables/ (Markdown, LaTeX, CSV) from results/runs/
 	$(PY) -m bench.aggregate
 
-clean: ## remove built tables and Hydra logs (keeps run records, data and .venv)
-	rm -rf results/tables results/logs
+clean: ## remove built tables, figures and Hydra logs (keeps run records, data and .venv)
+	rm -rf results/tables results/figures results/logs
