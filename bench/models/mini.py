@@ -1,0 +1,136 @@
+"""Mini models: small LMs pretrained on the LAMA evidence sentences, built on first use.
+
+A mini model's YAML has ``build: {kind: pretrain, recipe: <conf/pretrain name>, minutes: <estimate>}``.
+It is saved in the same hub-cache layout as the tiny models (<models_dir>/hub/models--bench-local--<name>)
+and loaded through the same path; ``ensure_built`` here dispatches: mini recipes are pretrained,
+everything else goes to ``bench.models.tiny.ensure_built``. Beside the weights, ``pretrain_record.json``
+(times, recipe, losses, held-out loss, LAMA probe, git commit) and ``pretrain_log.jsonl`` (loss log)
+are kept; neither enters the revision hash (only model and tokenizer files do).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.errors import ConfigError
+from bench.io_utils import atomic_write_json, atomic_write_text
+from bench.models.tiny import BUILD_INFO, current_build, repo_folder, revision_of
+from bench.models.tiny import ensure_built as ensure_tiny_built
+from bench.paths import models_dir as default_models_dir
+
+MINI_MODELS = ("mini-bert", "mini-gpt2")
+RECORD, LOSS_LOG = "pretrain_record.json", "pretrain_log.jsonl"
+
+
+def is_mini(cfg: Mapping[str, Any]) -> bool:
+    build = cfg.get("build") or {}
+    return isinstance(build, Mapping) and build.get("kind") == "pretrain"
+
+
+def model_config(name: str) -> dict[str, Any]:
+    from bench.backbones.loading import load_model_config
+
+    cfg = load_model_config(name)
+    if not is_mini(cfg):
+        raise ConfigError(f"model {name!r} is not a mini model (its build: has no `kind: pretrain`)")
+    return cfg
+
+
+def recipe_of(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The conf/pretrain recipe a mini model config names, with the build block's `overrides` applied."""
+    from bench.pretrain.build import load_recipe
+
+    build = cfg["build"]
+    overrides = [f"{k}={json.dumps(v)}" for k, v in (build.get("overrides") or {}).items()]
+    recipe = load_recipe(str(build["recipe"]), overrides)
+    recipe["name"] = cfg["name"]
+    if recipe["arch"] != cfg["arch"]:
+        raise ConfigError(f"model {cfg['name']!r} has arch {cfg['arch']!r} but recipe {build['recipe']!r} "
+                          f"trains {recipe['arch']!r}")
+    return recipe
+
+
+def fingerprint(cfg: Mapping[str, Any]) -> str:
+    from bench.pretrain.build import recipe_fingerprint
+
+    return recipe_fingerprint(recipe_of(cfg))
+
+
+@contextmanager
+def _lock(folder: Path) -> Iterator[None]:
+    """One build of a model at a time across processes (e.g. a test run beside `make mini-models`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".build.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build_mini(cfg: Mapping[str, Any], models_dir: str | Path | None = None, progress: bool = True) -> str:
+    """Pretrain the mini model of `cfg`, save it into <models_dir>/hub and point refs/main at it."""
+    from bench.pretrain.build import run_recipe
+
+    recipe = recipe_of(cfg)
+    repo = repo_folder(cfg["hub_id"], Path(models_dir or default_models_dir()) / "hub")
+    minutes = cfg["build"].get("minutes", "several")
+    print(f"[bench] building mini model {cfg['name']}: pretraining on the LAMA evidence sentences takes about "
+          f"{minutes} minutes on 2 CPU cores (once; cached in {repo})", flush=True)
+    built = run_recipe(recipe, progress=progress)
+    (repo / "snapshots").mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=repo))
+    try:
+        built.result.model.save_pretrained(staging, safe_serialization=True)
+        built.tokenizer.save_pretrained(staging)
+        revision = revision_of(staging)  # model + tokenizer files only: the record below is not hashed
+        record = built.record
+        atomic_write_json(staging / RECORD, {**record, "revision": revision})
+        atomic_write_text(staging / LOSS_LOG, "".join(json.dumps(e) + "\n" for e in record["loss_log"]))
+        info = {"name": cfg["name"], "hub_id": cfg["hub_id"], "revision": revision, "fingerprint": record["fingerprint"],
+                "kind": "pretrain", "recipe": recipe, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "seconds": record["seconds"], "heldout_loss": record["heldout_loss"]}
+        atomic_write_json(staging / BUILD_INFO, info)
+        snapshot = repo / "snapshots" / revision
+        if snapshot.exists():
+            shutil.rmtree(snapshot)
+        staging.rename(snapshot)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    (repo / "refs").mkdir(exist_ok=True)
+    atomic_write_text(repo / "refs" / "main", revision)
+    print(f"[bench] built {cfg['name']}: revision {revision} in {record['seconds']['total'] / 60:.1f} min -> "
+          f"{snapshot}", flush=True)
+    return revision
+
+
+def build_record(cfg: Mapping[str, Any], models_dir: str | Path | None = None) -> dict[str, Any] | None:
+    """The pretraining record of the current build, or None when there is none."""
+    found = current_build(cfg, models_dir)
+    if found is None:
+        return None
+    path = repo_folder(cfg["hub_id"], Path(models_dir or default_models_dir()) / "hub") / "snapshots" / found[0] / RECORD
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def ensure_built(cfg: Mapping[str, Any], models_dir: str | Path | None = None, progress: bool = True) -> str:
+    """Revision of a built model (tiny or mini); builds it first when absent or its recipe/inputs changed."""
+    if not is_mini(cfg):
+        return ensure_tiny_built(cfg, models_dir)
+    wanted = fingerprint(cfg)
+    repo = repo_folder(cfg["hub_id"], Path(models_dir or default_models_dir()) / "hub")
+    with _lock(repo):
+        found = current_build(cfg, models_dir)
+        if found is not None and found[1].get("fingerprint") == wanted:
+            return found[0]
+        if found is not None:
+            print(f"[bench] recipe or inputs of {cfg['name']} changed since revision {found[0]}; rebuilding", flush=True)
+        return build_mini(cfg, models_dir, progress=progress)
