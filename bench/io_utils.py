@@ -53,7 +53,7 @@ def _umask() -> int:
     return current
 
 
-def _atomic_write_bytes(path: Path, payload: bytes) -> None:
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -70,7 +70,7 @@ def _atomic_write_bytes(path: Path, payload: bytes) -> None:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    _atomic_write_bytes(Path(path), text.encode("utf-8"))
+    atomic_write_bytes(Path(path), text.encode("utf-8"))
 
 
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2) -> None:

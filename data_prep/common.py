@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import DataError
-from bench.io_utils import atomic_write_json, sha256_file
+from bench.io_utils import atomic_write_bytes, atomic_write_json, sha256_file
 from bench.paths import data_dir, mirror_dir
 
 MIRROR_FIX = "pass --mirror DIR (a local copy of the shared data folder) or run with network access"
@@ -143,21 +143,6 @@ class Sources:
             return sha256_file(cached)
         up = self.upstream(rel)
         return None if up.modified else self.sums.get(rel)
-
-
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Temp file in the same folder, fsync, rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Outputs:
