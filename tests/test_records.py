@@ -6,7 +6,15 @@ import pytest
 
 from bench.errors import DataError
 from bench.io_utils import atomic_write_json
-from bench.records import RunSpec, is_finished, iter_records, load_record, record_path, write_failure, write_record
+from bench.records import (
+    RunSpec,
+    is_finished,
+    iter_records,
+    load_record,
+    record_path,
+    write_failure,
+    write_record,
+)
 
 SPEC = RunSpec(task="lama", variant="lama34k", model="tiny-bert", method="manual", template="lama", seed=34)
 
