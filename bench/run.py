@@ -34,6 +34,9 @@ def spec_from_config(cfg: DictConfig) -> RunSpec:
 def check_compatible(task_cfg: dict, method) -> None:
     """Refuse, before any weights load, task x method pairs that cannot work (one line each)."""
     if task_cfg["kind"] != "lama":
+        if hasattr(method, "lama_predictions"):
+            raise ConfigError(f"method={method.name} is LAMA's majority-object baseline and is defined for LAMA "
+                              f"tasks only, not task={task_cfg['name']}")
         return
     if getattr(method, "output_space", "vocab") != "vocab":
         raise ConfigError(f"method={method.name} scores a fixed label set with a classifier head; LAMA needs "

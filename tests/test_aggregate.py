@@ -50,3 +50,27 @@ def test_no_records_writes_nothing(tmp_path):
     published.write_text("table,variant,model,column,value,source,checked,note\n")
     (tmp_path / "runs").mkdir()
     assert write_lama_tables(tmp_path / "runs", tmp_path / "tables", published) == []
+
+
+def test_majority_baseline_is_a_column_beside_manual_overall_and_per_relation(tmp_path):
+    published = tmp_path / "published.csv"
+    published.write_text("table,variant,model,column,value,source,checked,note\n")
+    _record(tmp_path, "mini-bert", "lama", 0.5, 0.5)
+    _record(tmp_path, "mini-bert", "lama", 0.25, 0.3, method="majority")
+    write_lama_tables(tmp_path / "runs", tmp_path / "tables", published)
+    markdown = (tmp_path / "tables" / "lama34k.md").read_text()
+    assert "| model | majority | lama |" in markdown and "| mini-bert | 25.0 | 50.0 |" in markdown
+    per_rel = pd.read_csv(tmp_path / "tables" / "lama34k_per_relation.csv").set_index("relation")
+    assert {"mini-bert / majority", "mini-bert / lama"} <= set(per_rel.columns)
+
+
+def test_ptuning_cells_with_a_shortened_schedule_are_flagged():
+    from bench.aggregate.lama_tables import protocol_flags
+
+    def record(lr, epochs, patience):
+        trainer = {"lr": lr, "max_epochs": epochs, "early_stopping_patience": patience}
+        return {"config": {"method": {"name": "ptuning"}, "trainer": trainer, "task": {}, "model": {}}}
+
+    assert protocol_flags(record(1e-5, 100, 20)) == []
+    (flag,) = protocol_flags(record(1e-3, 5, 2))
+    assert flag.startswith("P-Tuning schedule lr 0.001, at most 5 epochs, patience 2")

@@ -21,10 +21,11 @@ from bench.aggregate.render import fmt, write_table
 from bench.records import iter_records
 
 ZERO_SHOT_METHODS = {"manual"}
-METHOD_DEFAULT_TEMPLATE = {"ptuning": "ptuning_lama", "lm_finetune": "bare"}
-LAMA34K_COLUMNS = ["lama", "lpaqa", "autoprompt_bert", "autoprompt_roberta", "ptuning", "ptuning+ptuning_lama_manual"]
+METHOD_DEFAULT_TEMPLATE = {"ptuning": "ptuning_lama", "lm_finetune": "bare", "majority": "lama"}
+LAMA34K_COLUMNS = ["majority", "lama", "lpaqa", "autoprompt_bert", "autoprompt_roberta", "ptuning", "ptuning+ptuning_lama_manual"]
 COLUMN_ORDER = LAMA34K_COLUMNS
 N_RELATIONS = 41  # T-REx relations of LAMA
+PTUNING_LAMA_SCHEDULE = (1e-5, 100, 20)  # P-Tuning's LAMA recipe: lr, max epochs, early-stopping patience
 PAPER_VOCAB_SIZE = {"lama34k": 21035, "lama29k": 18154}  # BERT's 34k list; the shared 29k list
 _RANK = re.compile(r"^(?P<base>.+)-r(?P<rank>\d+)$")
 
@@ -87,6 +88,12 @@ def protocol_flags(record: dict) -> list[str]:
         flags.append("ALBERT lower-cases: candidates are lower-cased words (case variants collapse)")
     if arch == "t5":
         flags.append("T5 predicts the first piece after the sentinel <extra_id_0>")
+    trainer = config.get("trainer", {})
+    if config.get("method", {}).get("name") == "ptuning" and trainer:
+        schedule = (trainer.get("lr"), trainer.get("max_epochs"), trainer.get("early_stopping_patience"))
+        if schedule != PTUNING_LAMA_SCHEDULE:
+            flags.append("P-Tuning schedule lr {}, at most {} epochs, patience {} (the paper's: 1e-5, 100, 20)"
+                         .format(*schedule))
     template = config.get("template", {})
     if template.get("kind") == "ptuning" and template.get("order") == "code":
         flags.append("released-code query order ([MASK] before the subject), not the paper's")

@@ -37,8 +37,12 @@ def relation_templates(template_cfg: Mapping, relations: list[str], family: str 
 
 def evaluate_split(
     split: str, task_cfg: Mapping, backbone, scorer, candidates: Candidates, templates: Mapping,
+    predict_items=None,
 ) -> tuple[dict, dict]:
-    """P@1 on one split over every relation that has facts and a template; plus filter counts."""
+    """P@1 on one split over every relation that has facts and a template; plus filter counts.
+
+    `predict_items` (items -> token ids) replaces model scoring for baselines that need no forward pass.
+    """
     items, counts = [], {}
     for relation, template in templates.items():
         facts = lama_data.load_facts(relation, split, task_cfg["variant"])
@@ -58,8 +62,11 @@ def evaluate_split(
     pad_id = backbone.tokenizer.pad_token_id
     if pad_id is None:
         pad_id = backbone.tokenizer.eos_token_id or 0  # GPT-2 has no pad token; padded slots are masked
-    predictions = predict(items, scorer, candidates, pad_id, batch_size=int(task_cfg.get("batch_size", 64)),
-                          device=backbone.device, desc=f"LAMA {split}")
+    if predict_items is not None:
+        predictions = predict_items(items)
+    else:
+        predictions = predict(items, scorer, candidates, pad_id, batch_size=int(task_cfg.get("batch_size", 64)),
+                              device=backbone.device, desc=f"LAMA {split}")
     metrics = score_items(items, predictions)
     if task_cfg.get("save_predictions"):
         metrics["predictions"] = prediction_table(items, predictions, backbone.tokenizer)
@@ -92,10 +99,13 @@ def run_lama(cfg: Mapping, backbone, method) -> dict:
                 "report_split": task_cfg["report_split"],
                 "extra": {"vocabulary": _vocabulary_extra(task_cfg, model_cfg, candidates),
                           "relations_without_template": missing, **extra}}
-    scorer = method.scorer()
+    baseline = getattr(method, "lama_predictions", None)
+    predict_items = baseline(task_cfg["variant"], candidates.word_to_id) if baseline else None
+    scorer = None if baseline else method.scorer()
     metrics, filters = {}, {}
     for split in task_cfg["eval_splits"]:
-        metrics[split], filters[split] = evaluate_split(split, task_cfg, backbone, scorer, candidates, templates)
+        metrics[split], filters[split] = evaluate_split(split, task_cfg, backbone, scorer, candidates, templates,
+                                                        predict_items)
     return {
         "metrics": metrics,
         "selection_split": task_cfg["selection_split"],

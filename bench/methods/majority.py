@@ -1,0 +1,38 @@
+"""``majority``: LAMA's majority-object baseline as a method, so it gets a run record and a table column.
+
+Per relation it predicts the most frequent train object that passes the model's vocabulary filter
+(``bench.baselines.majority_objects``); the model is loaded only for its tokenizer (the filter), and
+no forward pass runs. Scored by the same P@1 code on the same filtered facts as every other method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bench.methods.base import Method
+
+
+class MajorityObject(Method):
+    """A reference point, not a tuning method: nothing is trained and the model is never called."""
+
+    name = "majority"
+    trains = False
+
+    def setup(self, backbone) -> None:
+        super().setup(backbone)
+        backbone.model.eval()
+        backbone.model.requires_grad_(False)
+
+    def scorer(self):
+        raise NotImplementedError("method=majority predicts from train-fact counts; use lama_predictions()")
+
+    def lama_predictions(self, variant: str, word_to_id: dict[str, int]):
+        """A function: rendered LAMA items -> the majority object's token id per item (-1 without one)."""
+        from bench.baselines import majority_objects
+
+        def predict(items: Sequence) -> list[int]:
+            relations = sorted({item.fact.relation for item in items})
+            chosen = majority_objects(relations, variant, set(word_to_id))
+            return [word_to_id.get(chosen[item.fact.relation][0], -1) for item in items]
+
+        return predict
