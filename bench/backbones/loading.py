@@ -135,7 +135,7 @@ def _load_from_path(cfg: Mapping[str, Any], dtype: torch.dtype) -> tuple[Any, An
 
 
 def _load_built(cfg: Mapping[str, Any], dtype: torch.dtype, models_dir: Path) -> tuple[Any, Any, str]:
-    from bench.models.tiny import ensure_built
+    from bench.models.mini import ensure_built  # tiny models: random weights; mini models: pretrained here
 
     ensure_built(cfg, models_dir)
     cache_dir = models_dir / "hub"

@@ -107,9 +107,20 @@ def build_mini(cfg: Mapping[str, Any], models_dir: str | Path | None = None, pro
         shutil.rmtree(staging, ignore_errors=True)
     (repo / "refs").mkdir(exist_ok=True)
     atomic_write_text(repo / "refs" / "main", revision)
+    kept = _keep_record(cfg["name"], revision, {**record, "revision": revision, "snapshot": str(snapshot)})
     print(f"[bench] built {cfg['name']}: revision {revision} in {record['seconds']['total'] / 60:.1f} min -> "
-          f"{snapshot}", flush=True)
+          f"{snapshot}; pretraining record: {kept}", flush=True)
     return revision
+
+
+def _keep_record(name: str, revision: str, record: Mapping[str, Any]) -> Path:
+    """Copy the pretraining record to <results>/pretrain/<name>__<revision>.json (one per build, never overwritten)."""
+    from bench.paths import results_dir
+
+    path = results_dir() / "pretrain" / f"{name}__{revision[:12]}.json"
+    if not path.exists():
+        atomic_write_json(path, record)
+    return path
 
 
 def build_record(cfg: Mapping[str, Any], models_dir: str | Path | None = None) -> dict[str, Any] | None:
@@ -130,6 +141,9 @@ def ensure_built(cfg: Mapping[str, Any], models_dir: str | Path | None = None, p
     with _lock(repo):
         found = current_build(cfg, models_dir)
         if found is not None and found[1].get("fingerprint") == wanted:
+            record = build_record(cfg, models_dir)
+            if record is not None:  # builds made before results/pretrain existed, or with another results dir
+                _keep_record(cfg["name"], found[0], record)
             return found[0]
         if found is not None:
             print(f"[bench] recipe or inputs of {cfg['name']} changed since revision {found[0]}; rebuilding", flush=True)

@@ -187,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = args.names
     if names == ["all"]:
-        names = [p.stem for p in sorted(MODEL_CONF_DIR.glob("*.yaml")) if load_model_config(p.stem).get("build")]
+        names = [p.stem for p in sorted(MODEL_CONF_DIR.glob("*.yaml"))
+                 if (load_model_config(p.stem).get("build") or {}).get("kind", "random") == "random"]
     for name in names:
         cfg = load_model_config(name)
         revision = ensure_built(cfg, args.models_dir)

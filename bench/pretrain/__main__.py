@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="+", help="model names (conf/model/<name>.yaml), or `all`; with --try a recipe")
     parser.add_argument("--try", dest="trial", action="store_true", help="train a recipe in memory, save only the record")
     parser.add_argument("--record", type=Path, help="where --try writes its record (JSON)")
+    parser.add_argument("--save", type=Path, help="folder where --try also saves the model and tokenizer")
     parser.add_argument("--force", action="store_true", help="rebuild even when an up-to-date build exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.record:
                 args.record.parent.mkdir(parents=True, exist_ok=True)
                 args.record.write_text(json.dumps(built.record, indent=2), encoding="utf-8")
+            if args.save:
+                built.result.model.save_pretrained(args.save)
+                built.tokenizer.save_pretrained(args.save)
             return 0
         from bench.models.mini import MINI_MODELS, build_mini, ensure_built, model_config
 
