@@ -45,7 +45,7 @@ def test_select_holds_out_no_test_sentence_and_caps_lines_per_fact():
 class _Tok:
     """Whitespace tokenizer with offsets, enough for encode()."""
 
-    cls_token_id, sep_token_id, pad_token_id, mask_token_id = 1, 2, 0, 3
+    cls_token_id, sep_token_id, pad_token_id, mask_token_id, eos_token_id = 1, 2, 0, 3, 2
 
     def __call__(self, texts, add_special_tokens, return_offsets_mapping):
         ids, offsets = [], []
@@ -140,3 +140,45 @@ def test_majority_baseline_counts_train_objects_after_the_vocabulary_filter(lama
     assert result["groups"]["P2"]["p_at_1"] == pytest.approx(1 / 2)
     assert result["overall"]["macro_over_relations"] == pytest.approx((2 / 3 + 1 / 2) / 2)
     assert majority_objects(["P1"], "lama34k", None)["P1"] == ("Lyon", "train")
+
+
+# ------------------------------------------------------------------ training loop
+
+
+def _recipe(arch: str) -> dict:
+    return {"seed": 3, "model": {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32,
+                                 "max_positions": 16, "dropout": 0.1},
+            "objective": {"salient_rate": 0.8, "random_rate": 0.3},
+            "train": {"steps": 4, "batch_size": 2, "lr": 1e-3, "bf16": False, "threads": torch.get_num_threads(),
+                      "log_every": 2}}
+
+
+_ITEMS = [Encoded((1, 10 + i, 20 + i, 30 + i, 2), (2, 3)) for i in range(6)]
+
+
+@pytest.mark.parametrize("arch", ["bert", "gpt2"])
+def test_pretraining_is_deterministic_given_the_seed(arch):
+    from bench.pretrain.train import pretrain
+
+    runs = [pretrain(arch, _recipe(arch), _Tok(), _ITEMS, _ITEMS[:2], progress=False) for _ in range(2)]
+    first, second = (r.model.state_dict() for r in runs)
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert [e["step"] for e in runs[0].log] == [2, 4]
+    assert [e["loss"] for e in runs[0].log] == [e["loss"] for e in runs[1].log]
+    assert set(runs[0].heldout) >= {"loss", "salient"}
+
+
+@pytest.mark.parametrize("arch", ["bert", "gpt2"])
+def test_selected_position_logits_equal_the_full_output_layer(arch):
+    """Only scored positions go through the output layer: same logits as the model's full forward."""
+    from bench.pretrain.data import LossBatch
+    from bench.pretrain.model import make_model, selected_logits
+
+    torch.manual_seed(0)
+    model = make_model(arch, _recipe(arch)["model"], _Tok()).eval()
+    ids = torch.tensor([[1, 11, 12, 13, 2], [1, 21, 22, 2, 0]])
+    mask = (ids != 0).long()
+    rows, cols = torch.tensor([0, 0, 1]), torch.tensor([1, 3, 2])
+    batch = LossBatch(ids, mask, rows, cols, torch.zeros(3, dtype=torch.long), torch.zeros(3, dtype=torch.bool))
+    full = model(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(selected_logits(model, batch), full[rows, cols])
