@@ -13,7 +13,7 @@ FIND_LINKS := $(or $(PIP_FIND_LINKS),$(wildcard /opt/wheels))
 UV_FIND := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
 ARGS ?=
 
-.PHONY: help setup data models test lint reproduce-lama lama-manual tables figures bench-lama clean
+.PHONY: mini-models help setup data models test lint reproduce-lama lama-manual tables figures bench-lama clean
 BENCH_MODEL ?= tiny-bert
 BENCH_ARGS ?=
 
@@ -38,6 +38,9 @@ data: setup ## prepare every data family into data/ (idempotent; reads ../shared
 models: setup data ## build the tiny offline models (tiny-bert, tiny-roberta, tiny-albert, tiny-gpt2, tiny-t5)
 	$(PY) -m bench.models.tiny all
 
+mini-models: setup data ## pretrain the mini-world models mini-bert and mini-gpt2 offline (docs/mini-world.md; ~35 min each on 2 CPU cores)
+	$(PY) -m bench.pretrain all
+
 test: setup ## run the test suite (offline, tiny models, real data from ../shared/data)
 	$(PY) -m pytest -q $(ARGS)
 
@@ -52,7 +55,9 @@ lama-manual: setup data ## LAMA-34k manual-prompt runs for MODELS (skips finishe
 reproduce-lama: setup data ## the LAMA study for MODELS: resumable sweep, then tables and figures (offline: MODELS=tiny-bert,tiny-gpt2)
 	@status=0; args="$(ARGS)"; \
 	if [ -z "$$(echo $(MODELS) | tr ',' '\n' | grep -v '^tiny-')" ] && ! echo "$$args" | grep -q 'debug='; then \
-	  args="$$args debug=smoke"; echo "only tiny random-weight models: adding debug=smoke (ARGS=debug=none for full-length runs)"; fi; \
+	  args="$$args debug=smoke"; echo "only tiny random-weight models: adding debug=smoke (ARGS=debug=none for full-length runs)"; \
+	elif [ -z "$$(echo $(MODELS) | tr ',' '\n' | grep -v '^tiny-' | grep -v '^mini-')" ] && ! echo "$$args" | grep -q 'debug='; then \
+	  args="$$args debug=mini"; echo "mini-world models: adding debug=mini (all facts, short P-Tuning schedule; ARGS=debug=none for the paper's)"; fi; \
 	$(PY) -m bench.sweep --study lama --models $(MODELS) $$args || status=$$?; \
 	$(PY) -m bench.aggregate && $(PY) -m bench.plots || status=1; \
 	exit $$status
