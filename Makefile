@@ -13,7 +13,7 @@ FIND_LINKS := $(or $(PIP_FIND_LINKS),$(wildcard /opt/wheels))
 UV_FIND := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
 ARGS ?=
 
-.PHONY: mini-models help setup data models test lint reproduce-lama lama-manual tables figures bench-lama clean
+.PHONY: mini-models bench-pretrain help setup data models test lint reproduce-lama lama-manual tables figures bench-lama clean
 BENCH_MODEL ?= tiny-bert
 BENCH_ARGS ?=
 
@@ -64,6 +64,10 @@ reproduce-lama: setup data ## the LAMA study for MODELS: resumable sweep, then t
 
 figures: setup ## rebuild results/figures/ (PDF + PNG) from results/runs/
 	$(PY) -m bench.plots
+
+bench-pretrain: setup ## mini-model pretraining step time: selected-position output layer + bf16 autocast vs plain fp32
+	$(PY) -m bench.bench_pretrain --recipe mini-bert
+	$(PY) -m bench.bench_pretrain --recipe mini-gpt2 --vocab 27118
 
 bench-lama: setup data ## LAMA evaluation facts/s vs a plain one-fact loop (identical predictions checked) and P-Tuning steps/s
 	$(PY) -m bench.bench_lama --model $(BENCH_MODEL) $(BENCH_ARGS)
