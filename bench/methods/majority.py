@@ -9,19 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bench.methods.base import Method
+from bench.methods.manual import ManualPrompt
 
 
-class MajorityObject(Method):
-    """A reference point, not a tuning method: nothing is trained and the model is never called."""
+class MajorityObject(ManualPrompt):
+    """A reference point, not a tuning method: nothing is trained (frozen as ManualPrompt) and the model is never called."""
 
     name = "majority"
-    trains = False
-
-    def setup(self, backbone) -> None:
-        super().setup(backbone)
-        backbone.model.eval()
-        backbone.model.requires_grad_(False)
 
     def scorer(self):
         raise NotImplementedError("method=majority predicts from train-fact counts; use lama_predictions()")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -22,7 +20,7 @@ from typing import Any
 
 from bench.errors import ConfigError
 from bench.io_utils import atomic_write_json, atomic_write_text
-from bench.models.tiny import BUILD_INFO, current_build, repo_folder, revision_of
+from bench.models.tiny import current_build, publish_snapshot, repo_folder
 from bench.models.tiny import ensure_built as ensure_tiny_built
 from bench.paths import models_dir as default_models_dir
 
@@ -86,27 +84,16 @@ def build_mini(cfg: Mapping[str, Any], models_dir: str | Path | None = None, pro
     print(f"[bench] building mini model {cfg['name']}: pretraining on the LAMA evidence sentences takes about "
           f"{minutes} minutes on 2 CPU cores (once; cached in {repo})", flush=True)
     built = run_recipe(recipe, progress=progress)
-    (repo / "snapshots").mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=repo))
-    try:
-        built.result.model.save_pretrained(staging, safe_serialization=True)
-        built.tokenizer.save_pretrained(staging)
-        revision = revision_of(staging)  # model + tokenizer files only: the record below is not hashed
-        record = built.record
+    record = built.record
+
+    def describe(staging: Path, revision: str) -> dict[str, Any]:
         atomic_write_json(staging / RECORD, {**record, "revision": revision})
         atomic_write_text(staging / LOSS_LOG, "".join(json.dumps(e) + "\n" for e in record["loss_log"]))
-        info = {"name": cfg["name"], "hub_id": cfg["hub_id"], "revision": revision, "fingerprint": record["fingerprint"],
+        return {"name": cfg["name"], "hub_id": cfg["hub_id"], "revision": revision, "fingerprint": record["fingerprint"],
                 "kind": "pretrain", "recipe": recipe, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "seconds": record["seconds"], "heldout_loss": record["heldout_loss"]}
-        atomic_write_json(staging / BUILD_INFO, info)
-        snapshot = repo / "snapshots" / revision
-        if snapshot.exists():
-            shutil.rmtree(snapshot)
-        staging.rename(snapshot)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    (repo / "refs").mkdir(exist_ok=True)
-    atomic_write_text(repo / "refs" / "main", revision)
+
+    revision, snapshot, _ = publish_snapshot(repo, built.result.model, built.tokenizer, describe)
     kept = _keep_record(cfg["name"], revision, {**record, "revision": revision, "snapshot": str(snapshot)})
     print(f"[bench] built {cfg['name']}: revision {revision} in {record['seconds']['total'] / 60:.1f} min -> "
           f"{snapshot}; pretraining record: {kept}", flush=True)

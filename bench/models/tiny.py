@@ -18,7 +18,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,32 @@ def revision_of(folder: Path) -> str:
     return digest.hexdigest()[:40]
 
 
+def publish_snapshot(repo: Path, model, tokenizer, describe: Callable[[Path, str], dict[str, Any]]
+                     ) -> tuple[str, Path, dict[str, Any]]:
+    """Save model + tokenizer as snapshots/<revision> (staged, then renamed) and point refs/main at it.
+
+    `describe(staging, revision)` returns the build info (written as bench_build.json) and may write
+    further unhashed files; the revision hashes only what the model and tokenizer saved.
+    """
+    (repo / "snapshots").mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=repo))
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        revision = revision_of(staging)
+        info = describe(staging, revision)
+        atomic_write_json(staging / BUILD_INFO, info)
+        snapshot = repo / "snapshots" / revision
+        if snapshot.exists():
+            shutil.rmtree(snapshot)
+        staging.rename(snapshot)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    (repo / "refs").mkdir(exist_ok=True)
+    atomic_write_text(repo / "refs" / "main", revision)
+    return revision, snapshot, info
+
+
 def build_tiny(cfg: Mapping[str, Any], models_dir: str | Path | None = None, keep_in_memory: bool = False) -> BuildResult:
     """Build the tiny model of `cfg` into <models_dir>/hub (always rebuilds) and point refs/main at it."""
     if not cfg.get("build"):
@@ -122,25 +148,14 @@ def build_tiny(cfg: Mapping[str, Any], models_dir: str | Path | None = None, kee
     tokenizer, tok_info = build_tokenizer(recipe["tokenizer"], int(recipe["max_positions"]))
     torch.manual_seed(int(recipe["seed"]))
     model = _make_model(arch, recipe, tokenizer).eval()
-    (repo / "snapshots").mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=repo))
-    try:
-        model.save_pretrained(staging, safe_serialization=True)
-        tokenizer.save_pretrained(staging)
-        revision = revision_of(staging)
-        info = {"name": name, "hub_id": cfg["hub_id"], "revision": revision, "fingerprint": fingerprint(cfg),
+
+    def describe(staging: Path, revision: str) -> dict[str, Any]:
+        return {"name": name, "hub_id": cfg["hub_id"], "revision": revision, "fingerprint": fingerprint(cfg),
                 "recipe": recipe, "tokenizer": tok_info, "versions": _versions(),
                 "corpus": str(evidence_source()) if recipe["tokenizer"]["kind"] in ("wordpiece", "unigram") else None,
                 "parameters": sum(p.numel() for p in model.parameters())}
-        atomic_write_json(staging / BUILD_INFO, info)
-        snapshot = repo / "snapshots" / revision
-        if snapshot.exists():
-            shutil.rmtree(snapshot)
-        staging.rename(snapshot)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    (repo / "refs").mkdir(exist_ok=True)
-    atomic_write_text(repo / "refs" / "main", revision)
+
+    revision, snapshot, info = publish_snapshot(repo, model, tokenizer, describe)
     seconds = time.perf_counter() - started
     share = tok_info.get("lama_single_token_share")
     extra = f", LAMA single-token share {share:.3f}" if share is not None else ""
