@@ -14,7 +14,7 @@ import torch
 
 from bench.baselines import majority_baseline, majority_objects
 from bench.pretrain import bpe
-from bench.pretrain.corpus import Sentence, select
+from bench.pretrain.corpus import Sentence, from_subject, select
 from bench.pretrain.data import Encoded, clm_batch, encode, mlm_batch
 
 
@@ -40,6 +40,18 @@ def test_select_holds_out_no_test_sentence_and_caps_lines_per_fact():
     assert all(n <= 2 for fact, n in per_fact.items() if fact != "P19|a|b")
     again = select(list(reversed(lines)), cap_test=4, cap_other=2, heldout_fraction=0.2)
     assert [s.text for s in again.train] == [s.text for s in chosen.train]  # order-free
+
+
+def test_from_subject_starts_the_line_at_a_subject_named_before_the_object():
+    line = Sentence("In 1990 the Toyota Corolla was made by Toyota.", 39, 45, "Toyota Corolla", "Toyota",
+                    "P176", "test", "P176|a|b")
+    cut = from_subject(line)
+    assert cut.text == "Toyota Corolla was made by Toyota."
+    assert cut.text[cut.obj_start:cut.obj_end] == "Toyota" and cut.obj_start == 27
+    after = _line("Paris is where Ann was born.", "Paris", "test", "P19|a|b", sub="Ann")
+    unnamed = _line("She was born in Paris.", "Paris", "test", "P19|a|b", sub="Ann")
+    first = _line("Ann was born in Paris.", "Paris", "test", "P19|a|b", sub="Ann")
+    assert from_subject(after) is after and from_subject(unnamed) is unnamed and from_subject(first) is first
 
 
 class _Tok:

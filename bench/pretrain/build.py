@@ -22,7 +22,7 @@ from bench.errors import ConfigError
 from bench.io_utils import sha256_file
 from bench.paths import REPO_ROOT, models_dir
 from bench.pretrain import bpe
-from bench.pretrain.corpus import read_evidences, select
+from bench.pretrain.corpus import from_subject, read_evidences, select
 from bench.pretrain.data import encode
 from bench.pretrain.train import TrainResult, pretrain
 
@@ -120,6 +120,9 @@ def run_recipe(recipe: Mapping[str, Any], progress: bool = True, probe_splits: S
     selection = select(read_evidences(_evidence_path(), relations), corpus_spec.get("cap_test"),
                        corpus_spec.get("cap_other"), float(corpus_spec.get("heldout_fraction", 0.01)),
                        corpus_spec.get("prefer_subject", "any"))
+    if corpus_spec.get("start_at_subject"):
+        selection.train = [from_subject(s) for s in selection.train]
+        selection.heldout = [from_subject(s) for s in selection.heldout]
     max_length = int(corpus_spec.get("max_length", recipe["model"]["max_positions"]))
     train_items = encode(selection.train, tokenizer, max_length, specials=arch == "bert")
     heldout_items = encode(selection.heldout, tokenizer, max_length, specials=arch == "bert")

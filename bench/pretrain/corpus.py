@@ -20,7 +20,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.errors import DataError
@@ -117,3 +117,17 @@ def select(sentences: Iterable[Sentence], cap_test: int | None, cap_other: int |
     counts = {"lines": len(lines), "train": len(train), "heldout": len(heldout),
               "train_test_facts": sum(s.split == "test" for s in train), "facts": len(by_fact)}
     return Selection(train, heldout, counts)
+
+
+def from_subject(line: Sentence) -> Sentence:
+    """The line cut to start at its subject, when it names the subject before the object.
+
+    A causal LM meets a LAMA prompt's subject at the start of the text, where a byte-level BPE spells
+    it without the leading space it has mid-sentence ("Toyota" -> "T" "oy" "ota", not " Toyota");
+    lines that start at the subject teach the model that spelling. Other lines are returned as they are.
+    """
+    span = line.sub_span
+    if span is None or span[0] == 0 or span[0] > line.obj_start:
+        return line
+    cut = span[0]
+    return replace(line, text=line.text[cut:], obj_start=line.obj_start - cut, obj_end=line.obj_end - cut)
