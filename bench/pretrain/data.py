@@ -6,8 +6,10 @@ probability ``random_rate`` (BERT's 80% [MASK] / 10% random / 10% kept). Only se
 through the output layer.
 
 Causal LM (``clm_batch``): next-token prediction; the positions that predict an object token are
-always scored and every other position with probability ``random_rate`` (an unbiased sample of the
-full loss, so the output layer runs on a fraction of the positions).
+always scored and every other position with probability ``random_rate``, so the output layer runs
+on a fraction of the positions. The loss is the mean over the scored positions: the other positions
+are an unbiased sample of their part of the full loss, and object tokens weigh about
+1 / ``random_rate`` times more than in the plain next-token loss (the causal LM's salient span).
 """
 
 from __future__ import annotations
