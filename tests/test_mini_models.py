@@ -15,7 +15,7 @@ import torch
 from bench.baselines import majority_baseline, majority_objects
 from bench.pretrain import bpe
 from bench.pretrain.corpus import Sentence, from_subject, select
-from bench.pretrain.data import Encoded, clm_batch, encode, mlm_batch
+from bench.pretrain.data import Encoded, clm_batch, crop_after_object, encode, mlm_batch
 
 
 def _line(text: str, obj: str, split: str, fact: str, sub: str = "Ann") -> Sentence:
@@ -194,3 +194,26 @@ def test_selected_position_logits_equal_the_full_output_layer(arch):
     batch = LossBatch(ids, mask, rows, cols, torch.zeros(3, dtype=torch.long), torch.zeros(3, dtype=torch.bool))
     full = model(input_ids=ids, attention_mask=mask).logits
     torch.testing.assert_close(selected_logits(model, batch), full[rows, cols])
+
+
+def test_cropping_after_the_object_keeps_the_causal_loss_and_its_gradients():
+    """random_rate 0 scores only object-predicting positions; later tokens cannot change them."""
+    from bench.pretrain.model import losses, make_model
+
+    items = [Encoded((1, 11, 12, 13, 14, 15, 2), (2, 4)), Encoded((1, 21, 22, 23, 2), (3, 4)),
+             Encoded((31, 32, 33, 2), (0, 2))]
+    cropped = crop_after_object(items)
+    assert [it.ids for it in cropped] == [(1, 11, 12, 13), (1, 21, 22, 23), (31, 32)]
+    torch.manual_seed(0)
+    model = make_model("gpt2", _recipe("gpt2")["model"], _Tok()).eval()
+    results = []
+    for group in (items, cropped):
+        batch = clm_batch(group, pad_id=0, random_rate=0.0, generator=torch.Generator().manual_seed(0))
+        assert batch.targets.tolist() == [12, 13, 23, 32]  # by hand: the object tokens, in row order
+        model.zero_grad()
+        loss, _ = losses(model, batch)
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    torch.testing.assert_close(results[0][0], results[1][0])
+    for whole, short in zip(results[0][1], results[1][1], strict=True):
+        torch.testing.assert_close(whole, short)
