@@ -1,7 +1,7 @@
 """``make bench-lama``: LAMA evaluation speed against a plain loop, and P-Tuning training steps per second.
 
 Both evaluations score the same rendered facts with the same model in the same process:
-- ours (:func:`bench.evaluation.lama.predict`): batches across relations, sorted by length, the
+- ours (:func:`bench.lama.evaluation.predict`): batches across relations, sorted by length, the
   LM head applied at the target slot only, the restriction to the LAMA vocabulary a gather over
   the candidate ids;
 - plain: one fact at a time, a full forward pass (LM head over every position), the full-vocabulary
@@ -53,9 +53,9 @@ def machine_line(device: torch.device) -> str:
 
 def rendered_facts(backbone, variant: str, template: str, per_relation: int):
     """The evaluation items (first N kept test facts of every relation) and the candidate set."""
-    from bench.evaluation.lama import build_candidates, render_facts
-    from bench.runners.lama import relation_templates
-    from bench.tasks import lama as lama_data
+    from bench.lama import data as lama_data
+    from bench.lama.evaluation import build_candidates, render_facts
+    from bench.lama.runner import relation_templates
 
     candidates = build_candidates(lama_data.load_vocab(variant, backbone.lama_vocab_key), backbone.tokenizer,
                                   backbone.family)
@@ -106,8 +106,8 @@ def ptuning_steps_per_second(backbone, candidates, variant: str, steps: int, rel
     """Seconds per P-Tuning training step (batch 8) on one relation, after two warm-up steps."""
     from hydra.utils import instantiate
 
+    from bench.lama.training import LamaRelationTask, pad_id_of, split_items
     from bench.prompts import templates_for
-    from bench.tasks.lama_training import LamaRelationTask, pad_id_of, split_items
     from bench.train import build_optimizer
 
     method = instantiate(_conf("method", "ptuning")["component"])
@@ -143,8 +143,8 @@ def ptuning_steps_per_second(backbone, candidates, variant: str, steps: int, rel
 def run(model: str, variant: str, template: str, per_relation: int, batch_size: int, ptuning_steps: int,
         relation: str, device: str, tie: float) -> dict:
     from bench.backbones.loading import load_backbone, load_model_config
-    from bench.evaluation.lama import frozen_scorer, predict
-    from bench.tasks.lama_training import pad_id_of
+    from bench.lama.evaluation import frozen_scorer, predict
+    from bench.lama.training import pad_id_of
 
     backbone = load_backbone(load_model_config(model), device=device, dtype="fp32")
     (items, candidates), render_s = _timed(lambda: rendered_facts(backbone, variant, template, per_relation))

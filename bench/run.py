@@ -49,11 +49,11 @@ def check_compatible(task_cfg: dict, method) -> None:
 def _run_task(cfg: dict, backbone, method) -> dict:
     kind = cfg["task"]["kind"]
     if kind == "lama":
-        from bench.runners.lama import run_lama
+        from bench.lama.runner import run_lama
 
         return run_lama(cfg, backbone, method)
     if kind == "classification":
-        from bench.runners.classification import run_classification
+        from bench.superglue.runner import run_classification
 
         return run_classification(cfg, backbone, method)
     raise BenchError(f"task kind {kind!r} has no runner yet (conf/task/{cfg['task']['name']}.yaml)")

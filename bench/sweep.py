@@ -82,8 +82,8 @@ def prompt_ranks(template_cfg: DictConfig, relations: Sequence[str] | str | None
         return list(range(len(template_cfg.texts)))
     if kind == "prompt_set":
         from bench.io_utils import read_jsonl
+        from bench.lama.data import select_relations
         from bench.prompts import prompt_set_path
-        from bench.tasks.lama import select_relations
 
         wanted = set(select_relations(relations or "all"))
         rows = read_jsonl(prompt_set_path(str(template_cfg.prompt_set)), required=("relation", "rank"))
@@ -249,7 +249,7 @@ def reuse_backbones() -> Iterator[BackboneCache]:
     """Patch ``bench.backbones.loading.load_backbone`` (looked up by ``execute`` at call time) and
     the LAMA runner's ``build_candidates`` (one candidate set per tokenizer and word list)."""
     import bench.backbones.loading as loading
-    import bench.runners.lama as runner
+    import bench.lama.runner as runner
 
     original, original_candidates = loading.load_backbone, runner.build_candidates
     cache = BackboneCache(original)

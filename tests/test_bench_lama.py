@@ -2,14 +2,14 @@
 
 import pytest
 
-import bench.evaluation.lama as lama_eval
+import bench.lama.evaluation as lama_eval
 from bench.bench_lama import main, report, run
 from bench.errors import DataError
 
 
 @pytest.fixture(scope="module")
 def lama_data():
-    from bench.tasks.lama import relation_ids
+    from bench.lama.data import relation_ids
 
     try:
         return relation_ids()

@@ -11,7 +11,7 @@ import yaml
 
 from bench.errors import ConfigError
 from bench.paths import REPO_ROOT, data_dir, mirror_dir
-from bench.runners.classification import (
+from bench.superglue.runner import (
     LAST,
     run_classification,
     scatter_options,
@@ -67,7 +67,7 @@ def test_selection_on_the_report_split_is_refused(tiny_backbone, tmp_path):
 
 def test_no_selection_split_keeps_the_last_state(tiny_backbone, tmp_path):
     from bench.methods.pet import PatternTuning
-    from bench.runners.classification import ClassificationTask
+    from bench.superglue.runner import ClassificationTask
 
     cfg = {"task": {**conf("task", "rte"), "selection_split": None, "report_split": "dev32"},
            "template": conf("template", "pet_rte"), "seed": 0, "paths": {"data_dir": str(rte_tree(tmp_path))}}
@@ -83,7 +83,7 @@ def test_pet_rte_end_to_end_record_then_recompute_val_accuracy(tiny_backbone, tm
     import bench.backbones.loading as loading
     from bench.prompts import render, templates_for, verbalizer_for
     from bench.run import execute
-    from bench.tasks.superglue import load_split
+    from bench.superglue.data import load_split
 
     backbone = tiny_backbone("tiny-bert")
     backbone = dataclasses.replace(backbone, model=copy.deepcopy(backbone.model))

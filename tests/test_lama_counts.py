@@ -15,7 +15,7 @@ the filter compares the word without its "Ġ".
 import pytest
 
 from bench.errors import DataError
-from bench.tasks import lama
+from bench.lama import data as lama
 
 PAPER = {"lama34k": 34039, "lama29k": None}  # the paper names the second set only "29k"
 EXPECTED = {  # (variant, vocabulary key) -> (test rows in the mirror, kept by the vocabulary filter)

@@ -2,8 +2,8 @@
 
 import torch
 
-from bench.evaluation.lama import Candidates, LamaItem, length_sorted_batches, predict, score_items
-from bench.tasks.lama import Fact, filter_facts
+from bench.lama.data import Fact, filter_facts
+from bench.lama.evaluation import Candidates, LamaItem, length_sorted_batches, predict, score_items
 
 
 def _item(relation, obj, length, gold, reconstructed=False):
@@ -52,7 +52,7 @@ def test_filter_drops_objects_outside_vocab_and_optionally_reconstructed():
 
 
 def test_byte_level_vocab_entries_become_plain_words():
-    from bench.tasks.lama import token_to_word
+    from bench.lama.data import token_to_word
 
     assert token_to_word("ĠParis") == "Paris"
     assert token_to_word("ĠMÃ¼nchen") == "München"  # GPT-2 byte alphabet: Ã¼ is the two bytes of ü

@@ -2,7 +2,8 @@
 
 import pytest
 
-from bench.metrics_superglue import (
+from bench.superglue.data import Example
+from bench.superglue.metrics import (
     accuracy,
     f1_macro,
     multirc_scores,
@@ -13,7 +14,6 @@ from bench.metrics_superglue import (
     token_f1,
     words_match,
 )
-from bench.tasks.superglue import Example
 
 CB = ("entailment", "contradiction", "neutral")
 

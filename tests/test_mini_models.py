@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 import torch
 
-from bench.baselines import majority_baseline, majority_objects
+from bench.lama.baselines import majority_baseline, majority_objects
 from bench.pretrain import bpe
 from bench.pretrain.corpus import Sentence, from_subject, select
 from bench.pretrain.data import Encoded, clm_batch, crop_after_object, encode, mlm_batch

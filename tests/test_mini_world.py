@@ -14,9 +14,9 @@ from collections import Counter
 import pytest
 from hydra import compose, initialize_config_dir
 
+from bench.lama import data as lama_data
 from bench.paths import REPO_ROOT, data_dir
 from bench.run import execute
-from bench.tasks import lama as lama_data
 
 MODEL = "mini-bert-reduced"
 RELATIONS = ["P176", "P138"]

@@ -31,10 +31,10 @@ from peft import PromptEncoderConfig, PromptTuningConfig, TaskType, get_peft_mod
 from test_ptuning import NAMES
 
 from bench.backbones.scoring import pad_batch
+from bench.lama.training import pad_id_of
 from bench.methods.prompt_tuning import PromptTuning
 from bench.methods.ptuning import PTuning
 from bench.prompts import parse_template, render
-from bench.tasks.lama_training import pad_id_of
 
 SUBJECTS = ["Italy", "the United Kingdom"]
 TASK = {"clm": TaskType.CAUSAL_LM, "seq2seq": TaskType.SEQ_2_SEQ_LM, "mlm": TaskType.FEATURE_EXTRACTION}

@@ -5,13 +5,13 @@ import torch
 from test_ptuning import FACTS, NAMES, WORDS, fresh, train_steps
 
 from bench.errors import ConfigError
-from bench.evaluation.lama import build_candidates, render_facts
+from bench.lama.evaluation import build_candidates, render_facts
+from bench.lama.training import LamaRelationTask, pad_id_of
 from bench.methods.prompt_tuning import PromptTuning
 from bench.methods.soft import with_prepended_prompt
 from bench.prompts import parse_template, render
 from bench.prompts.pieces import tokenizer_info
 from bench.prompts.verbalizer import target_token_ids
-from bench.tasks.lama_training import LamaRelationTask, pad_id_of
 
 LEADING_SPECIALS = {"tiny-bert": 1, "tiny-roberta": 1, "tiny-albert": 1, "tiny-gpt2": 0, "tiny-t5": 0}
 TEMPLATE = "The capital of [X] is [Y] ."

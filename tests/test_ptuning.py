@@ -9,12 +9,12 @@ import torch
 from torch import nn
 
 from bench.backbones.scoring import pad_batch
-from bench.evaluation.lama import build_candidates, predict, render_facts
+from bench.lama.data import Fact
+from bench.lama.evaluation import build_candidates, predict, render_facts
+from bench.lama.training import LamaRelationTask, pad_id_of
 from bench.methods.prompt_encoders import PromptEncoder
 from bench.methods.ptuning import PTuning
 from bench.prompts import parse_template, render
-from bench.tasks.lama import Fact
-from bench.tasks.lama_training import LamaRelationTask, pad_id_of
 from bench.train import build_optimizer
 
 NAMES = ["tiny-bert", "tiny-roberta", "tiny-albert", "tiny-gpt2", "tiny-t5"]

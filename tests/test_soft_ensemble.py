@@ -5,11 +5,11 @@ import torch
 from test_ptuning import NAMES
 
 from bench.backbones.scoring import pad_batch
+from bench.lama.training import pad_id_of
 from bench.methods.prompt_encoders import PromptEncoder
 from bench.methods.prompt_tuning import PromptTuning
 from bench.methods.ptuning import PTuning
 from bench.prompts import parse_template, render
-from bench.tasks.lama_training import pad_id_of
 
 # three "tasks": different templates and inputs of different lengths, equal prompt lengths
 TASKS = {

@@ -7,7 +7,7 @@ import pytest
 
 from bench.errors import DataError
 from bench.paths import data_dir, mirror_dir
-from bench.tasks import superglue as sg
+from bench.superglue import data as sg
 
 VAL = {"BoolQ": 3270, "CB": 56, "COPA": 100, "MultiRC": 4848, "RTE": 277, "WiC": 638, "WSC": 104}
 

@@ -15,7 +15,7 @@ from bench.sweep import BackboneCache, hydra_context, main, plan, run_plan, stud
 
 @pytest.fixture(scope="module")
 def lama_data():
-    from bench.tasks.lama import relation_ids
+    from bench.lama.data import relation_ids
 
     try:
         return relation_ids()

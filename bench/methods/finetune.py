@@ -7,7 +7,7 @@ RoBERTa classification head; masked-LM checkpoints carry no pretrained BERT pool
 head's own weights (e.g. BERT's ``cls.predictions.transform`` and output bias) are frozen: they
 take no part in the forward pass; weights tied to the input embeddings stay trainable.
 Inputs are the task's plain (text_a, text_b) pairs, not a template
-(``bench.tasks.superglue.classifier_pairs``); COPA and ReCoRD are multiple choice (one sequence
+(``bench.superglue.data.classifier_pairs``); COPA and ReCoRD are multiple choice (one sequence
 per option, one logit each), so the runner asks for ``set_num_labels(1)`` there.
 """
 

@@ -1,7 +1,7 @@
 """``majority``: LAMA's majority-object baseline as a method, so it gets a run record and a table column.
 
 Per relation it predicts the most frequent train object that passes the model's vocabulary filter
-(``bench.baselines.majority_objects``); the model is loaded only for its tokenizer (the filter), and
+(``bench.lama.baselines.majority_objects``); the model is loaded only for its tokenizer (the filter), and
 no forward pass runs. Scored by the same P@1 code on the same filtered facts as every other method.
 """
 
@@ -22,7 +22,7 @@ class MajorityObject(ManualPrompt):
 
     def lama_predictions(self, variant: str, word_to_id: dict[str, int]):
         """A function: rendered LAMA items -> the majority object's token id per item (-1 without one)."""
-        from bench.baselines import majority_objects
+        from bench.lama.baselines import majority_objects
 
         def predict(items: Sequence) -> list[int]:
             relations = sorted({item.fact.relation for item in items})

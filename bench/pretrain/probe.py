@@ -1,6 +1,6 @@
 """LAMA probe of an in-memory model (manual prompts) beside the majority-object baseline.
 
-Runs the suite's LAMA evaluation code (``bench.runners.lama.evaluate_split``) on a model that is
+Runs the suite's LAMA evaluation code (``bench.lama.runner.evaluate_split``) on a model that is
 not saved yet, so a pretraining record can say what the model knows. The numbers equal those of
 ``python -m bench.run experiment=lama34k_manual model=<mini>`` for the same weights.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from bench.baselines import majority_baseline
+from bench.lama.baselines import majority_baseline
 
 FAMILY = {"bert": "mlm", "gpt2": "clm"}
 LAMA_TEMPLATE = {"name": "lama", "kind": "prompt_set", "prompt_set": "lama", "rank": 0}
@@ -37,9 +37,9 @@ def _summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
 def probe(model: torch.nn.Module, tokenizer, arch: str, vocab_key: str, variant: str = "lama34k",
           relations: str | Sequence[str] = "all", splits: Sequence[str] = ("test",)) -> dict[str, Any]:
     """Manual-prompt P@1 and majority-object P@1 per split, on the same vocabulary-filtered facts."""
-    from bench.evaluation.lama import build_candidates, frozen_scorer
-    from bench.runners.lama import evaluate_split, relation_templates
-    from bench.tasks import lama as lama_data
+    from bench.lama import data as lama_data
+    from bench.lama.evaluation import build_candidates, frozen_scorer
+    from bench.lama.runner import evaluate_split, relation_templates
 
     family = FAMILY[arch]
     model.eval()

@@ -85,7 +85,7 @@ def _template(args: argparse.Namespace, family: str) -> Template:
 def _sample_subject(relation: str | None) -> str:
     if relation:
         try:
-            from bench.tasks.lama import load_facts
+            from bench.lama.data import load_facts
 
             facts = load_facts(relation, "dev", "lama34k")
             if facts:

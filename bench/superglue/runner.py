@@ -32,11 +32,11 @@ import torch.nn.functional as F
 
 from bench.backbones.scoring import ScoringBatch, pad_batch
 from bench.errors import ConfigError
-from bench.metrics_superglue import superglue_metrics, words_match
 from bench.prompts import render, target_token_ids, templates_for, verbalizer_for
 from bench.prompts.multitoken import Entry, greedy_fill, iterative_scores, make_entry
 from bench.prompts.template import Field, Target
-from bench.tasks import superglue as sg
+from bench.superglue import data as sg
+from bench.superglue.metrics import superglue_metrics, words_match
 from bench.train import fit
 
 log = logging.getLogger(__name__)

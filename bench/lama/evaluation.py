@@ -19,11 +19,11 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.backbones.scoring import ScoringBatch, pad_batch, target_logits
+from bench.lama.data import Fact
 from bench.metrics import FactOutcome, p_at_1
 from bench.prompts.render import render
 from bench.prompts.template import Template
 from bench.prompts.verbalizer import target_token_ids
-from bench.tasks.lama import Fact
 
 Scorer = Callable[[ScoringBatch], torch.Tensor]
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from bench.evaluation.lama import Candidates, build_candidates, predict, render_facts, score_items
+from bench.lama import data as lama_data
+from bench.lama.evaluation import Candidates, build_candidates, predict, render_facts, score_items
 from bench.prompts import templates_for
-from bench.tasks import lama as lama_data
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def _record_name(cfg: Mapping) -> str:
 
 def train_relations(cfg: Mapping, backbone, method, candidates: Candidates, templates: Mapping) -> tuple[dict, dict]:
     """Fit ``method`` per relation (fresh setup, same backbone); metrics per split and the record's extra."""
-    from bench.tasks.lama_training import LamaRelationTask, pad_id_of, split_items
+    from bench.lama.training import LamaRelationTask, pad_id_of, split_items
     from bench.train import fit
 
     task_cfg, trainer_cfg, seed = cfg["task"], cfg["trainer"], int(cfg["seed"])

@@ -3,7 +3,7 @@
 Majority object: per relation, predict the most frequent ``obj_label`` of the relation's train facts
 (dev facts when the relation has no train file; ties go to the alphabetically first label), among the
 objects that pass the same vocabulary filter as the model's candidates. It is scored with the same
-P@1 code on the same filtered facts, so ``python -m bench.baselines --model mini-bert`` and a
+P@1 code on the same filtered facts, so ``python -m bench.lama.baselines --model mini-bert`` and a
 ``bench.run`` record of that model are comparable number for number.
 """
 
@@ -14,8 +14,8 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from bench.lama import data as lama_data
 from bench.metrics import FactOutcome, p_at_1
-from bench.tasks import lama as lama_data
 
 SOURCE_SPLITS = ("train", "dev")
 
@@ -61,7 +61,7 @@ def allowed_objects(variant: str, vocab_key: str, tokenizer=None, family: str = 
     words = lama_data.load_vocab(variant, vocab_key)
     if tokenizer is None:
         return set(words)
-    from bench.evaluation.lama import build_candidates
+    from bench.lama.evaluation import build_candidates
 
     return set(build_candidates(words, tokenizer, family).word_to_id)
 

@@ -111,7 +111,7 @@ def superglue_metrics(task: str, examples: Sequence, preds: Sequence[int]) -> di
     """Record metrics for predicted option indices: ``overall`` (the task's metrics, ``accuracy``,
     ``n`` and ``score`` = the mean of ``TASK_METRICS[task]``, the selection value) and ``groups``
     (per gold label: n, accuracy, how often it was predicted)."""
-    from bench.tasks.superglue import LABELS
+    from bench.superglue.data import LABELS
 
     labels = LABELS[task]
     golds = [ex.label for ex in examples]

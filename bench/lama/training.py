@@ -4,7 +4,7 @@
   evaluation), rendered with the method's template, shuffled each epoch with the loop's generator;
 - loss: cross-entropy over the FULL vocabulary at the target slot (THUDM/P-tuning passes
   ``labels`` to the LM, whose loss is a full-vocabulary softmax), mean over the batch;
-- ``evaluate(split)``: P@1 with the vocabulary restriction (``bench.evaluation.lama``); the
+- ``evaluate(split)``: P@1 with the vocabulary restriction (``bench.lama.evaluation``); the
   selection value is that relation's P@1.
 """
 
@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from bench.backbones.scoring import ScoringBatch
-from bench.evaluation.lama import Candidates, LamaItem, collate, predict, render_facts, score_items
+from bench.lama import data as lama_data
+from bench.lama.evaluation import Candidates, LamaItem, collate, predict, render_facts, score_items
 from bench.prompts.template import Template
-from bench.tasks import lama as lama_data
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""SuperGLUE / FewGLUE classification: data loaders, metrics and the runner."""

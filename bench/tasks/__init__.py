@@ -1,1 +1,0 @@
-"""Task loaders: prepared JSONL under data/ -> examples."""
