@@ -7,19 +7,20 @@ unexport PYTHONDONTWRITEBYTECODE
 VENV ?= .venv
 PY := $(VENV)/bin/python
 MODELS ?= bert-base-cased
+LAUNCHER ?= basic
 TORCH_CPU ?= torch==2.13.0
 # pip/uv find the local CPU torch wheel through this folder when it exists (PIP_FIND_LINKS)
 FIND_LINKS := $(or $(PIP_FIND_LINKS),$(wildcard /opt/wheels))
 UV_FIND := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
 ARGS ?=
 
-.PHONY: mini-models bench-pretrain help setup data models test lint reproduce-lama lama-manual tables figures bench-lama clean
+.PHONY: mini-models bench-pretrain help setup data models test lint lama-manual tables figures bench-lama clean
 BENCH_MODEL ?= tiny-bert
 BENCH_ARGS ?=
 
 help: ## list every target with a one-line description
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
-	@echo "  variables: MODELS=$(MODELS) (comma-separated conf/model names), ARGS='extra hydra overrides'"
+	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
+	@echo "  variables: MODELS=$(MODELS) (comma-separated conf/model names), LAUNCHER=$(LAUNCHER) (basic|local|slurm), ARGS='extra hydra overrides'"
 
 $(VENV)/.installed: pyproject.toml
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
@@ -52,15 +53,14 @@ lama-manual: setup data ## LAMA-34k manual-prompt runs for MODELS (skips finishe
 	  $(PY) -m bench.run experiment=lama34k_manual model=$$m $(ARGS); \
 	done
 
-reproduce-lama: setup data ## the LAMA study for MODELS: resumable sweep, then tables and figures (offline: MODELS=tiny-bert,tiny-gpt2)
-	@status=0; args="$(ARGS)"; \
-	if [ -z "$$(echo $(MODELS) | tr ',' '\n' | grep -v '^tiny-')" ] && ! echo "$$args" | grep -q 'debug='; then \
-	  args="$$args debug=smoke"; echo "only tiny random-weight models: adding debug=smoke (ARGS=debug=none for full-length runs)"; \
-	elif [ -z "$$(echo $(MODELS) | tr ',' '\n' | grep -v '^tiny-' | grep -v '^mini-')" ] && ! echo "$$args" | grep -q 'debug='; then \
-	  args="$$args debug=mini"; echo "mini-world models: adding debug=mini (all facts, short P-Tuning schedule; ARGS=debug=none for the paper's)"; fi; \
-	$(PY) -m bench.sweep --study lama --models $(MODELS) $$args || status=$$?; \
+reproduce-%: setup data ## run a study (conf/study/<name>.yaml) for MODELS through Hydra's multirun, then tables and figures (LAUNCHER=basic|local|slurm)
+	@status=0; \
+	$(PY) -m bench.study run $(subst -,_,$*) $(if $(filter command line environment,$(origin MODELS)),--models $(MODELS),) --launcher $(LAUNCHER) $(ARGS) || status=$$?; \
 	$(PY) -m bench.aggregate && $(PY) -m bench.plots || status=1; \
 	exit $$status
+
+status-%: setup ## list done / missing / failed runs of a study for MODELS (nothing runs)
+	$(PY) -m bench.study status $(subst -,_,$*) $(if $(filter command line environment,$(origin MODELS)),--models $(MODELS),) $(ARGS)
 
 figures: setup ## rebuild results/figures/ (PDF + PNG) from results/runs/
 	$(PY) -m bench.plots

@@ -53,8 +53,9 @@ def _umask() -> int:
     return current
 
 
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: readers never see half a file."""
+def atomic_write_bytes(path: Path, payload: bytes, exclusive: bool = False) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: readers never see half a file.
+    ``exclusive``: hard-link instead of rename, so an existing file is never replaced (FileExistsError)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -63,18 +64,23 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            os.link(tmp, path)  # atomic and fails when another writer got there first
+            Path(tmp).unlink()
+        else:
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(Path(path), text.encode("utf-8"))
+def atomic_write_text(path: str | Path, text: str, exclusive: bool = False) -> None:
+    atomic_write_bytes(Path(path), text.encode("utf-8"), exclusive=exclusive)
 
 
-def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, sort_keys=False) + "\n")
+def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2, exclusive: bool = False) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, sort_keys=False) + "\n",
+                      exclusive=exclusive)
 
 
 def atomic_write_jsonl(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> int:

@@ -217,3 +217,20 @@ def test_cropping_after_the_object_keeps_the_causal_loss_and_its_gradients():
     torch.testing.assert_close(results[0][0], results[1][0])
     for whole, short in zip(results[0][1], results[1][1], strict=True):
         torch.testing.assert_close(whole, short)
+
+
+def test_loading_an_unbuilt_mini_model_refuses_with_the_build_command(tmp_path):
+    from bench.backbones.loading import load_backbone, load_model_config
+    from bench.errors import MissingWeightsError
+
+    with pytest.raises(MissingWeightsError, match=r"mini model 'mini-bert' is not built yet.*make mini-models"):
+        load_backbone(load_model_config("mini-bert"), device="cpu", dtype="fp32", models_dir=tmp_path)
+    assert not list(tmp_path.rglob("*.safetensors"))  # nothing was trained
+
+
+def test_make_models_builds_only_the_random_weight_models():
+    from bench.backbones.configs import MODEL_CONF_DIR, load_model_config
+    from bench.models.tiny import is_random_build
+
+    chosen = sorted(p.stem for p in MODEL_CONF_DIR.glob("*.yaml") if is_random_build(load_model_config(p.stem)))
+    assert chosen == ["tiny-albert", "tiny-bert", "tiny-gpt2", "tiny-roberta", "tiny-t5"]

@@ -26,7 +26,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def mini_model():
-    from bench.models.mini import ensure_built, model_config
+    from bench.models.mini import model_config
+    from bench.pretrain.publish import ensure_built
 
     cfg = model_config(MODEL)
     ensure_built(cfg, progress=False)

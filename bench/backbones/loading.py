@@ -1,7 +1,8 @@
 """Load a backbone (model + tokenizer) from a model config: local path, hub cache, or the hub when reachable.
 
-Order: `path` if set; tiny/mini models (a `build:` recipe) are built on first use into
-<models_dir>/hub and loaded from there through the hub-cache code path; real checkpoints come from
+Order: `path` if set; tiny models (a `build:` recipe of random weights) are built on first use into
+<models_dir>/hub and loaded from there through the hub-cache code path, as are mini models once
+pretrained (the loader never trains one: it names the command that does); real checkpoints come from
 the Hugging Face cache (offline first) and are downloaded only when the hub answers. Offline with
 nothing cached, one MissingWeightsError says what is missing and how to provide it.
 """
@@ -15,6 +16,13 @@ from typing import Any
 
 import torch
 
+from bench.backbones.configs import (  # noqa: F401 - re-exported: the loader's public names
+    ARCHES,
+    FAMILIES,
+    MODEL_CONF_DIR,
+    check_model_config,
+    load_model_config,
+)
 from bench.backbones.hub import (
     cached_snapshot,
     has_weights,
@@ -23,14 +31,8 @@ from bench.backbones.hub import (
     resolve_cached_revision,
 )
 from bench.device import pick_device, pick_dtype
-from bench.errors import ConfigError, MissingWeightsError
-from bench.paths import REPO_ROOT
+from bench.errors import MissingWeightsError
 from bench.paths import models_dir as default_models_dir
-
-FAMILIES = ("mlm", "clm", "seq2seq")
-ARCHES = ("bert", "roberta", "albert", "gpt2", "t5")
-REQUIRED = ("name", "family", "arch", "hub_id", "revision", "path", "lama_vocab_key", "build")
-MODEL_CONF_DIR = REPO_ROOT / "conf" / "model"
 
 
 @dataclass
@@ -49,36 +51,6 @@ class Backbone:
     dtype: torch.dtype
     source: str  # path | cache | download | built (tiny model built and loaded from <models_dir>/hub)
     lama_vocab_key: str | None = None
-
-
-def load_model_config(name: str, conf_dir: str | Path | None = None) -> dict[str, Any]:
-    """Read conf/model/<name>.yaml as a plain dict (what Hydra puts under `model`)."""
-    import yaml
-
-    folder = Path(conf_dir) if conf_dir else MODEL_CONF_DIR
-    path = folder / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in folder.glob("*.yaml"))
-        raise ConfigError(f"no model config {path}; known models: {', '.join(known)}")
-    return check_model_config(yaml.safe_load(path.read_text(encoding="utf-8")), source=str(path))
-
-
-def check_model_config(cfg: Mapping[str, Any], source: str = "model config") -> dict[str, Any]:
-    """Plain-dict copy of a model config (DictConfig accepted) after checking keys and enumerations."""
-    if hasattr(cfg, "_metadata"):  # omegaconf DictConfig
-        from omegaconf import OmegaConf
-
-        cfg = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    cfg = dict(cfg)
-    missing = [key for key in REQUIRED if key not in cfg]
-    if missing:
-        raise ConfigError(f"{source}: missing keys {missing} (every model config needs {list(REQUIRED)})")
-    if cfg["family"] not in FAMILIES:
-        raise ConfigError(f"{source}: family {cfg['family']!r} is not one of {FAMILIES}")
-    if cfg["arch"] not in ARCHES:
-        raise ConfigError(f"{source}: arch {cfg['arch']!r} is not one of {ARCHES}")
-    cfg.setdefault("hub_aliases", [])
-    return cfg
 
 
 def _auto_model_class(family: str) -> Any:
@@ -135,9 +107,15 @@ def _load_from_path(cfg: Mapping[str, Any], dtype: torch.dtype) -> tuple[Any, An
 
 
 def _load_built(cfg: Mapping[str, Any], dtype: torch.dtype, models_dir: Path) -> tuple[Any, Any, str]:
-    from bench.models.mini import ensure_built  # tiny models: random weights; mini models: pretrained here
+    """Tiny models are built here (random weights, seconds); a mini model must be built already: loading
+    never trains one (``bench.pretrain.publish.ensure_built`` does, called by the job or ``make mini-models``)."""
+    from bench.models.mini import is_mini, require_built
+    from bench.models.tiny import ensure_built
 
-    ensure_built(cfg, models_dir)
+    if is_mini(cfg):
+        require_built(cfg, models_dir)
+    else:
+        ensure_built(cfg, models_dir)
     cache_dir = models_dir / "hub"
     revision = resolve_cached_revision(cfg["hub_id"], cfg.get("revision"), cache_dir)
     if revision is None:

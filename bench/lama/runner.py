@@ -88,7 +88,7 @@ def run_lama(cfg: Mapping, backbone, method) -> dict:
     relations = lama_data.select_relations(task_cfg.get("relations", "all"))
     vocab = lama_data.load_vocab(task_cfg["variant"], model_cfg["lama_vocab_key"])
     candidates = build_candidates(vocab, backbone.tokenizer, backbone.family)
-    trains = bool(getattr(method, "trains", False))
+    trains = method.trains
     templates, missing = relation_templates(cfg["template"], relations, backbone.family if trains else None)
     if missing:
         log.warning("template set %s has no prompt for %s: those relations are skipped",
@@ -99,8 +99,8 @@ def run_lama(cfg: Mapping, backbone, method) -> dict:
                 "report_split": task_cfg["report_split"],
                 "extra": {"vocabulary": _vocabulary_extra(task_cfg, model_cfg, candidates),
                           "relations_without_template": missing, **extra}}
-    baseline = getattr(method, "lama_predictions", None)
-    predict_items = baseline(task_cfg["variant"], candidates.word_to_id) if baseline else None
+    baseline = not method.needs_model
+    predict_items = method.lama_predictions(task_cfg["variant"], candidates.word_to_id) if baseline else None
     scorer = None if baseline else method.scorer()
     metrics, filters = {}, {}
     for split in task_cfg["eval_splits"]:
@@ -125,11 +125,9 @@ def _vocabulary_extra(task_cfg: Mapping, model_cfg: Mapping, candidates: Candida
 
 
 def _record_name(cfg: Mapping) -> str:
-    from omegaconf import OmegaConf
+    from bench.identity import spec_from_config
 
-    from bench.run import spec_from_config
-
-    return spec_from_config(OmegaConf.create(dict(cfg))).name
+    return spec_from_config(cfg).name
 
 
 def train_relations(cfg: Mapping, backbone, method, candidates: Candidates, templates: Mapping) -> tuple[dict, dict]:
@@ -145,7 +143,7 @@ def train_relations(cfg: Mapping, backbone, method, candidates: Candidates, temp
     train_limit = task_cfg.get("train_limit_per_relation", limit)
     # a tuned backbone starts every relation from the same weights (THUDM/P-tuning: one process per relation)
     initial = ({k: v.detach().clone() for k, v in backbone.model.state_dict().items()}
-               if getattr(method, "tunes_backbone", False) else None)
+               if method.tunes_backbone else None)
     scored: dict[str, tuple[list, list]] = {split: ([], []) for split in eval_splits}
     training, skipped, filters, used = {}, {}, {}, {}
     for relation, base in templates.items():
@@ -153,7 +151,7 @@ def train_relations(cfg: Mapping, backbone, method, candidates: Candidates, temp
             backbone.model.load_state_dict(initial)
         torch.manual_seed(seed)
         method.setup(backbone)
-        template = method.adapt_template(base) if hasattr(method, "adapt_template") else base
+        template = method.adapt_template(base)
         items = {}
         for split in dict.fromkeys(["train", selection, *eval_splits]):
             got, counts = split_items(relation, split, template, backbone, candidates, task_cfg,

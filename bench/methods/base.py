@@ -27,11 +27,22 @@ class Method:
     """
 
     name: str = "method"
-    trains: bool = False
-    tunes_backbone: bool = False
+    # what the method supports, declared here so runs are checked before any weights load
+    trains: bool = False  # fits parameters on the train split
+    tunes_backbone: bool = False  # changes backbone weights (a tuned copy per run)
+    output_space: str = "vocab"  # "vocab": the LM head over the vocabulary | "labels": a classifier head
+    uses_demonstrations: bool = False  # puts labelled train examples into the input (in-context learning)
+    changes_template: bool = False  # adapt_template() inserts the method's own slots (soft prompts)
+    decoding: str = "most_confident"  # multi-token inference on masked LMs (PET's default)
+    needs_model: bool = True  # False for baselines that predict without a forward pass
+    task_kinds: tuple[str, ...] | None = None  # task kinds it is defined for (None: every kind)
 
     def setup(self, backbone) -> None:
         self.backbone = backbone
+
+    def adapt_template(self, template):
+        """The template this method scores (identity unless ``changes_template``)."""
+        return template
 
     # what is trained -------------------------------------------------------------------------
     def own_modules(self) -> dict[str, nn.Module]:

@@ -32,6 +32,7 @@ class InContext(Method):
     name = "icl"
     trains = False
     output_space = "vocab"
+    uses_demonstrations = True
 
     def __init__(self, k: int = 4, separator: str = "\n\n", placement: str = "auto") -> None:
         if int(k) < 0:

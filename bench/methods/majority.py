@@ -16,6 +16,8 @@ class MajorityObject(ManualPrompt):
     """A reference point, not a tuning method: nothing is trained (frozen as ManualPrompt) and the model is never called."""
 
     name = "majority"
+    needs_model = False  # predictions come from train-fact counts (the model is loaded for its tokenizer)
+    task_kinds = ("lama",)
 
     def scorer(self):
         raise NotImplementedError("method=majority predicts from train-fact counts; use lama_predictions()")

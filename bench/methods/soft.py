@@ -74,6 +74,7 @@ class SoftPromptMethod(Method):
 
     name = "soft"
     trains = True
+    changes_template = True
 
     def __init__(self, encoder: str = "identity", num_prompts: int = 1, hidden_size: int | None = None,
                  dropout: float = 0.0, mlp_layers: int = 2, tunes_backbone: bool = False,

@@ -1,28 +1,21 @@
-"""Mini models: small LMs pretrained on the LAMA evidence sentences, built on first use.
+"""Mini models: small LMs pretrained on the LAMA evidence sentences (what they are; whether one is built).
 
 A mini model's YAML has ``build: {kind: pretrain, recipe: <conf/pretrain name>, minutes: <estimate>}``.
 It is saved in the same hub-cache layout as the tiny models (<models_dir>/hub/models--bench-local--<name>)
-and loaded through the same path; ``ensure_built`` here dispatches: mini recipes are pretrained,
-everything else goes to ``bench.models.tiny.ensure_built``. Beside the weights, ``pretrain_record.json``
-(times, recipe, losses, held-out loss, LAMA probe, git commit) and ``pretrain_log.jsonl`` (loss log)
-are kept; neither enters the revision hash (only model and tokenizer files do).
+and loaded through the same path. Loading never trains one: :func:`require_built` names the command;
+the build itself (``ensure_built``, ``build_mini``) lives in ``bench.pretrain.publish``, called by the
+job before it loads weights and by ``make mini-models``.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.errors import ConfigError
-from bench.io_utils import atomic_write_json, atomic_write_text
-from bench.models.tiny import current_build, publish_snapshot, repo_folder
-from bench.models.tiny import ensure_built as ensure_tiny_built
-from bench.paths import models_dir as default_models_dir
+from bench.errors import ConfigError, MissingWeightsError
+from bench.models.tiny import current_build
 
 MINI_MODELS = ("mini-bert", "mini-gpt2")
 RECORD, LOSS_LOG = "pretrain_record.json", "pretrain_log.jsonl"
@@ -34,7 +27,7 @@ def is_mini(cfg: Mapping[str, Any]) -> bool:
 
 
 def model_config(name: str) -> dict[str, Any]:
-    from bench.backbones.loading import load_model_config
+    from bench.backbones.configs import load_model_config
 
     cfg = load_model_config(name)
     if not is_mini(cfg):
@@ -44,7 +37,7 @@ def model_config(name: str) -> dict[str, Any]:
 
 def recipe_of(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The conf/pretrain recipe a mini model config names, with the build block's `overrides` applied."""
-    from bench.pretrain.build import load_recipe
+    from bench.pretrain.recipe import load_recipe
 
     build = cfg["build"]
     overrides = [f"{k}={json.dumps(v)}" for k, v in (build.get("overrides") or {}).items()]
@@ -57,81 +50,19 @@ def recipe_of(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def fingerprint(cfg: Mapping[str, Any]) -> str:
-    from bench.pretrain.build import recipe_fingerprint
+    from bench.pretrain.recipe import recipe_fingerprint
 
     return recipe_fingerprint(recipe_of(cfg))
 
 
-@contextmanager
-def _lock(folder: Path) -> Iterator[None]:
-    """One build of a model at a time across processes (e.g. a test run beside `make mini-models`)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / ".build.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def build_mini(cfg: Mapping[str, Any], models_dir: str | Path | None = None, progress: bool = True) -> str:
-    """Pretrain the mini model of `cfg`, save it into <models_dir>/hub and point refs/main at it."""
-    from bench.pretrain.build import run_recipe
-
-    recipe = recipe_of(cfg)
-    repo = repo_folder(cfg["hub_id"], Path(models_dir or default_models_dir()) / "hub")
-    minutes = cfg["build"].get("minutes", "several")
-    print(f"[bench] building mini model {cfg['name']}: pretraining on the LAMA evidence sentences takes about "
-          f"{minutes} minutes on 2 CPU cores (once; cached in {repo})", flush=True)
-    built = run_recipe(recipe, progress=progress)
-    record = built.record
-
-    def describe(staging: Path, revision: str) -> dict[str, Any]:
-        atomic_write_json(staging / RECORD, {**record, "revision": revision})
-        atomic_write_text(staging / LOSS_LOG, "".join(json.dumps(e) + "\n" for e in record["loss_log"]))
-        return {"name": cfg["name"], "hub_id": cfg["hub_id"], "revision": revision, "fingerprint": record["fingerprint"],
-                "kind": "pretrain", "recipe": recipe, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "seconds": record["seconds"], "heldout_loss": record["heldout_loss"]}
-
-    revision, snapshot, _ = publish_snapshot(repo, built.result.model, built.tokenizer, describe)
-    kept = _keep_record(cfg["name"], revision, {**record, "revision": revision, "snapshot": str(snapshot)})
-    print(f"[bench] built {cfg['name']}: revision {revision} in {record['seconds']['total'] / 60:.1f} min -> "
-          f"{snapshot}; pretraining record: {kept}", flush=True)
-    return revision
-
-
-def _keep_record(name: str, revision: str, record: Mapping[str, Any]) -> Path:
-    """Copy the pretraining record to <results>/pretrain/<name>__<revision>.json (one per build, never overwritten)."""
-    from bench.paths import results_dir
-
-    path = results_dir() / "pretrain" / f"{name}__{revision[:12]}.json"
-    if not path.exists():
-        atomic_write_json(path, record)
-    return path
-
-
-def build_record(cfg: Mapping[str, Any], models_dir: str | Path | None = None) -> dict[str, Any] | None:
-    """The pretraining record of the current build, or None when there is none."""
+def require_built(cfg: Mapping[str, Any], models_dir: str | Path | None = None) -> str:
+    """Revision of the current build of a mini model; MissingWeightsError naming the build command otherwise."""
     found = current_build(cfg, models_dir)
-    if found is None:
-        return None
-    path = repo_folder(cfg["hub_id"], Path(models_dir or default_models_dir()) / "hub") / "snapshots" / found[0] / RECORD
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-
-def ensure_built(cfg: Mapping[str, Any], models_dir: str | Path | None = None, progress: bool = True) -> str:
-    """Revision of a built model (tiny or mini); builds it first when absent or its recipe/inputs changed."""
-    if not is_mini(cfg):
-        return ensure_tiny_built(cfg, models_dir)
-    wanted = fingerprint(cfg)
-    repo = repo_folder(cfg["hub_id"], Path(models_dir or default_models_dir()) / "hub")
-    with _lock(repo):
-        found = current_build(cfg, models_dir)
-        if found is not None and found[1].get("fingerprint") == wanted:
-            record = build_record(cfg, models_dir)
-            if record is not None:  # builds made before results/pretrain existed, or with another results dir
-                _keep_record(cfg["name"], found[0], record)
-            return found[0]
-        if found is not None:
-            print(f"[bench] recipe or inputs of {cfg['name']} changed since revision {found[0]}; rebuilding", flush=True)
-        return build_mini(cfg, models_dir, progress=progress)
+    if found is not None and found[1].get("fingerprint") == fingerprint(cfg):
+        return found[0]
+    state = "is not built yet" if found is None else f"changed recipe or inputs since revision {found[0][:12]}"
+    minutes = (cfg.get("build") or {}).get("minutes", "several")
+    raise MissingWeightsError(
+        f"mini model {cfg['name']!r} {state}; loading never trains a model. Build it first (about {minutes} "
+        f"minutes on 2 CPU cores): `make mini-models` or `python -m bench.pretrain {cfg['name']}` "
+        f"(`python -m bench.run ... model={cfg['name']}` builds it before loading)")

@@ -166,6 +166,12 @@ def build_tiny(cfg: Mapping[str, Any], models_dir: str | Path | None = None, kee
                        tokenizer if keep_in_memory else None)
 
 
+def is_random_build(cfg: Mapping[str, Any]) -> bool:
+    """Whether the suite builds this model itself with random weights (the tiny models)."""
+    build = cfg.get("build")
+    return isinstance(build, Mapping) and build.get("kind", "random") == "random"
+
+
 def current_build(cfg: Mapping[str, Any], models_dir: str | Path | None = None) -> tuple[str, dict[str, Any]] | None:
     """(revision, build info) of the snapshot refs/main points at, or None when there is none."""
     repo = repo_folder(cfg["hub_id"], Path(models_dir or default_models_dir()) / "hub")
@@ -194,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m bench.models.tiny all|NAME...`: build (or reuse) tiny models and print what they are."""
     import argparse
 
-    from bench.backbones.loading import MODEL_CONF_DIR, load_model_config
+    from bench.backbones.configs import MODEL_CONF_DIR, load_model_config
 
     parser = argparse.ArgumentParser(prog="python -m bench.models.tiny", description=main.__doc__)
     parser.add_argument("names", nargs="+", help="model config names (conf/model/*.yaml with a build: recipe) or all")
@@ -202,8 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = args.names
     if names == ["all"]:
-        names = [p.stem for p in sorted(MODEL_CONF_DIR.glob("*.yaml"))
-                 if (load_model_config(p.stem).get("build") or {}).get("kind", "random") == "random"]
+        names = [p.stem for p in sorted(MODEL_CONF_DIR.glob("*.yaml")) if is_random_build(load_model_config(p.stem))]
     for name in names:
         cfg = load_model_config(name)
         revision = ensure_built(cfg, args.models_dir)

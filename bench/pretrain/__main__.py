@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                 built.result.model.save_pretrained(args.save)
                 built.tokenizer.save_pretrained(args.save)
             return 0
-        from bench.models.mini import MINI_MODELS, build_mini, ensure_built, model_config
+        from bench.models.mini import MINI_MODELS, model_config
+        from bench.pretrain.publish import build_mini, ensure_built
 
         names = list(MINI_MODELS) if args.names == ["all"] else args.names
         for name in names:

@@ -115,13 +115,13 @@ class ClassificationTask:
         self.family, self.tok = backbone.family, backbone.tokenizer
         self.pad_id, self.max_length = _pad_id(self.tok), int(task_cfg.get("max_length") or 256)
         self.labels = sg.LABELS[self.task]
-        self.decoding = getattr(method, "decoding", "most_confident") if self.family == "mlm" else "parallel"
+        self.decoding = method.decoding if self.family == "mlm" else "parallel"
         self._examples: dict[str, list[sg.Example]] = {}
         self._items: dict[tuple[str, bool], list[Item]] = {}
         self._last = 0
         self._word_ids: torch.Tensor | None = None
         self.template = self.verbalizer = self.answer_field = None
-        if getattr(method, "output_space", "vocab") == "labels":
+        if method.output_space == "labels":
             self.mode = "labels"
             return
         template_cfg = cfg["template"]
@@ -132,8 +132,7 @@ class ClassificationTask:
         self.template = templates[0]
         if self.family == "clm":
             _check_left_to_right(self.template)
-        if hasattr(method, "adapt_template"):
-            self.template = method.adapt_template(self.template)
+        self.template = method.adapt_template(self.template)
         self.verbalizer = verbalizer_for(template_cfg)
         self.answer_field = template_cfg.get("answer_field")
         if self.answer_field is None and self.task == "WSC" and self.verbalizer is None:
@@ -146,7 +145,7 @@ class ClassificationTask:
             if self.family != "mlm" or self.labels != ("False", "True"):
                 raise ConfigError(f"answer_field (PET's generative WSC) needs a masked LM and a True/False task, "
                                   f"got family {self.family!r}, task {self.task}")
-            if hasattr(self.method, "with_demonstrations"):
+            if self.method.uses_demonstrations:
                 raise ConfigError("icl cannot demonstrate a generative (answer_field) template: use a yes/no one")
             return "span"
         if self.labels is None:
@@ -219,7 +218,7 @@ class ClassificationTask:
     def _render(self, ex: sg.Example, k: int, budget: int | None = None):
         budget = budget or self.max_length
         demos: list[str] = []
-        if hasattr(self.method, "with_demonstrations"):
+        if self.method.uses_demonstrations:
             from bench.methods.icl import demonstration_text
 
             pool = self.examples("train")
@@ -378,7 +377,7 @@ def run_classification(cfg: Mapping, backbone, method) -> dict:
     selection, report, eval_splits = task.selection_split, task.report_split, task.eval_splits
     if selection is not None and selection == report:
         raise ConfigError(f"selection split and report split are both {report!r}: the report would be chosen on itself")
-    if getattr(method, "output_space", "vocab") == "labels":
+    if method.output_space == "labels":
         method.set_num_labels(task.n_out)
     fit_info = None
     if method.trains:
