@@ -125,3 +125,19 @@ def test_tidy_csv_has_one_row_per_cell(tables):
     tidy = tables["sensitivity_pararel"].tidy
     assert len(tidy[(tidy["Relation"] == "P17") & (tidy["group"] == "bert-base-cased")]) == 4
     assert pd.api.types.is_numeric_dtype(tidy["value"])
+
+
+def test_the_worked_example_of_the_docs_renders(tmp_path):
+    from bench.tables import load_spec
+    from bench.tables.render import to_markdown
+
+    examples = Path(__file__).resolve().parents[1] / "docs" / "examples"
+    runs = tmp_path / "runs"
+    save(runs, record("lama", "bert-base-cased", "manual", "lama", {"P17": 0.5, "P19": 0.3}, config=FOLLOWS))
+    save(runs, record("lama", "bert-base-cased", "manual", "lpaqa", {"P17": 0.9}, config=FOLLOWS))  # not selected
+    (spec,) = load_spec(examples / "lama_paper_trex.yaml")
+    table = build_table(spec, read_frames(runs), load_published(examples / "lama_paper.csv"))
+    markdown = to_markdown(table)
+    assert "| bert-base-cased | 40.0 | 31.1* | +8.9 |" in markdown  # (50 + 30) / 2 - 31.1
+    assert "| bert-large-cased | — | 32.3* | — |" in markdown
+    assert "Model | Manual prompt | Manual prompt (paper) | Manual prompt Δ" in markdown

@@ -49,7 +49,7 @@ def test_configs_are_never_averaged_silently_and_a_grid_picks_by_the_selection_s
         save(runs, record("lama", "tiny-bert", "ptuning", "ptuning_lama", {"P17": test}, schema=2,
                           config_hash=config_hash, config=FOLLOWS, dev=dev))
     frames = read_frames(runs)
-    table = build_table(_spec(), frames, None)
+    table = build_table(_spec(grid=None), frames, None)
     assert table.display.set_index("Model").loc["tiny-bert", "P-Tuning"] == "50.0‡"
     assert any(n.startswith("‡") and "aaaa0001, aaaa0002" in n for n in table.notes)
     grid = {"select": "max", "metric": "overall.macro_over_relations", "split": "selection"}
@@ -58,6 +58,18 @@ def test_configs_are_never_averaged_silently_and_a_grid_picks_by_the_selection_s
     tidy = table.tidy
     assert list(tidy["selected"]) == [True, False] and list(tidy["config_hash"]) == ["aaaa0002", "aaaa0001"]
     assert tidy.iloc[1]["value"] == pytest.approx(60.0)
+    assert any("configuration with the max" in n for n in table.notes)
+
+
+def test_no_records_and_no_published_numbers_write_nothing(tmp_path):
+    from bench.tables.__main__ import build_all
+
+    (tmp_path / "runs").mkdir()
+    paper = tmp_path / "paper"
+    paper.mkdir()
+    (paper / "published.csv").write_text("table,variant,model,column,value,source,checked,note\n")
+    written, problems = build_all(tmp_path, tmp_path / "tables", published_dir=paper)
+    assert written == [] and problems == []
 
 
 def test_protocol_and_training_facts_get_their_own_rows_and_a_note(tmp_path):

@@ -113,6 +113,8 @@ def layout(spec: dict, row_keys: list[tuple], extra_rows: list, group_keys: list
                 if cell is not None and cell.value is not None and notes_of:
                     text += "†"
                     marks_used["†"] += [(d, f"{row_name} x {header}") for d in notes_of]
+                if cell is not None and cell.chosen_config is not None:
+                    marks_used.setdefault("grid", []).append(header)
                 if cell is not None and cell.mixed:
                     text += "‡"
                     marks_used["‡"].append(f"{row_name} x {header}: configurations {', '.join(cell.configs)}")
@@ -212,7 +214,7 @@ def _notes(spec: dict, marks: dict, missing: dict, unchecked: bool) -> list[str]
     if marks["‡"]:
         notes.append("‡ several configurations share the cell (averaged; declare grid: in the spec to pick one): "
                      + "; ".join(marks["‡"]))
-    if spec.get("grid"):
+    if spec.get("grid") and marks.get("grid"):
         g = spec["grid"]
         notes.append(f"each cell keeps the configuration with the {g['select']} {g['metric']} on the "
                      f"{g.get('split', 'selection')} split; the CSV lists every configuration")

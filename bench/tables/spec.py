@@ -119,7 +119,9 @@ def check_spec(spec: dict, path: Path, rules_dir: Path = RULES_DIR) -> dict:
         spec["column_key"] = load_rules(spec["column_key"], path, "column_key", rules_dir)
     if "protocol_notes" in spec:
         spec["protocol_notes"] = load_rules(spec["protocol_notes"], path, "protocol_notes", rules_dir)
-    if "grid" in spec and spec["grid"].get("select") not in ("max", "min"):
+    if spec.get("grid") is None:
+        spec.pop("grid", None)
+    elif spec["grid"].get("select") not in ("max", "min"):
         raise _fail(path, "grid.select", "grid.select must be max or min",
                     "grid: {select: max, metric: overall.<key>, split: selection}")
     spec.setdefault("notes", [])
