@@ -145,12 +145,13 @@ def test_spec_errors_name_the_file_the_key_and_the_fix(tmp_path):
 def test_latex_escapes_specials_and_marks_and_goes_wide(tmp_path):
     assert latex_escape("a_b & 50% #1 $x") == r"a\_b \& 50\% \#1 \$x"
     assert latex_escape("PT−MP Δ 1.0† 2.0*") == r"PT$-$MP $\Delta$ 1.0$^\dagger$ 2.0$^*$"
+    assert latex_escape("[X] is in [Y] .") == "{[}X{]} is in {[}Y{]} ."
     runs = tmp_path / "runs"
     save(runs, record("lama", "bert-base-cased", "manual", "lama", {"P17": 0.5}, config=FOLLOWS))
     table = build_table(_spec("lama29k", select={"task": "lama", "variant": "lama34k"}), read_frames(runs),
                         load_published(GOLDEN_PUBLISHED))
     latex = to_latex(table)
-    assert latex.isascii() and r"\begin{table}[t]" in latex and "PT$-$MP" in latex
+    assert latex.isascii() and r"\begin{table*}[t]" in latex and "PT$-$MP" in latex  # "ours / paper (Δ)" cells
     assert latex.count("{") == latex.count("}")
     per_relation = build_table(_spec("lama34k_per_relation"), read_frames(runs), None)
     per_relation.wide = True

@@ -10,7 +10,17 @@ from typing import Any
 import pandas as pd
 
 from bench.errors import DataError
-from bench.tables.cells import Cell, clean, column_of, fill, pick_rows, reduce_cell, select, two_stage
+from bench.tables.cells import (
+    Cell,
+    clean,
+    column_of,
+    fill,
+    label_fields,
+    pick_rows,
+    reduce_cell,
+    select,
+    two_stage,
+)
 from bench.tables.frame import PAPER_SETTING, Frames, norm_prompt
 from bench.tables.layout import layout
 from bench.tables.notes import protocol_notes
@@ -96,18 +106,6 @@ def grid_scores(spec: dict, frames: Frames) -> dict[str, float]:
     return {p: float(v) for p, v in zip(rows["path"], rows[grid["metric"]], strict=True) if clean(v) is not None}
 
 
-def label_fields(spec: dict, key: tuple, sample: dict | None) -> dict[str, Any]:
-    """Fields for row / group labels: a record's, or (published-only rows) the key with paper defaults."""
-    if sample is not None:
-        return sample
-    fields = dict(zip(spec["rows"]["by"], key, strict=True))
-    fields.update({k: fields.get(k) or v for k, v in PAPER_SETTING.items()})
-    model, tag = fields.get("model"), fields.get("tag")
-    fields["row"] = model if not isinstance(tag, str) else f"{model} [{tag}]"
-    fields["setting"] = ""
-    return fields
-
-
 def build_table(spec: dict, frames: Frames, published: pd.DataFrame | None = None) -> Table | None:
     """Build one table; None when no record and no published number falls in it."""
     frame = prepare(spec, frames)
@@ -143,7 +141,7 @@ def build_table(spec: dict, frames: Frames, published: pd.DataFrame | None = Non
         for group in group_keys:
             part_g = rows[rows["_group"] == group] if groups_by else rows
             for jk, part in part_g.groupby("_join", sort=False):
-                for row_key in _rows_for(jk, join, by, frame, created_rows, column):
+                for row_key in _rows_for(jk, join, by, created_rows):
                     _fill_cell(spec, column, cells, row_key, group, part, scores)
     row_keys = _row_order(spec, frame, created_rows, pub, cells, samples)
     extra_rows = []
@@ -168,8 +166,8 @@ def build_table(spec: dict, frames: Frames, published: pd.DataFrame | None = Non
                  len(spec["rows"]["labels"]))
 
 
-def _rows_for(jk: tuple, join: list[str], by: list[str], frame: pd.DataFrame, created: list[tuple],
-              column: dict) -> list[tuple]:
+def _rows_for(jk: tuple, join: list[str], by: list[str], created: list[tuple]) -> list[tuple]:
+    """Row keys a cell of partial ``join`` fills: every row created so far that agrees on those fields."""
     if join == by:
         return [jk]
     index = [by.index(f) for f in join]

@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from bench.tables.frame import PAPER_SETTING
+
 
 def is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
@@ -180,3 +182,15 @@ def two_stage(rows: pd.DataFrame, column: dict, keep: dict, grid: dict | None, s
                 mixed=mixed, per_values=values)
     cell.keep = {name: None for name in keep}
     return cell
+
+
+def label_fields(spec: dict, key: tuple, sample: dict | None) -> dict[str, Any]:
+    """Fields for row / group labels: a record's, or (published-only rows) the key with paper defaults."""
+    if sample is not None:
+        return sample
+    fields = dict(zip(spec["rows"]["by"], key, strict=True))
+    fields.update({k: fields.get(k) or v for k, v in PAPER_SETTING.items()})
+    model, tag = fields.get("model"), fields.get("tag")
+    fields["row"] = model if not isinstance(tag, str) else f"{model} [{tag}]"
+    fields["setting"] = ""
+    return fields

@@ -11,10 +11,10 @@ from typing import Any
 
 import pandas as pd
 
-from bench.tables.cells import Cell, clean, fill
+from bench.tables.cells import Cell, clean, fill, label_fields
 
 DASH = "—"
-WIDE_COLUMNS = 7  # more display columns than this -> ``table*`` in LaTeX
+WIDE_COLUMNS, WIDE_CHARS = 7, 100  # more columns, or wider rows (characters), than this -> ``table*``
 
 
 def fmt(value: Any, digits: int = 1, signed: bool = False) -> str:
@@ -61,8 +61,6 @@ def _paper_text(paper: dict | None, digits: int) -> str:
 
 def layout(spec: dict, row_keys: list[tuple], extra_rows: list, group_keys: list[tuple], cells: dict,
            pub: pd.DataFrame | None, samples: dict, departures: dict[str, list[str]]):
-    from bench.tables.builder import label_fields
-
     digits = spec["value"]["digits"]
     conf = spec.get("published") or {}
     mode = conf.get("show") if pub is not None else None
@@ -158,7 +156,8 @@ def layout(spec: dict, row_keys: list[tuple], extra_rows: list, group_keys: list
         missing.setdefault("no record yet; only the published numbers are shown", {})
     notes = _notes(spec, marks_used, missing, unchecked)
     display = pd.DataFrame(display_rows)
-    wide = bool(spec.get("wide", len(display.columns) > WIDE_COLUMNS))
+    widths = sum(max([len(str(c)), *display[c].astype(str).str.len()]) for c in display.columns)
+    wide = bool(spec.get("wide", len(display.columns) > WIDE_COLUMNS or widths > WIDE_CHARS))
     return display, pd.DataFrame(tidy_rows), notes, wide
 
 

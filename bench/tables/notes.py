@@ -4,8 +4,8 @@ Rules are data (``conf/tables/rules/<name>.yaml``, a list). Each rule reads ``fi
 ``fields``), a dotted path into the record, whose roots are ``config``, ``extra``, ``spec``,
 ``params``, ``protocol`` and ``report`` (the metrics of the record's report split), and notes when:
 
-- ``paper: v``: the value differs from the paper's ``v`` (a missing value is skipped, or read as
-  the paper's with ``missing: paper``); ``paper_by: {field, values}`` takes ``v`` from a map;
+- ``paper: v``: the value differs from the paper's ``v``; ``paper_by: {field, values}`` takes ``v``
+  from a map (a missing value never fires: a config key that is absent means the paper's value);
 - ``equals: v``: the value is ``v``; ``truthy: true``: the value is set; ``below: n``: it is < n.
 
 ``if: {path: value}`` restricts a rule; ``note`` is a ``str.format`` text with ``value``, ``paper``,
@@ -63,8 +63,6 @@ def _applies(rule: dict, record: dict) -> tuple[bool, Any, Any]:
         if paper is _MISSING:
             return False, None, None
     if value is _MISSING:
-        if rule.get("missing") == "paper" or paper is _MISSING or "truthy" in rule or "equals" in rule:
-            return False, None, None
         return False, None, None
     if "equals" in rule:
         return value == rule["equals"], value, paper

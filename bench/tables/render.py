@@ -12,11 +12,12 @@ _ESCAPES = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\
             "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
             "Δ": r"$\Delta$", "†": r"$^\dagger$", "‡": r"$^\ddagger$", "*": r"$^*$", "—": "---", "–": "--",
             "−": "$-$", "×": r"$\times$", "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
-            "±": r"$\pm$", "…": r"\dots{}", "’": "'", "‘": "`", "“": "``", "”": "''"}
+            "±": r"$\pm$", "[": "{[}", "]": "{]}", "…": r"\dots{}", "’": "'", "‘": "`", "“": "``", "”": "''"}
 
 
 def latex_escape(text: object) -> str:
-    """LaTeX-safe text: special characters escaped, marks as math macros; other non-ASCII kept."""
+    """LaTeX-safe text: special characters escaped, marks as math macros, brackets braced (a row that
+    starts with ``[X]`` would read as the optional argument of the previous ``\\``)."""
     return "".join(_ESCAPES.get(ch, ch) for ch in str(text))
 
 
