@@ -175,7 +175,7 @@ def _tidy(spec, out, labels, glabel, column, cell, paper, delta) -> list[dict]:
                     "paper_model": paper["model"] if paper else None, "delta": delta}
     stats = {k: (cell.stats.get(k) if cell else None) for k in ("value", "mean", "std", "min", "max", "n",
                                                                   "median", "first", "range")}
-    rows = [{**base, **stats, **paper_fields, **({f"ours_{k}": v for k, v in cell.keep.items()} if cell else {}),
+    rows = [{**base, **stats, **paper_fields, **{f"ours_{k}": (cell.keep.get(k) if cell else None) for k in spec.get("_keep", {})},
              "records": ";".join(cell.records) if cell else None, "mixed": bool(cell.mixed) if cell else False,
              "config_hash": cell.chosen_config if cell and cell.chosen_config else (
                  ";".join(cell.configs) if cell and cell.configs else None), "selected": True}]
