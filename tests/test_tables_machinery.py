@@ -96,6 +96,11 @@ def test_ptuning_schedule_departures_are_noted():
     assert protocol_notes(rec(1e-5, 100, 20), rules) == []
     (note,) = protocol_notes(rec(1e-3, 5, 2), rules)
     assert note.startswith("P-Tuning schedule lr 0.001, at most 5 epochs, patience 2")
+    tuned = rec(1e-5, 100, 20)
+    tuned["config"]["method"]["component"] = {"tunes_backbone": True}
+    assert protocol_notes(tuned, rules) == ["the backbone is tuned too (the paper's LAMA P-Tuning keeps it frozen)"]
+    selected = {**rec(1e-5, 100, 20), "protocol": {"selection_split": "test"}}
+    assert protocol_notes(selected, rules) == ["checkpoints / prompts selected on the test split, not dev"]
 
 
 def test_a_corrupted_record_is_reported_once_and_skipped(tmp_path, capsys):
