@@ -139,8 +139,11 @@ def test_spec_errors_name_the_file_the_key_and_the_fix(tmp_path):
     bad.write_text("name: t\ntitle: T\ncolumns: [{key: a}]\n")
     with pytest.raises(DataError, match="value.metric"):
         load_spec(bad)
-    bad.write_text("name: t\ntitle: T\nvalue: {metric: m}\ncolumns: [{key: a}]\nderived: [{key: d, minus: [a, z]}]\n")
+    bad.write_text("name: t\ntitle: T\nvalue: {metric: m}\ncolumns: [{key: a, select: {}}]\nderived: [{key: d, minus: [a, z]}]\n")
     with pytest.raises(DataError, match="minus needs two column keys"):
+        load_spec(bad)
+    bad.write_text("name: t\ntitle: T\nvalue: {metric: m}\ncolumns: [{key: a}]\n")
+    with pytest.raises(DataError, match="needs a select"):
         load_spec(bad)
     bad.write_text("name: [t\n")
     with pytest.raises(DataError, match="not valid YAML"):

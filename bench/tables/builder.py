@@ -61,7 +61,8 @@ def _natural(text: Any) -> tuple:
 
 
 def prepare(spec: dict, frames: Frames) -> pd.DataFrame:
-    """The spec's frame: the split, the column key, the selection, ``_value`` (scaled metric)."""
+    """The spec's frame: the split, the column key, the selection, ``_value`` (scaled metric) and the
+    ``keep`` numbers (their frame columns are recorded in ``spec["_keep"]``)."""
     frame = (frames.records if spec["source"] == "records" else frames.groups).copy()
     split = spec["split"]
     if frame.empty:

@@ -100,6 +100,9 @@ def check_spec(spec: dict, path: Path, rules_dir: Path = RULES_DIR) -> dict:
         _check_keys(path, f"columns[{i}]", column, COLUMN_KEYS)
         if "key" not in column:
             raise _fail(path, f"columns[{i}].key", "a column lacks its key", "add key: <column key>")
+        if "column_key" not in spec and "select" not in column:
+            raise _fail(path, f"columns[{i}]", "without column_key a column needs a select",
+                        "add column_key: <rules> or select: {field: value} to the column")
         column.setdefault("label", column["key"])
         column.setdefault("show", "{mean}")
         column.setdefault("missing_note", True)
