@@ -56,14 +56,14 @@ lama-manual: setup data ## LAMA-34k manual-prompt runs for MODELS (skips finishe
 reproduce-%: setup data ## run a study (conf/study/<name>.yaml) for MODELS through Hydra's multirun, then tables and figures (LAUNCHER=basic|local|slurm)
 	@status=0; \
 	$(PY) -m bench.study run $(subst -,_,$*) $(if $(filter command line environment,$(origin MODELS)),--models $(MODELS),) --launcher $(LAUNCHER) $(ARGS) || status=$$?; \
-	$(PY) -m bench.aggregate && $(PY) -m bench.plots || status=1; \
+	$(PY) -m bench.tables $(TABLE_FILTERS) && $(PY) -m bench.tables.figures $(TABLE_FILTERS) || status=1; \
 	exit $$status
 
 status-%: setup ## list done / missing / failed runs of a study for MODELS (nothing runs)
 	$(PY) -m bench.study status $(subst -,_,$*) $(if $(filter command line environment,$(origin MODELS)),--models $(MODELS),) $(ARGS)
 
-figures: setup ## rebuild results/figures/ (PDF + PNG) from results/runs/
-	$(PY) -m bench.plots
+figures: setup ## rebuild results/figures/ (PDF + PNG) from results/runs/ (conf/figures/*.yaml; filters: MODELS=a,b TAGS=smoke,none)
+	$(PY) -m bench.tables.figures $(TABLE_FILTERS)
 
 bench-pretrain: setup ## mini-model pretraining step time: selected-position output layer + bf16 autocast vs plain fp32
 	$(PY) -m bench.bench_pretrain --recipe mini-bert
@@ -72,8 +72,10 @@ bench-pretrain: setup ## mini-model pretraining step time: selected-position out
 bench-lama: setup data ## LAMA evaluation facts/s vs a plain one-fact loop (identical predictions checked) and P-Tuning steps/s
 	$(PY) -m bench.bench_lama --model $(BENCH_MODEL) $(BENCH_ARGS)
 
-tables: setup ## rebuild results/tables/ (Markdown, LaTeX, CSV) from results/runs/
-	$(PY) -m bench.aggregate
+# tables/figures filter records only when MODELS / TAGS are given (TAGS=none: untagged records)
+TABLE_FILTERS = $(if $(filter command line environment,$(origin MODELS)),--models $(MODELS),) $(if $(TAGS),--tags $(TAGS),)
+tables: setup ## rebuild results/tables/ (Markdown, LaTeX, CSV) from results/runs/ (conf/tables/*.yaml; filters: MODELS=a,b TAGS=smoke,none)
+	$(PY) -m bench.tables $(TABLE_FILTERS)
 
 clean: ## remove built tables, figures and Hydra logs (keeps run records, data and .venv)
 	rm -rf results/tables results/figures results/logs

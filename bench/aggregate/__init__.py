@@ -1,1 +1,0 @@
-"""Pure aggregation: run records in, tables (Markdown, LaTeX, CSV) out."""

@@ -1,0 +1,196 @@
+"""Figures as data: ``conf/figures/*.yaml`` drive the prompt-variance charts (PDF + PNG).
+
+- ``kind: spread``: per relation, P@1 of each paraphrased prompt as dots per prompt set, marks for
+  other series (manual bar, P-Tuning star); one full-width figure per model row.
+- ``kind: distribution``: per model, box plots of per-relation P@1 for each series; one per variant.
+Colours and labels come from one series file (``conf/figures/rules/series.yaml``) so a method has
+the same colour in every figure; sizes fit a two-column paper (7 in full width, 3.3 in a column).
+``python -m bench.tables.figures`` rebuilds them all.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+
+from bench.tables.builder import prepare  # noqa: E402
+from bench.tables.cells import column_of, fill, select  # noqa: E402
+from bench.tables.frame import Frames, read_frames  # noqa: E402
+from bench.tables.spec import FIGURES_DIR, load_rules  # noqa: E402
+
+FULL_WIDTH, COLUMN_WIDTH = 7.0, 3.3  # inches
+STYLE = {"font.size": 7, "axes.titlesize": 7, "axes.labelsize": 7, "legend.fontsize": 6, "xtick.labelsize": 6,
+         "ytick.labelsize": 6, "pdf.fonttype": 42, "ps.fonttype": 42, "axes.spines.top": False,
+         "axes.spines.right": False}
+
+
+def load_figure_specs(directory: Path = FIGURES_DIR, only: list[str] | None = None) -> list[dict]:
+    specs = []
+    for path in sorted(Path(directory).glob("*.yaml")):
+        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if only is not None and spec.get("name") not in only and path.stem not in only:
+            continue
+        rules = Path(directory) / "rules"
+        spec["series"] = load_rules(spec.get("series", "series"), path, "series", rules)
+        if "column_key" in spec:
+            spec["column_key"] = load_rules(spec["column_key"], path, "column_key", FIGURES_DIR.parent / "tables" / "rules")
+        spec.setdefault("split", "report")
+        spec.setdefault("keep", {})
+        spec["source"] = "groups"
+        spec["value"].setdefault("scale", 1)
+        specs.append(spec)
+    return specs
+
+
+def _top(values: pd.Series) -> float:
+    """Upper y limit in percent: a little above the data, never a degenerate axis (all-zero tiny models)."""
+    top = float(values.max()) if len(values) else 0.0
+    return min(100.0, max(5.0, top * 1.08))
+
+
+def _safe(name: str) -> str:
+    """File-name form of a row label: ``tiny-gpt2 [smoke]`` -> ``tiny-gpt2_smoke``."""
+    name = name.replace(" [", "_").replace("]", "").replace(" (", "_").replace(")", "")
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+
+
+def _relation_order(relation: str) -> int:
+    return int(relation[1:]) if relation[1:].isdigit() else 0
+
+
+def spread_figure(spec: dict, data: pd.DataFrame, row: str):
+    """Per relation: dots per paraphrase set, the spec's marks; None when there is nothing to show."""
+    data = data[data["row"] == row]
+    dots = spec["dots"]
+    para = select(data, dots.get("select"))
+    para = para[para["set"].isin(dots["sets"])]
+    if para.empty:
+        return None
+    series = spec["series"]
+    relations = sorted(data["group"].unique(), key=_relation_order)
+    x_of = {r: i for i, r in enumerate(relations)}
+    sets = [s for s in dots["sets"] if s in set(para["set"])]
+    width = 0.7 / max(len(sets), 1)
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=tuple(spec.get("size", (FULL_WIDTH, 2.3))))
+        for k, set_name in enumerate(sets):
+            part = para[para["set"] == set_name]
+            offset = (k - (len(sets) - 1) / 2) * width
+            ax.scatter([x_of[r] + offset for r in part["group"]], part["_value"], s=4, alpha=0.6, linewidths=0,
+                       color=series[set_name]["colour"], label=series[set_name]["label"])
+        for mark in spec.get("marks", []):
+            part = select(data, mark["select"]).drop_duplicates("group")
+            ax.scatter([x_of[r] for r in part["group"]], part["_value"], marker=mark["marker"], s=mark["size"],
+                       linewidths=mark.get("linewidth", 0), color=series[mark["series"]]["colour"],
+                       label=series[mark["series"]]["label"], zorder=3 if mark["marker"] == "*" else None)
+        ax.set_ylim(0, _top(data["_value"]))
+        ax.set_xticks(range(len(relations)), relations, rotation=90)
+        ax.set_xlim(-0.7, len(relations) - 0.3)
+        ax.set_ylabel("P@1 (%)")
+        ax.set_title(fill(spec["title"], {"row": row, "variant": spec["select"].get("variant", "")}))
+        ax.grid(axis="y", linewidth=0.3, alpha=0.5)
+        ax.legend(ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.28), frameon=False, markerscale=1.5)
+    return fig
+
+
+def distribution_figure(spec: dict, data: pd.DataFrame, variant: str):
+    """Per model, box plots of per-relation P@1 for each series; None without data."""
+    series_conf = spec["series"]
+    data = data[data["variant"] == variant]
+    data = data.assign(series=[column_of(r, spec["series_key"]) for r in data.to_dict("records")])
+    data = data[data["series"].isin(series_conf) & ~data["series"].isin(spec.get("exclude", []))]
+    if data.empty:
+        return None
+    rows = sorted(data["row"].unique())
+    series = [s for s in series_conf if s in set(data["series"])]
+    width = 0.8 / len(series)
+    figure_width = min(FULL_WIDTH, max(COLUMN_WIDTH, 0.35 * len(rows) * len(series) + 1.0))
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(figure_width, 2.2))
+        for k, name in enumerate(series):
+            values = [data[(data["row"] == r) & (data["series"] == name)]["_value"].to_numpy() for r in rows]
+            positions = [i + (k - (len(series) - 1) / 2) * width for i in range(len(rows))]
+            kept = [(p, v) for p, v in zip(positions, values, strict=True) if len(v)]
+            if not kept:
+                continue
+            box = ax.boxplot([v for _, v in kept], positions=[p for p, _ in kept], widths=width * 0.85,
+                             patch_artist=True, showfliers=False, medianprops={"color": "black", "linewidth": 0.8},
+                             whiskerprops={"linewidth": 0.6}, capprops={"linewidth": 0.6},
+                             boxprops={"linewidth": 0.6})
+            for patch in box["boxes"]:
+                patch.set_facecolor(series_conf[name]["colour"])
+            ax.plot([], [], "s", color=series_conf[name]["colour"], label=series_conf[name]["label"])
+        ax.set_xticks(range(len(rows)), rows)
+        ax.set_xlim(-0.5, len(rows) - 0.5)
+        ax.set_ylim(0, _top(data["_value"]))
+        ax.set_ylabel("P@1 per relation (%)")
+        ax.set_title(fill(spec["title"], {"variant": variant}))
+        ax.grid(axis="y", linewidth=0.3, alpha=0.5)
+        ax.legend(ncol=min(len(series), 4), loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
+    return fig
+
+
+def _save(fig, out_dir: Path, stem: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{stem}.pdf", out_dir / f"{stem}.png"]
+    for path in paths:
+        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+        fig.savefig(tmp, dpi=300, bbox_inches="tight", pad_inches=0.02)
+        tmp.replace(path)
+    plt.close(fig)
+    return paths
+
+
+def figures_for(spec: dict, frames: Frames):
+    """(file stem, figure) for every figure the spec draws from these records."""
+    data = prepare(dict(spec), frames)
+    if data.empty:
+        return
+    data = data.assign(row=data["row"] + data["setting"])  # runs under another protocol: their own figure
+    if spec["kind"] == "spread":
+        for row in sorted(data["row"].unique()):
+            fig = spread_figure(spec, data, row)
+            if fig is not None:
+                yield f"{spec['name']}_{_safe(row)}", fig
+    elif spec["kind"] == "distribution":
+        for variant in sorted(v for v in data["variant"].dropna().unique()):
+            fig = distribution_figure(spec, data, variant)
+            if fig is not None:
+                yield f"{spec['name']}_{variant}", fig
+    else:
+        raise ValueError(f"{spec.get('name')}: unknown figure kind {spec['kind']!r} (spread or distribution)")
+
+
+def write_figures(frames: Frames, out_dir: Path, specs: list[dict] | None = None) -> list[Path]:
+    written: list[Path] = []
+    for spec in specs if specs is not None else load_figure_specs():
+        for stem, fig in figures_for(spec, frames):
+            written += _save(fig, Path(out_dir), stem)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.tables.__main__ import _list, parser
+
+    args = parser("Rebuild results/figures/ (PDF + PNG) from results/runs/.").parse_args(argv)
+    frames = read_frames(args.results / "runs", _list(args.models), _list(args.tags))
+    for problem in frames.problems:
+        print(f"skipped record {problem}", file=sys.stderr)
+    specs = load_figure_specs(args.specs or FIGURES_DIR, _list(args.only))
+    written = write_figures(frames, args.out or args.results / "figures", specs)
+    if not written:
+        print(f"no LAMA records with per-relation P@1 under {args.results / 'runs'}: no figure")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""Every table spec under conf/tables renders hand-made records to numbers computed by hand here."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from tables_fixture import P17_PROMPTS, record, save
+
+from bench.tables import build_table, load_published, load_specs, read_frames
+from bench.tables.spec import TABLES_DIR
+
+GOLDEN_PUBLISHED = Path(__file__).resolve().parent / "golden" / "published.csv"
+FOLLOWS = {"task": {"relations": ["P17", "P19"]}, "model": {}, "method": {}}  # no protocol departure
+
+
+def _runs(root: Path) -> Path:
+    runs = root / "runs"
+    add = lambda *a, **k: save(runs, record("lama", *a, config=k.pop("config", FOLLOWS), **k))  # noqa: E731
+    add("bert-base-cased", "manual", "lama", {"P17": 0.5, "P19": 0.3}, texts={"P17": P17_PROMPTS[0]})
+    add("bert-base-cased", "ptuning", "ptuning_lama", {"P17": 0.6, "P19": 0.8})
+    add("bert-base-cased", "ptuning", "ptuning_lama", {"P17": 0.4, "P19": 0.6}, seed=35)
+    add("bert-base-cased", "manual", "pararel", {"P17": 0.1, "P19": 0.2})
+    add("bert-base-cased", "manual", "pararel-r1", {"P17": 0.3, "P19": 0.6})
+    add("bert-base-cased", "manual", "lpaqa_paraphrase", {"P17": 0.2})
+    add("bert-base-cased", "manual", "lpaqa_paraphrase-r1", {"P17": 0.4})
+    add("bert-base-cased", "manual", "p17_sensitivity-r1", {"P17": 0.25}, texts={"P17": P17_PROMPTS[1]})
+    add("bert-base-cased", "manual", "lama", {"P17": 0.3}, variant="lama29k")
+    add("bert-base-cased", "ptuning", "ptuning_lama", {"P17": 0.5}, variant="lama29k")
+    return runs
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    frames = read_frames(_runs(tmp_path_factory.mktemp("specs")))
+    published = load_published(GOLDEN_PUBLISHED)
+    return {spec["name"]: build_table(spec, frames, published) for spec in load_specs()}
+
+
+def _cell(table, row: str, column: str, label: str | None = None) -> str:
+    display = table.display
+    first = label or display.columns[0]
+    return display.set_index(first).loc[row, column]
+
+
+# spec name -> (row label, display column, expected text), each number computed by hand in the comment
+EXPECTED = {
+    "lama34k": [("bert-base-cased", "Manual", "40.0"),  # (50 + 30) / 2
+                ("bert-base-cased", "Manual (paper)", "31.1"), ("bert-base-cased", "Manual Δ", "+8.9"),
+                ("bert-base-cased", "P-Tuning", "60.0"),  # seeds 34 and 35: (70 + 50) / 2
+                ("bert-base-cased", "P-Tuning (paper)", "48.3*"), ("bert-base-cased", "P-Tuning Δ", "+11.7"),
+                ("bert-large-cased", "Manual", "—"), ("bert-large-cased", "Manual (paper)", "32.3")],
+    "lama34k_per_relation": [("P17", "bert-base-cased: Manual", "50.0"), ("P19", "bert-base-cased: Manual", "30.0"),
+                             ("P17", "bert-base-cased: P-Tuning", "50.0"),  # (60 + 40) / 2
+                             ("P19", "bert-base-cased: P-Tuning", "70.0")],  # (80 + 60) / 2
+    "lama29k": [("bert-base-cased", "MP", "30.0 / 31.7* (-1.7)"), ("bert-base-cased", "PT", "50.0 / 52.3* (-2.3)"),
+                ("bert-base-cased", "PT−MP", "20.0 / 20.6* (-0.6)"),  # 52.3 - 31.7 = 20.6
+                ("roberta-base", "AutoPrompt", "— / 40.0* (—)")],
+    "lama29k_per_relation": [("P17", "bert-base-cased: MP", "30.0"), ("P17", "bert-base-cased: PT", "50.0")],
+    "sensitivity_p17": [(P17_PROMPTS[0], "bert-base-cased", "50.00"),
+                        (P17_PROMPTS[0], "bert-base-cased Δ", "+18.71"),  # 50 - 31.29
+                        (P17_PROMPTS[1], "bert-base-cased", "25.00"), (P17_PROMPTS[1], "bert-base-cased Δ", "+5.22"),
+                        (P17_PROMPTS[3], "bert-base-cased", "—"), (P17_PROMPTS[3], "paper (bert-base-cased)", "51.08"),
+                        ("P-Tuning", "bert-base-cased", "50.00")],  # seeds: (60 + 40) / 2
+    "sensitivity_pararel": [("P17", "bert-base-cased: min–max", "10.0–30.0"),
+                            ("P17", "bert-base-cased: sd (n)", "14.1 (2)"),  # sd of 10, 30 = sqrt(200)
+                            ("P19", "bert-base-cased: min–max", "20.0–60.0"),
+                            ("P19", "bert-base-cased: sd (n)", "28.3 (2)"),  # sd of 20, 60 = sqrt(800)
+                            ("P19", "bert-base-cased: manual", "30.0"), ("P19", "bert-base-cased: PT", "70.0")],
+    "sensitivity_lpaqa_paraphrase": [("P17", "bert-base-cased: min–max", "20.0–40.0"),
+                                     ("P17", "bert-base-cased: manual", "50.0")],
+    "sensitivity_summary": [("pararel", "Relations", "2"), ("pararel", "Worst", "15.0"),  # (10 + 20) / 2
+                            ("pararel", "First", "15.0"), ("pararel", "Best", "45.0"),  # (30 + 60) / 2
+                            ("pararel", "Mean range", "30.0"),  # (20 + 40) / 2
+                            ("pararel", "Mean sd", "21.2"),  # (sqrt(200) + sqrt(800)) / 2 = 21.21
+                            ("pararel", "Manual", "40.0"), ("pararel", "P-Tuning", "60.0"),  # (50 + 70) / 2
+                            ("lpaqa_paraphrase", "Relations", "1"), ("lpaqa_paraphrase", "Manual", "50.0"),
+                            ("lpaqa_paraphrase", "P-Tuning relations", "1")],
+}
+
+
+def test_every_spec_has_hand_computed_expectations():
+    names = {spec["name"] for spec in load_specs()}
+    assert names == set(EXPECTED), "add the new spec's hand-computed cells to EXPECTED"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_spec_renders_the_hand_computed_numbers(tables, name):
+    table = tables[name]
+    assert table is not None
+    label = "Prompt set" if name == "sensitivity_summary" else None
+    for row, column, text in EXPECTED[name]:
+        assert _cell(table, row, column, label) == text, (name, row, column)
+
+
+def test_seeds_are_reduced_with_mean_std_and_n_in_the_csv(tables):
+    tidy = tables["lama34k"].tidy
+    cell = tidy[(tidy["Model"] == "bert-base-cased") & (tidy["column"] == "ptuning")].iloc[0]
+    assert cell["mean"] == pytest.approx(60.0) and cell["n"] == 2
+    assert cell["std"] == pytest.approx(math.sqrt(200)) and cell["min"] == pytest.approx(50.0)
+    assert cell["records"].count(";") == 1
+
+
+def test_missing_cells_are_grouped_in_one_note(tables):
+    notes = tables["lama34k"].notes
+    (missing,) = [n for n in notes if n.startswith("— no finished record")]
+    assert "bert-large-cased: Manual, LPAQA" in missing and missing.count("bert-large-cased") == 1
+
+
+def test_published_rows_keep_source_and_check_flag():
+    published = load_published(GOLDEN_PUBLISHED)
+    assert published["source"].notna().all() and published["checked"].isin(["yes", "no"]).all()
+    assert sorted(published[published["table"] == "sensitivity"]["value"]) == [19.78, 31.29, 31.40, 51.08]
+
+
+def test_spec_files_are_all_loadable_and_named_after_their_file():
+    for path in sorted(TABLES_DIR.glob("*.yaml")):
+        names = [s["name"] for s in load_specs(TABLES_DIR, [path.stem])]
+        assert names and all(n == path.stem or "{" not in n for n in names)
+
+
+def test_tidy_csv_has_one_row_per_cell(tables):
+    tidy = tables["sensitivity_pararel"].tidy
+    assert len(tidy[(tidy["Relation"] == "P17") & (tidy["group"] == "bert-base-cased")]) == 4
+    assert pd.api.types.is_numeric_dtype(tidy["value"])
+
+
+def test_the_worked_example_of_the_docs_renders(tmp_path):
+    from bench.tables import load_spec
+    from bench.tables.render import to_markdown
+
+    examples = Path(__file__).resolve().parents[1] / "docs" / "examples"
+    runs = tmp_path / "runs"
+    save(runs, record("lama", "bert-base-cased", "manual", "lama", {"P17": 0.5, "P19": 0.3}, config=FOLLOWS))
+    save(runs, record("lama", "bert-base-cased", "manual", "lpaqa", {"P17": 0.9}, config=FOLLOWS))  # not selected
+    (spec,) = load_spec(examples / "lama_paper_trex.yaml")
+    table = build_table(spec, read_frames(runs), load_published(examples / "lama_paper.csv"))
+    markdown = to_markdown(table)
+    assert "| bert-base-cased | 40.0 | 31.1* | +8.9 |" in markdown  # (50 + 30) / 2 - 31.1
+    assert "| bert-large-cased | — | 32.3* | — |" in markdown
+    assert "Model | Manual prompt | Manual prompt (paper) | Manual prompt Δ" in markdown

@@ -1,0 +1,168 @@
+"""Record frames (schema 1 and 2), configuration grids, protocol notes, bad records, filters, spec errors, LaTeX."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from tables_fixture import record, save
+
+from bench.errors import DataError
+from bench.tables import build_table, load_published, load_spec, read_frames
+from bench.tables.__main__ import main
+from bench.tables.notes import protocol_notes
+from bench.tables.render import latex_escape, to_latex
+from bench.tables.spec import TABLES_DIR, load_rules
+
+GOLDEN_PUBLISHED = Path(__file__).resolve().parent / "golden" / "published.csv"
+FOLLOWS = {"task": {"relations": ["P17"]}, "model": {}, "method": {}}
+
+
+def _spec(name: str = "lama34k", **changes) -> dict:
+    raw = yaml.safe_load((TABLES_DIR / f"{name}.yaml").read_text())
+    raw.update(changes)
+    path = TABLES_DIR / f"{name}.yaml"
+    from bench.tables.spec import check_spec
+
+    return check_spec(raw, path)
+
+
+def test_schema_1_and_2_read_into_the_same_fields(tmp_path):
+    runs = tmp_path / "runs"
+    save(runs, record("lama", "tiny-bert", "manual", "pararel-r3", {"P17": 0.5}, config=FOLLOWS))
+    save(runs, record("lama", "tiny-bert", "manual", "pararel", {"P17": 0.25}, schema=2, rank=2,
+                      config_hash="0123abcd", config=FOLLOWS))
+    frames = read_frames(runs)
+    rows = frames.records[frames.records["split"] == "test"].set_index("rank")
+    assert rows.loc[3, "template"] == rows.loc[2, "template"] == "pararel"
+    assert rows.loc[3, "template_rank"] == "pararel-r3" and rows.loc[2, "config_hash"] == "0123abcd"
+    assert rows.loc[3, "overall.macro_over_relations"] == 0.5 and pd.isna(rows.loc[3, "config_hash"])
+    assert set(frames.groups["group"]) == {"P17"} and set(frames.groups["p_at_1"]) == {0.5, 0.25}
+
+
+def test_configs_are_never_averaged_silently_and_a_grid_picks_by_the_selection_split(tmp_path):
+    runs = tmp_path / "runs"
+    for config_hash, test, dev in (("aaaa0001", 0.6, 0.2), ("aaaa0002", 0.4, 0.3)):
+        save(runs, record("lama", "tiny-bert", "ptuning", "ptuning_lama", {"P17": test}, schema=2,
+                          config_hash=config_hash, config=FOLLOWS, dev=dev))
+    frames = read_frames(runs)
+    table = build_table(_spec(grid=None), frames, None)
+    assert table.display.set_index("Model").loc["tiny-bert", "P-Tuning"] == "50.0‡"
+    assert any(n.startswith("‡") and "aaaa0001, aaaa0002" in n for n in table.notes)
+    grid = {"select": "max", "metric": "overall.macro_over_relations", "split": "selection"}
+    table = build_table(_spec(grid=grid), frames, None)
+    assert table.display.set_index("Model").loc["tiny-bert", "P-Tuning"] == "40.0"  # dev 0.3 > 0.2
+    tidy = table.tidy
+    assert list(tidy["selected"]) == [True, False] and list(tidy["config_hash"]) == ["aaaa0002", "aaaa0001"]
+    assert tidy.iloc[1]["value"] == pytest.approx(60.0)
+    assert any("configuration with the max" in n for n in table.notes)
+
+
+def test_no_records_and_no_published_numbers_write_nothing(tmp_path):
+    from bench.tables.__main__ import build_all
+
+    (tmp_path / "runs").mkdir()
+    paper = tmp_path / "paper"
+    paper.mkdir()
+    (paper / "published.csv").write_text("table,variant,model,column,value,source,checked,note\n")
+    written, problems = build_all(tmp_path, tmp_path / "tables", published_dir=paper)
+    assert written == [] and problems == []
+
+
+def test_protocol_and_training_facts_get_their_own_rows_and_a_note(tmp_path):
+    runs = tmp_path / "runs"
+    save(runs, record("lama", "bert-base-cased", "manual", "lama", {"P17": 0.5}, config=FOLLOWS))
+    reference = {"task": {"relations": ["P17"], "protocol": "reference", "train_facts": "original_rob"},
+                 "model": {}, "method": {"name": "manual"}}
+    save(runs, record("lama", "bert-base-cased", "manual", "lama", {"P17": 0.1}, config=reference, seed=35))
+    table = build_table(_spec(), read_frames(runs), load_published(GOLDEN_PUBLISHED))
+    shown = table.display.set_index("Model")
+    assert shown.loc["bert-base-cased", "Manual"] == "50.0"
+    assert shown.loc["bert-base-cased (protocol reference, train facts original_rob)", "Manual"] == "10.0†"
+    assert any("protocol 'reference'" in n for n in table.notes)
+    assert any("training facts 'original_rob'" in n for n in table.notes)
+
+
+def test_ptuning_schedule_departures_are_noted():
+    rules = load_rules("lama_protocol", TABLES_DIR / "lama34k.yaml", "protocol_notes")
+
+    def rec(lr, epochs, patience):
+        trainer = {"lr": lr, "max_epochs": epochs, "early_stopping_patience": patience}
+        return {"config": {"method": {"name": "ptuning"}, "trainer": trainer, "task": {}, "model": {}}}
+
+    assert protocol_notes(rec(1e-5, 100, 20), rules) == []
+    (note,) = protocol_notes(rec(1e-3, 5, 2), rules)
+    assert note.startswith("P-Tuning schedule lr 0.001, at most 5 epochs, patience 2")
+    tuned = rec(1e-5, 100, 20)
+    tuned["config"]["method"]["component"] = {"tunes_backbone": True}
+    assert protocol_notes(tuned, rules) == ["the backbone is tuned too (the paper's LAMA P-Tuning keeps it frozen)"]
+    selected = {**rec(1e-5, 100, 20), "protocol": {"selection_split": "test"}}
+    assert protocol_notes(selected, rules) == ["checkpoints / prompts selected on the test split, not dev"]
+
+
+def test_a_corrupted_record_is_reported_once_and_skipped(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    save(runs, record("lama", "bert-base-cased", "manual", "lama", {"P17": 0.5}, config=FOLLOWS))
+    (runs / "lama" / "broken.json").write_text("{not json")
+    (runs / "lama" / "partial.json").write_text('{"name": "x", "spec": {"task": "lama"}}')
+    assert main(["--results", str(tmp_path), "--out", str(tmp_path / "tables")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("broken.json") == 1 and "not valid JSON" in err
+    assert "partial.json: lacks the key(s) metrics" in err and "fix:" in err
+    assert (tmp_path / "tables" / "lama34k.md").is_file() and (tmp_path / "tables" / "sensitivity_p17.csv").is_file()
+
+
+def test_filters_keep_only_the_named_models_and_tags(tmp_path):
+    runs = tmp_path / "runs"
+    save(runs, record("lama", "bert-base-cased", "manual", "lama", {"P17": 0.5}, config=FOLLOWS))
+    save(runs, record("lama", "tiny-bert", "manual", "lama", {"P17": 0.2}, config=FOLLOWS, tag="smoke"))
+    out = tmp_path / "tables"
+    main(["--results", str(tmp_path), "--out", str(out), "--tags", "smoke", "--only", "lama34k"])
+    text = (out / "lama34k.md").read_text()
+    assert "tiny-bert [smoke]" in text and "| bert-base-cased | 50.0" not in text
+    main(["--results", str(tmp_path), "--out", str(out), "--models", "bert-base-cased", "--tags", "none",
+          "--only", "lama34k"])
+    text = (out / "lama34k.md").read_text()
+    assert "| bert-base-cased | 50.0" in text and "tiny-bert" not in text and "bert-large-cased" not in text
+    assert sorted(p.name for p in out.iterdir()) == ["lama34k.csv", "lama34k.md", "lama34k.tex"]
+
+
+def test_spec_errors_name_the_file_the_key_and_the_fix(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: t\ntitle: T\nvalue: {metric: overall.pooled}\ncolumns: [{key: a, colour: red}]\n")
+    with pytest.raises(DataError) as err:
+        load_spec(bad)
+    assert "bad.yaml" in str(err.value) and "columns[0].colour" in str(err.value) and "fix:" in str(err.value)
+    bad.write_text("name: t\ntitle: T\ncolumns: [{key: a}]\n")
+    with pytest.raises(DataError, match="value.metric"):
+        load_spec(bad)
+    bad.write_text("name: t\ntitle: T\nvalue: {metric: m}\ncolumns: [{key: a, select: {}}]\nderived: [{key: d, minus: [a, z]}]\n")
+    with pytest.raises(DataError, match="minus needs two column keys"):
+        load_spec(bad)
+    bad.write_text("name: t\ntitle: T\nvalue: {metric: m}\ncolumns: [{key: a}]\n")
+    with pytest.raises(DataError, match="needs a select"):
+        load_spec(bad)
+    bad.write_text("name: [t\n")
+    with pytest.raises(DataError, match="not valid YAML"):
+        load_spec(bad)
+
+
+def test_latex_escapes_specials_and_marks_and_goes_wide(tmp_path):
+    assert latex_escape("a_b & 50% #1 $x") == r"a\_b \& 50\% \#1 \$x"
+    assert latex_escape("PT−MP Δ 1.0† 2.0*") == r"PT$-$MP $\Delta$ 1.0$^\dagger$ 2.0$^*$"
+    assert latex_escape("[X] is in [Y] .") == "{[}X{]} is in {[}Y{]} ."
+    runs = tmp_path / "runs"
+    save(runs, record("lama", "bert-base-cased", "manual", "lama", {"P17": 0.5}, config=FOLLOWS))
+    table = build_table(_spec("lama29k", select={"task": "lama", "variant": "lama34k"}), read_frames(runs),
+                        load_published(GOLDEN_PUBLISHED))
+    latex = to_latex(table)
+    assert latex.isascii() and r"\begin{table*}[t]" in latex and "PT$-$MP" in latex  # "ours / paper (Δ)" cells
+    assert latex.count("{") == latex.count("}")
+    per_relation = build_table(_spec("lama34k_per_relation"), read_frames(runs), None)
+    per_relation.wide = True
+    assert r"\begin{table*}" in to_latex(per_relation)
+    body = [line for line in latex.splitlines() if line.endswith(r"\\") and "&" in line]
+    assert all(len(re.findall(r"(?<!\\)&", line)) == len(table.display.columns) - 1 for line in body)
