@@ -229,3 +229,60 @@ def test_reference_loop_settings_reach_the_trainer():
     assert reference_trainer({"protocol": "paper"}, base) is base
     assert reference_trainer({"protocol": "reference"}, base) == {**base, **REFERENCE_LOOP}
     assert REFERENCE_LOOP == {"drop_last": True, "eval_before_epoch": True, "prefer_later_on_tie": True}
+
+
+# --- a LAMA-29k run through the runner: which facts trained, which protocol, recorded in extra ----------------
+
+RUN_FACTS = [("Paris", "France"), ("Berlin", "Germany"), ("Rome", "Italy"), ("Madrid", "Spain"),
+             ("London", "England"), ("Lyon", "France"), ("Munich", "Germany"), ("Milan", "Italy")]
+
+
+def _write_29k_tree(root) -> None:
+    """original: 6 train / 2 dev facts; original_rob (AutoPrompt's): 4 train / 2 dev; test the same in both."""
+    lama = root / "lama"
+    (lama / "vocab" / "29k").mkdir(parents=True)
+    words = sorted({o for _, o in RUN_FACTS})
+    (lama / "vocab" / "29k" / "gpt2-xl.txt").write_text("".join(f"Ġ{w}\n" for w in words))
+    (lama / "relations.jsonl").write_text(json.dumps({"relation": "P17"}) + "\n")
+    rows = [{"predicate_id": "P17", "sub_label": s, "obj_label": o} for s, o in RUN_FACTS]
+    splits = {"original": {"train": rows[:6], "dev": rows[6:], "test": rows[:5]},
+              "original_rob": {"train": rows[2:6], "dev": rows[:2], "test": rows[:5]}}
+    for folder, chosen in splits.items():
+        path = lama / "facts" / folder / "P17"
+        path.mkdir(parents=True)
+        for split, picked in chosen.items():
+            (path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in picked))
+
+
+@pytest.mark.parametrize(("train_facts", "protocol"), [("original", "reference"), ("original_rob", "paper")])
+def test_run_records_the_training_facts_and_protocol(tiny_backbone, tmp_path, monkeypatch, train_facts, protocol):
+    import copy
+    import dataclasses
+
+    from bench.lama.runner import run_lama
+    from bench.methods.ptuning import PTuning
+
+    base = tiny_backbone("tiny-gpt2")
+    backbone = dataclasses.replace(base, model=copy.deepcopy(base.model))
+    _write_29k_tree(tmp_path / "data")
+    monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path / "data"))
+    cfg = {"task": {"name": "lama29k", "variant": "lama29k", "relations": "all", "eval_splits": ["dev", "test"],
+                    "selection_split": "dev", "report_split": "test", "batch_size": 64,
+                    "train_facts": train_facts, "protocol": protocol},
+           "model": {"name": "tiny-gpt2", "lama_vocab_key": "gpt2-xl"},
+           "method": {"name": "ptuning"}, "seed": 34, "tag": None, "paths": {"results_dir": str(tmp_path / "results")},
+           "template": {"name": "ptuning_lama", "kind": "ptuning", "shape": {"clm": [3, 3, 0]}},
+           "trainer": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "exponential", "gamma": 0.98,
+                       "batch_size": 4, "max_epochs": 3, "early_stopping_patience": 20, "grad_clip": None}}
+    payload = run_lama(cfg, backbone, PTuning())
+    extra = payload["extra"]
+    assert (extra["train_facts"], extra["protocol"]) == (train_facts, protocol)
+    reference = protocol == "reference"
+    assert extra["loop"] == dict.fromkeys(REFERENCE_LOOP, reference)
+    training = extra["training"]["P17"]
+    n_train = 6 if train_facts == "original" else 4
+    assert training["n_train"] == n_train == extra["filter_counts"]["train"]["P17"]["n_file"]
+    # reference: floor(6 / 4) = 1 step per epoch, 3 epochs, dev scored before epochs 0, 1, 2 only
+    steps = 3 * (n_train // 4 if reference else -(-n_train // 4))
+    assert training["steps"] == steps and training["epochs"] == 3
+    assert payload["metrics"]["test"]["groups"]["P17"]["n"] == 5
