@@ -7,6 +7,13 @@ The loop knows nothing about tasks or methods beyond two small contracts:
   ``loss(scores, batch)`` and ``evaluate(split, scorer) -> (metrics, selection_value)``.
 The best state (by the selection split) is kept in memory and restored at the end, so the
 report split is always scored with the selected checkpoint, never chosen on itself.
+
+THUDM/P-tuning's LAMA loop (``task.protocol=reference``; docs/lama-protocol.md) is two keys:
+``drop_last`` (the task leaves out the last partial batch: ``train_batches(..., drop_last=True)``)
+and ``eval_before_epoch``: the selection split is scored before each epoch's training (history
+``epoch`` = epochs trained so far); the score of the untrained start (before epoch 0) counts
+toward patience but is never selected, and no evaluation follows the last epoch. Where such a run
+ends without a selectable evaluation (the reference fails there), the final state is scored.
 """
 
 from __future__ import annotations
@@ -95,6 +102,10 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
     patience = trainer_cfg.get("early_stopping_patience")
     clip = trainer_cfg.get("grad_clip")
     prefer_later = bool(trainer_cfg.get("prefer_later_on_tie", False))
+    drop_last = bool(trainer_cfg.get("drop_last", False))
+    before = bool(trainer_cfg.get("eval_before_epoch", False))
+    if before and eval_every:
+        raise ValueError("trainer.eval_before_epoch scores once per epoch: leave trainer.eval_every null")
     scorer = method.scorer()
     params = method.trainable_parameters()
 
@@ -102,15 +113,15 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
     best_state = trainable_snapshot(method)
     bad_evals = 0
 
-    def evaluate(epoch: int) -> bool:
+    def evaluate(epoch: int, selectable: bool = True) -> bool:
         """Evaluate on the selection split; return True when training should stop early."""
         nonlocal best_state, bad_evals
         method.eval_mode()
         metrics, value = task.evaluate(selection_split, scorer)
         method.train_mode()
         result.history.append({"step": result.steps, "epoch": epoch, "value": value})
-        improved = result.best_value is None or value > result.best_value
-        if not improved and prefer_later and value == result.best_value:
+        improved = selectable and (result.best_value is None or value > result.best_value)
+        if selectable and not improved and prefer_later and value == result.best_value:
             improved = True  # P-Tuning's reference keeps the later epoch on a dev tie (>=)
         if improved:
             result.best_value, result.best_step, result.best_epoch = value, result.steps, epoch
@@ -123,8 +134,11 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
     method.train_mode()
     stop = False
     for epoch in range(max_epochs):
+        if before and evaluate(epoch, selectable=epoch > 0):
+            break
         losses = []
-        batches = task.train_batches(batch_size, generator)
+        batches = (task.train_batches(batch_size, generator, drop_last=True) if drop_last
+                   else task.train_batches(batch_size, generator))
         for batch in tqdm(batches, desc=f"{method.name} epoch {epoch}", unit="step", leave=False, mininterval=2.0):
             loss = task.loss(scorer(batch), batch)
             if not math.isfinite(loss.item()):
@@ -149,9 +163,13 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
         result.epochs = epoch + 1
         if stop:
             break
-        if not eval_every and evaluate(epoch):
+        if not eval_every and not before and evaluate(epoch):
             break
-    if not result.history or result.history[-1]["step"] != result.steps:
+    if before:
+        if result.best_value is None:  # nothing selectable was scored (the reference fails here)
+            log.warning("%s: no evaluation after training began; scoring the final state", method.name)
+            evaluate(result.epochs)
+    elif not result.history or result.history[-1]["step"] != result.steps:
         evaluate(result.epochs - 1)  # a step limit hit between evaluations: score the final state too
     restore_snapshot(method, best_state)
     method.eval_mode()

@@ -18,13 +18,14 @@ from bench.errors import ConfigError, MissingWeightsError
 REAL = ["albert-xxlarge-v2", "bert-base-cased", "bert-large-cased", "gpt2", "gpt2-medium", "gpt2-xl",
         "roberta-base", "roberta-large", "t5-base", "t5-base-lm-adapt", "t5-large", "t5-large-lm-adapt"]
 TINY = ["tiny-albert", "tiny-bert", "tiny-gpt2", "tiny-roberta", "tiny-t5"]
+NOT_RUNNABLE = ["megatron-11b"]  # published numbers only (results/paper/published.csv)
 BERT_SHA = "cd5ef92a9fb2f889e972770a36d4ed042daf221e"
 
 
 def test_the_model_configs_are_exactly_these():
     stems = sorted(p.stem for p in MODEL_CONF_DIR.glob("*.yaml"))
     pretrained_here = [s for s in stems if s.startswith("mini-")]  # the mini-world models (own tests)
-    assert stems == sorted(REAL + TINY + pretrained_here)
+    assert stems == sorted(REAL + TINY + NOT_RUNNABLE + pretrained_here)
 
 
 @pytest.mark.parametrize("name", REAL + TINY)
@@ -50,6 +51,19 @@ def test_model_config_is_complete_and_documented(name):
         pinned = re.fullmatch(r"[0-9a-f]{40}", cfg["revision"]) is not None
         todo = "revision: main" in text and "TODO pin: sha not verifiable offline" in text
         assert pinned != todo
+
+
+@pytest.mark.parametrize("name", NOT_RUNNABLE)
+def test_not_runnable_model_is_documented_and_refused_at_load(name, monkeypatch):
+    cfg = load_model_config(name)
+    lines = (MODEL_CONF_DIR / f"{name}.yaml").read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("# Run: python -m bench.run ") and f"model={name}" in lines[0]
+    assert [line for line in lines if line.strip() and not line.lstrip().startswith("#") and " # " not in line] == []
+    assert (cfg["name"], cfg["family"], cfg["build"], cfg["path"]) == (name, "clm", None, None)
+    assert cfg["lama_vocab_key"] == "roberta-large"  # THUDM/P-tuning LAMA/data_utils/vocab.py: megatron -> roberta-large
+    monkeypatch.setattr("bench.backbones.loading._load_from_hub", lambda *a, **k: pytest.fail("must not reach the hub"))
+    with pytest.raises(ConfigError, match=f"model '{name}' is not runnable here: Megatron-11B is a fairseq"):
+        load_backbone(cfg, device="cpu", dtype="fp32")
 
 
 def test_pins_and_hub_ids():

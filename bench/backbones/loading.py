@@ -157,6 +157,8 @@ def load_backbone(
 ) -> Backbone:
     """Load the model a config names, in eval mode on `device` with `dtype` (defaults: bench.device picks)."""
     cfg = check_model_config(cfg)
+    if cfg.get("not_runnable"):
+        raise ConfigError(f"model {cfg['name']!r} is not runnable here: {cfg['not_runnable']}")
     target = device if isinstance(device, torch.device) else pick_device(device)
     torch_dtype = dtype if isinstance(dtype, torch.dtype) else pick_dtype(target, dtype)
     hub_id, revision, path = cfg["hub_id"], cfg.get("revision"), None

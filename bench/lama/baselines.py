@@ -20,14 +20,16 @@ from bench.metrics import FactOutcome, p_at_1
 SOURCE_SPLITS = ("train", "dev")
 
 
-def majority_objects(relations: Iterable[str], variant: str,
-                     allowed: set[str] | None = None) -> dict[str, tuple[str | None, str | None]]:
-    """relation -> (most frequent allowed train object, split it was counted on); (None, None) without facts."""
+def majority_objects(relations: Iterable[str], variant: str, allowed: set[str] | None = None,
+                     train_facts: str | None = None) -> dict[str, tuple[str | None, str | None]]:
+    """relation -> (most frequent allowed train object, split it was counted on); (None, None) without facts.
+
+    ``train_facts``: folder of the train/dev facts (``task.train_facts``); None: the variant's."""
     chosen: dict[str, tuple[str | None, str | None]] = {}
     for relation in relations:
         chosen[relation] = (None, None)
         for split in SOURCE_SPLITS:
-            facts = lama_data.load_facts(relation, split, variant)
+            facts = lama_data.load_facts(relation, split, variant, train_facts=train_facts)
             if not facts:
                 continue
             counts = Counter(f.obj_label for f in facts if allowed is None or f.obj_label in allowed)

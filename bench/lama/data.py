@@ -1,11 +1,14 @@
 """LAMA T-REx facts and the vocabulary restriction of the LAMA / P-Tuning evaluations.
 
 Variants (AutoPrompt / P-Tuning naming):
-- ``lama34k``: facts of ``original`` (LAMA's T-REx test facts), predictions restricted to the
+- ``lama34k``: test facts of ``original`` (LAMA's T-REx test facts), predictions restricted to the
   34k-vocab list of the model family (21,035 tokens for BERT; the 18,154-token shared list for
   RoBERTa / GPT-2 / ALBERT / T5, as in THUDM/P-tuning).
-- ``lama29k``: facts of ``original_rob``, restricted to the 18,154-token vocabulary shared by
-  BERT, RoBERTa and GPT-2.
+- ``lama29k``: test facts of ``original_rob``, restricted to the 18,154-token vocabulary shared by
+  BERT, RoBERTa and GPT-2 (the same 29,516 facts as ``original`` test filtered by that list).
+Train and dev facts (``task.train_facts``): ``original`` (THUDM/P-tuning reads
+``fact-retrieval/original`` for every vocabulary, LAMA/cli.py L113) or ``original_rob``
+(AutoPrompt's RoBERTa-vocabulary train/dev split); both pass the same vocabulary filter.
 A fact is kept only when its object is in the list *and* is one token for the model
 (``bench.prompts.verbalizer`` decides the model-specific form: leading space for byte-level BPE,
 lower case for ALBERT, ``▁`` for sentencepiece).
@@ -21,7 +24,10 @@ from bench.errors import ConfigError, DataError
 from bench.io_utils import read_jsonl
 from bench.paths import data_dir
 
-VARIANTS = {"lama34k": ("original", "34k"), "lama29k": ("original_rob", "29k")}
+VARIANTS = {"lama34k": ("original", "34k"), "lama29k": ("original_rob", "29k")}  # test-fact folder, vocab list
+TRAIN_FACTS = ("original", "original_rob")  # task.train_facts: folder of the train and dev facts
+PROTOCOLS = ("paper", "reference")  # task.protocol: see docs/lama-protocol.md
+TRAINING_SPLITS = ("train", "dev")
 PREP_FIX = "run `make data` (python -m data_prep lama) to prepare data/lama"
 FACT_FIELDS = ("predicate_id", "sub_label", "obj_label")
 
@@ -58,6 +64,34 @@ def variant_parts(variant: str) -> tuple[str, str]:
     return VARIANTS[variant]
 
 
+def train_facts_of(task_cfg) -> str:
+    """``task.train_facts``, checked (default ``original``, the reference's folder)."""
+    value = task_cfg.get("train_facts") or "original"
+    if value not in TRAIN_FACTS:
+        raise ConfigError(f"task.train_facts={value!r} is not allowed; choose one of {', '.join(TRAIN_FACTS)} "
+                          "(conf/task/lama.yaml, conf/task/lama29k.yaml)")
+    return str(value)
+
+
+def protocol_of(task_cfg) -> str:
+    """``task.protocol``, checked (default ``paper``)."""
+    value = task_cfg.get("protocol") or "paper"
+    if value not in PROTOCOLS:
+        raise ConfigError(f"task.protocol={value!r} is not allowed; choose one of {', '.join(PROTOCOLS)} "
+                          "(conf/task/lama.yaml, conf/task/lama29k.yaml; docs/lama-protocol.md)")
+    return str(value)
+
+
+def facts_folder(variant: str, split: str, train_facts: str | None = None) -> str:
+    """Folder under data/lama/facts for one split: ``train_facts`` for train/dev, the variant's for test."""
+    folder, _ = variant_parts(variant)
+    if split in TRAINING_SPLITS and train_facts is not None:
+        if train_facts not in TRAIN_FACTS:
+            raise ConfigError(f"train_facts={train_facts!r} is not allowed; choose one of {', '.join(TRAIN_FACTS)}")
+        return train_facts
+    return folder
+
+
 def relation_ids(root: Path | None = None) -> list[str]:
     """The 41 T-REx relations, in the order of data/lama/relations.jsonl."""
     rows = read_jsonl(lama_root(root) / "relations.jsonl", required=("relation",), fix=PREP_FIX)
@@ -69,9 +103,12 @@ def relation_meta(root: Path | None = None) -> dict[str, dict]:
     return {row["relation"]: row for row in rows}
 
 
-def load_facts(relation: str, split: str, variant: str, root: Path | None = None) -> list[Fact] | None:
-    """Facts of one relation/split, or None when the prepared data has no such file (a known gap)."""
-    folder, _ = variant_parts(variant)
+def load_facts(relation: str, split: str, variant: str, root: Path | None = None,
+               train_facts: str | None = None) -> list[Fact] | None:
+    """Facts of one relation/split, or None when the prepared data has no such file (a known gap).
+
+    ``train_facts`` names the folder of the train and dev facts (None: the variant's folder)."""
+    folder = facts_folder(variant, split, train_facts)
     path = lama_root(root) / "facts" / folder / relation / f"{split}.jsonl"
     if not path.is_file():
         return None

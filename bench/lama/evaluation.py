@@ -8,6 +8,7 @@ Protocol (LAMA, Petroni et al. 2019; P-Tuning, Liu et al. 2021):
 - Facts whose object is not one token of that list for this model are filtered out before scoring.
 - Candidate words use their running-text form (leading space for byte-level BPE, as the
   reference code does with ``'Ġ' + token``), whatever character precedes [Y] in the template.
+- ``protocol="reference"`` renders queries as THUDM/P-tuning does (``bench.lama.reference``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from tqdm.auto import tqdm
 
 from bench.backbones.scoring import ScoringBatch, pad_batch, target_logits
 from bench.lama.data import Fact
+from bench.lama.reference import render_query
 from bench.metrics import FactOutcome, p_at_1
-from bench.prompts.render import render
 from bench.prompts.template import Template
 from bench.prompts.verbalizer import target_token_ids
 
@@ -66,11 +67,11 @@ def build_candidates(words: Sequence[str], tokenizer, family: str) -> Candidates
 
 def render_facts(
     facts: Sequence[Fact], template: Template, tokenizer, family: str, candidates: Candidates,
-    max_length: int | None = None,
+    max_length: int | None = None, protocol: str = "paper",
 ) -> list[LamaItem]:
     items = []
     for fact in facts:
-        prompt = render(template, {"x": fact.sub_label}, tokenizer, family, max_length=max_length)
+        prompt = render_query(template, {"x": fact.sub_label}, tokenizer, family, protocol, max_length=max_length)
         items.append(LamaItem(fact, prompt.input_ids, prompt.target_positions, prompt.decoder_input_ids,
                               candidates.word_to_id[fact.obj_label], prompt.soft_positions))
     return items

@@ -5,6 +5,10 @@ fitted per relation (P-Tuning's LAMA protocol): a fresh ``method.setup`` on the 
 training on the relation's train facts with dev as the selection split, dev/test scored with the
 selected state, and the method's small state saved to
 ``<results>/artifacts/<record name>/<relation>.pt``.
+
+``task.train_facts`` picks the train/dev facts (``original``, as THUDM/P-tuning; ``original_rob``,
+AutoPrompt's); ``task.protocol=reference`` renders, trains and loops as THUDM/P-tuning does
+(``bench.lama.reference``, docs/lama-protocol.md). Both go into the record's ``extra``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import torch
 
 from bench.lama import data as lama_data
 from bench.lama.evaluation import Candidates, build_candidates, predict, render_facts, score_items
+from bench.lama.reference import REFERENCE_LOOP, TRAIN_TARGET_SHIFT
 from bench.prompts import templates_for
 
 log = logging.getLogger(__name__)
@@ -45,7 +50,8 @@ def evaluate_split(
     """
     items, counts = [], {}
     for relation, template in templates.items():
-        facts = lama_data.load_facts(relation, split, task_cfg["variant"])
+        facts = lama_data.load_facts(relation, split, task_cfg["variant"],
+                                     train_facts=lama_data.train_facts_of(task_cfg))
         if facts is None:
             counts[relation] = {"file": "missing"}
             continue
@@ -56,7 +62,7 @@ def evaluate_split(
         if limit:
             kept = kept[: int(limit)]
         items.extend(render_facts(kept, template, backbone.tokenizer, backbone.family, candidates,
-                                  max_length=task_cfg.get("max_length")))
+                                  max_length=task_cfg.get("max_length"), protocol=lama_data.protocol_of(task_cfg)))
     if not items:
         return {}, counts
     pad_id = backbone.tokenizer.pad_token_id
@@ -85,6 +91,7 @@ def prediction_table(items, predictions, tokenizer) -> dict[str, list[list[str]]
 def run_lama(cfg: Mapping, backbone, method) -> dict:
     """Evaluate the method's scorer on the configured LAMA splits; returns the record payload part."""
     task_cfg, model_cfg = cfg["task"], cfg["model"]
+    protocol_extra = {"train_facts": lama_data.train_facts_of(task_cfg), "protocol": lama_data.protocol_of(task_cfg)}
     relations = lama_data.select_relations(task_cfg.get("relations", "all"))
     vocab = lama_data.load_vocab(task_cfg["variant"], model_cfg["lama_vocab_key"])
     candidates = build_candidates(vocab, backbone.tokenizer, backbone.family)
@@ -97,10 +104,11 @@ def run_lama(cfg: Mapping, backbone, method) -> dict:
         metrics, extra = train_relations(cfg, backbone, method, candidates, templates)
         return {"metrics": metrics, "selection_split": task_cfg["selection_split"],
                 "report_split": task_cfg["report_split"],
-                "extra": {"vocabulary": _vocabulary_extra(task_cfg, model_cfg, candidates),
+                "extra": {**protocol_extra, "vocabulary": _vocabulary_extra(task_cfg, model_cfg, candidates),
                           "relations_without_template": missing, **extra}}
     baseline = not method.needs_model
-    predict_items = method.lama_predictions(task_cfg["variant"], candidates.word_to_id) if baseline else None
+    predict_items = (method.lama_predictions(task_cfg["variant"], candidates.word_to_id,
+                                             train_facts=protocol_extra["train_facts"]) if baseline else None)
     scorer = None if baseline else method.scorer()
     metrics, filters = {}, {}
     for split in task_cfg["eval_splits"]:
@@ -111,6 +119,7 @@ def run_lama(cfg: Mapping, backbone, method) -> dict:
         "selection_split": task_cfg["selection_split"],
         "report_split": task_cfg["report_split"],
         "extra": {
+            **protocol_extra,
             "vocabulary": _vocabulary_extra(task_cfg, model_cfg, candidates),
             "relations_without_template": missing,
             "filter_counts": filters,
@@ -135,7 +144,8 @@ def train_relations(cfg: Mapping, backbone, method, candidates: Candidates, temp
     from bench.lama.training import LamaRelationTask, pad_id_of, split_items
     from bench.train import fit
 
-    task_cfg, trainer_cfg, seed = cfg["task"], cfg["trainer"], int(cfg["seed"])
+    task_cfg, trainer_cfg, seed = cfg["task"], reference_trainer(cfg["task"], cfg["trainer"]), int(cfg["seed"])
+    reference = lama_data.protocol_of(task_cfg) == "reference"
     selection, eval_splits = task_cfg["selection_split"], list(task_cfg["eval_splits"])
     results = Path(cfg["paths"]["results_dir"])
     artifacts = results / "artifacts" / _record_name(cfg)
@@ -165,8 +175,10 @@ def train_relations(cfg: Mapping, backbone, method, candidates: Candidates, temp
             log.warning("relation %s skipped: %s", relation, skipped[relation])
             continue
         task = LamaRelationTask(relation, items, candidates, pad_id_of(backbone.tokenizer), backbone.device,
-                                eval_batch_size=int(task_cfg.get("batch_size", 64)))
-        steps_per_epoch = math.ceil(len(items["train"]) / int(trainer_cfg.get("batch_size", 8)))
+                                eval_batch_size=int(task_cfg.get("batch_size", 64)),
+                                train_shift=TRAIN_TARGET_SHIFT.get(backbone.family, 0) if reference else 0)
+        rounding = math.floor if trainer_cfg.get("drop_last") else math.ceil
+        steps_per_epoch = rounding(len(items["train"]) / int(trainer_cfg.get("batch_size", 8)))
         result = fit(method, task, trainer_cfg, selection, seed=seed, steps_per_epoch=steps_per_epoch)
         scorer = method.scorer()
         for split in eval_splits:
@@ -180,5 +192,13 @@ def train_relations(cfg: Mapping, backbone, method, candidates: Candidates, temp
                               "artifact": str(path.relative_to(results))}
         used[relation] = str(template)
     metrics = {split: score_items(its, preds) if its else {} for split, (its, preds) in scored.items()}
+    loop = {key: bool(trainer_cfg.get(key, False)) for key in REFERENCE_LOOP}
     return metrics, {"training": training, "relations_skipped": skipped, "filter_counts": filters,
-                     "templates": used}
+                     "templates": used, "loop": loop}
+
+
+def reference_trainer(task_cfg: Mapping, trainer_cfg: Mapping) -> Mapping:
+    """The trainer config with THUDM/P-tuning's loop settings when ``task.protocol=reference``."""
+    if lama_data.protocol_of(task_cfg) != "reference":
+        return trainer_cfg
+    return {**dict(trainer_cfg), **REFERENCE_LOOP}

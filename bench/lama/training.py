@@ -4,6 +4,9 @@
   evaluation), rendered with the method's template, shuffled each epoch with the loop's generator;
 - loss: cross-entropy over the FULL vocabulary at the target slot (THUDM/P-tuning passes
   ``labels`` to the LM, whose loss is a full-vocabulary softmax), mean over the batch;
+  ``train_shift`` moves the trained slot (``task.protocol=reference`` on GPT-2: -1, the position
+  the reference's shifted label trains; evaluation keeps the rendered slot);
+- ``drop_last``: the last partial batch of each epoch is left out (the reference's DataLoader);
 - ``evaluate(split)``: P@1 with the vocabulary restriction (``bench.lama.evaluation``); the
   selection value is that relation's P@1.
 """
@@ -18,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.backbones.scoring import ScoringBatch
+from bench.errors import ConfigError
 from bench.lama import data as lama_data
 from bench.lama.evaluation import Candidates, LamaItem, collate, predict, render_facts, score_items
 from bench.prompts.template import Template
@@ -44,7 +48,7 @@ def pad_id_of(tokenizer) -> int:
 def split_items(relation: str, split: str, template: Template, backbone, candidates: Candidates,
                 task_cfg: Mapping, limit: int | None = None) -> tuple[list[LamaItem] | None, dict]:
     """Rendered facts of one relation and split (None when the file is missing) and filter counts."""
-    facts = lama_data.load_facts(relation, split, task_cfg["variant"])
+    facts = lama_data.load_facts(relation, split, task_cfg["variant"], train_facts=lama_data.train_facts_of(task_cfg))
     if facts is None:
         return None, {"file": "missing"}
     kept, dropped = lama_data.filter_facts(facts, set(candidates.word_to_id),
@@ -53,7 +57,7 @@ def split_items(relation: str, split: str, template: Template, backbone, candida
     if limit:
         kept = kept[: int(limit)]
     items = render_facts(kept, template, backbone.tokenizer, backbone.family, candidates,
-                         max_length=task_cfg.get("max_length"))
+                         max_length=task_cfg.get("max_length"), protocol=lama_data.protocol_of(task_cfg))
     return items, counts
 
 
@@ -61,20 +65,27 @@ class LamaRelationTask:
     """Train / evaluate one relation; ``items`` maps split -> rendered facts."""
 
     def __init__(self, relation: str, items: Mapping[str, Sequence[LamaItem]], candidates: Candidates,
-                 pad_id: int, device: torch.device | None = None, eval_batch_size: int = 64) -> None:
+                 pad_id: int, device: torch.device | None = None, eval_batch_size: int = 64,
+                 train_shift: int = 0) -> None:
         if not items.get("train"):
             raise ValueError(f"relation {relation}: no training facts")
         self.relation, self.items, self.candidates = relation, dict(items), candidates
         self.pad_id, self.device = pad_id, device or torch.device("cpu")
-        self.eval_batch_size = eval_batch_size
+        self.eval_batch_size, self.train_shift = eval_batch_size, train_shift
 
-    def train_batches(self, batch_size: int, generator: torch.Generator) -> list[LabeledBatch]:
+    def train_batches(self, batch_size: int, generator: torch.Generator, drop_last: bool = False) -> list[LabeledBatch]:
         train = self.items["train"]
         order = torch.randperm(len(train), generator=generator).tolist()
         batches = []
-        for start in range(0, len(order), batch_size):
+        stop = len(order) - len(order) % batch_size if drop_last else len(order)
+        for start in range(0, stop, batch_size):
             chosen = [train[i] for i in order[start : start + batch_size]]
             batch = collate(chosen, self.pad_id)
+            if self.train_shift:
+                batch.target_cols = batch.target_cols + self.train_shift
+                if int(batch.target_cols.min()) < 0:
+                    raise ConfigError(f"relation {self.relation}: a one-token query has no position before its "
+                                      "target, so the reference's shifted training label trains nothing")
             labels = torch.tensor([it.gold_id for it in chosen for _ in it.target_positions], dtype=torch.long)
             fields = {f.name: getattr(batch, f.name) for f in dataclasses.fields(batch)}
             batches.append(LabeledBatch(**fields, labels=labels).to(self.device))

@@ -22,13 +22,14 @@ class MajorityObject(ManualPrompt):
     def scorer(self):
         raise NotImplementedError("method=majority predicts from train-fact counts; use lama_predictions()")
 
-    def lama_predictions(self, variant: str, word_to_id: dict[str, int]):
-        """A function: rendered LAMA items -> the majority object's token id per item (-1 without one)."""
+    def lama_predictions(self, variant: str, word_to_id: dict[str, int], train_facts: str | None = None):
+        """A function: rendered LAMA items -> the majority object's token id per item (-1 without one);
+        ``train_facts`` names the train/dev fact folder (``task.train_facts``; None: the variant's)."""
         from bench.lama.baselines import majority_objects
 
         def predict(items: Sequence) -> list[int]:
             relations = sorted({item.fact.relation for item in items})
-            chosen = majority_objects(relations, variant, set(word_to_id))
+            chosen = majority_objects(relations, variant, set(word_to_id), train_facts=train_facts)
             return [word_to_id.get(chosen[item.fact.relation][0], -1) for item in items]
 
         return predict
