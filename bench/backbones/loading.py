@@ -31,7 +31,7 @@ from bench.backbones.hub import (
     resolve_cached_revision,
 )
 from bench.device import pick_device, pick_dtype
-from bench.errors import MissingWeightsError
+from bench.errors import ConfigError, MissingWeightsError
 from bench.paths import models_dir as default_models_dir
 
 
