@@ -98,7 +98,10 @@ def test_pet_rte_end_to_end_record_then_recompute_val_accuracy(tiny_backbone, tm
         cfg = compose(config_name="config", overrides=overrides)
     record = json.loads(execute(cfg).read_text())
 
-    assert record["name"] == "rte-fewglue__tiny-bert__pet__pet_rte__seed34__e2e"
+    from bench.identity import config_hash
+
+    assert record["name"] == f"rte-fewglue__tiny-bert__pet__pet_rte-r0__seed34__e2e__{config_hash(record['config'])}"
+    assert record["protocol"]["selection_split"] == "dev32" and record["protocol"]["seeds"] == [34]
     assert (record["selection_split"], record["report_split"]) == ("dev32", "val")
     assert sorted(record["metrics"]) == ["dev32", "val"]
     assert record["params"]["trainable"] == sum(p.numel() for p in backbone.model.parameters())
