@@ -33,6 +33,7 @@ from bench.backbones.hub import (
 from bench.device import pick_device, pick_dtype
 from bench.errors import ConfigError, MissingWeightsError
 from bench.paths import models_dir as default_models_dir
+from bench.precision import Precision
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Backbone:
     dtype: torch.dtype
     source: str  # path | cache | download | built (tiny model built and loaded from <models_dir>/hub)
     lama_vocab_key: str | None = None
+    precision: Precision | None = None  # storage / autocast policy (bench.precision); None: fp32 as stored
 
 
 def _auto_model_class(family: str) -> Any:
@@ -154,13 +156,21 @@ def load_backbone(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     models_dir: str | Path | None = None,
+    precision: Precision | None = None,
 ) -> Backbone:
-    """Load the model a config names, in eval mode on `device` with `dtype` (defaults: bench.device picks)."""
+    """Load the model a config names, in eval mode on `device` with `dtype` (defaults: bench.device picks).
+
+    With `precision` (bench.precision), the weights are stored in `precision.storage` (fp32 for a
+    tuned backbone) and the backbone carries the policy for autocast; `dtype` is then ignored.
+    """
     cfg = check_model_config(cfg)
     if cfg.get("not_runnable"):
         raise ConfigError(f"model {cfg['name']!r} is not runnable here: {cfg['not_runnable']}")
     target = device if isinstance(device, torch.device) else pick_device(device)
-    torch_dtype = dtype if isinstance(dtype, torch.dtype) else pick_dtype(target, dtype)
+    if precision is not None:
+        torch_dtype = precision.storage
+    else:
+        torch_dtype = dtype if isinstance(dtype, torch.dtype) else pick_dtype(target, dtype)
     hub_id, revision, path = cfg["hub_id"], cfg.get("revision"), None
     if cfg.get("path"):
         model, tokenizer = _load_from_path(cfg, torch_dtype)
@@ -175,4 +185,4 @@ def load_backbone(
     model.to(device=target, dtype=torch_dtype)
     return Backbone(name=cfg["name"], family=cfg["family"], arch=cfg["arch"], model=model, tokenizer=tokenizer,
                     hub_id=hub_id, revision=revision, path=path, device=target, dtype=torch_dtype, source=source,
-                    lama_vocab_key=cfg.get("lama_vocab_key"))
+                    lama_vocab_key=cfg.get("lama_vocab_key"), precision=precision)

@@ -32,6 +32,8 @@ import torch.nn.functional as F
 
 from bench.backbones.scoring import ScoringBatch, pad_batch
 from bench.errors import ConfigError
+from bench.paths import uses_run_paths
+from bench.precision import autocast_for
 from bench.prompts import render, target_token_ids, templates_for, verbalizer_for
 from bench.prompts.multitoken import Entry, greedy_fill, iterative_scores, make_entry
 from bench.prompts.template import Field, Target
@@ -371,6 +373,7 @@ class ClassificationTask:
         return result, float(result["overall"]["score"])
 
 
+@uses_run_paths
 def run_classification(cfg: Mapping, backbone, method) -> dict:
     """Train (when the method trains) with selection on the selection split; score every eval split."""
     task = ClassificationTask(cfg, backbone, method)
@@ -391,7 +394,8 @@ def run_classification(cfg: Mapping, backbone, method) -> dict:
                     "history": result.history if selection else []}
     method.eval_mode()
     scorer = method.scorer()
-    metrics = {split: task.evaluate(split, scorer)[0] for split in eval_splits}
+    with autocast_for(backbone):
+        metrics = {split: task.evaluate(split, scorer)[0] for split in eval_splits}
     log.info("%s %s: %s", task.task, report, metrics.get(report, {}).get("overall"))
     return {
         "metrics": metrics,
