@@ -18,12 +18,12 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("data_dir", "models_dir", "results_dir")
-_CONFIGURED: ContextVar[dict[str, Path]] = ContextVar("bench_paths", default={})
+_CONFIGURED: ContextVar[dict[str, Path] | None] = ContextVar("bench_paths", default=None)
 
 
 def _env_path(name: str, default: Path) -> Path:
     key = {"BENCH_DATA_DIR": "data_dir", "BENCH_MODELS_DIR": "models_dir", "BENCH_RESULTS_DIR": "results_dir"}[name]
-    configured = _CONFIGURED.get().get(key)
+    configured = (_CONFIGURED.get() or {}).get(key)
     if configured is not None:
         return configured
     value = os.environ.get(name)
@@ -34,7 +34,7 @@ def _env_path(name: str, default: Path) -> Path:
 def configured(paths_cfg: Mapping[str, Any] | None) -> Iterator[None]:
     """Within the block, the folders of ``paths_cfg`` (a run's ``paths`` config) are the suite's."""
     values = {k: Path(str(v)).expanduser() for k, v in (paths_cfg or {}).items() if k in KEYS and v}
-    token = _CONFIGURED.set({**_CONFIGURED.get(), **values})
+    token = _CONFIGURED.set({**(_CONFIGURED.get() or {}), **values})
     try:
         yield
     finally:
