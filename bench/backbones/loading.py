@@ -186,3 +186,43 @@ def load_backbone(
     return Backbone(name=cfg["name"], family=cfg["family"], arch=cfg["arch"], model=model, tokenizer=tokenizer,
                     hub_id=hub_id, revision=revision, path=path, device=target, dtype=torch_dtype, source=source,
                     lama_vocab_key=cfg.get("lama_vocab_key"), precision=precision)
+
+
+def load_tokenizer(cfg: Mapping[str, Any], models_dir: str | Path | None = None) -> Any | None:
+    """The model's tokenizer without its weights (for checks before loading), or None when it cannot
+    be had cheaply (a mini model not built yet, a hub model not cached but downloadable). Offline with
+    nothing cached, the same MissingWeightsError as :func:`load_backbone`, before any weights load."""
+    from transformers import AutoTokenizer
+
+    cfg = check_model_config(cfg)
+    if cfg.get("path"):
+        folder = Path(str(cfg["path"])).expanduser()
+        if not (folder / "config.json").is_file() or not has_weights(folder):
+            _load_from_path(cfg, torch.float32)  # raises the MissingWeightsError naming the folder
+        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    if cfg.get("build"):
+        from bench.models.mini import fingerprint, is_mini
+        from bench.models.tiny import current_build
+
+        folder = Path(models_dir) if models_dir else default_models_dir()
+        if is_mini(cfg):  # pretrained here (minutes): checked after the build, not built for a check
+            found = current_build(cfg, folder)
+            if found is None or found[1].get("fingerprint") != fingerprint(cfg):
+                return None
+            revision = found[0]
+        else:
+            from bench.models.mini import ensure_built
+
+            revision = ensure_built(cfg, folder)  # tiny models: seconds
+        return AutoTokenizer.from_pretrained(cfg["hub_id"], cache_dir=str(folder / "hub"), revision=revision,
+                                             local_files_only=True)
+    cache_dir, revision = hf_cache_dir(), cfg.get("revision") or "main"
+    for repo_id in [cfg["hub_id"], *cfg.get("hub_aliases", [])]:
+        snapshot = cached_snapshot(repo_id, revision, cache_dir)
+        if snapshot is not None and has_weights(snapshot):
+            return AutoTokenizer.from_pretrained(repo_id, cache_dir=str(cache_dir), revision=revision,
+                                                 local_files_only=True)
+    reachable, why = hub_reachable()
+    if not reachable:
+        raise MissingWeightsError(missing_weights_message(cfg, cache_dir, why))
+    return None
