@@ -27,6 +27,7 @@ import yaml
 
 from bench.errors import ConfigError, DataError
 from bench.paths import REPO_ROOT
+from bench.prompts.template import check_template
 
 CONF_DIR = REPO_ROOT / "conf"
 GROUPS = ("paths", "task", "model", "method", "template", "trainer")
@@ -216,22 +217,6 @@ def check_results_folder(cfg: Mapping, method) -> None:
                           "  fix: free disk space or point paths.results_dir at a larger disk")
 
 
-def _check_slots(template, where: str, fields: set[str] | None) -> None:
-    from bench.prompts.template import Field, Target
-
-    targets = [s for s in template.segments if isinstance(s, Target)]
-    if len(targets) != 1:
-        raise ConfigError(f"{where}: template {template.text!r} has {len(targets)} target slots; it needs exactly "
-                          "one [MASK] / [Y].\n  fix: put one [MASK] (or [Y]) where the answer goes")
-    if fields is not None:
-        missing = sorted({s.name for s in template.segments if isinstance(s, Field)} - fields)
-        if missing:
-            raise ConfigError(f"{where}: template {template.text!r} uses field(s) {missing} that the data does not "
-                              f"have; available fields: {', '.join(sorted(fields))}.\n"
-                              "  fix: use one of the available fields (see the task's docstring in "
-                              "bench/superglue/data.py) or another template")
-
-
 def _lama_inputs(cfg: Mapping, method) -> None:
     from bench.lama import data as lama_data
     from bench.lama.runner import relation_templates
@@ -247,18 +232,20 @@ def _lama_inputs(cfg: Mapping, method) -> None:
     templates, _ = relation_templates(cfg["template"], relations, cfg["model"]["family"] if trains else None)
     where = f"conf/template/{cfg['template'].get('name')}.yaml"
     for relation, template in templates.items():
-        _check_slots(template, f"{where} ({relation})", {"x"})
+        check_template(template, f"{where} ({relation})", {"x"})
 
 
 class _Unattached:
-    """A method seen before ``setup``: everything but ``adapt_template`` (which builds modules on a backbone)."""
+    """A method seen before ``setup``: its template is taken as written (``adapt_template`` builds
+    modules on a backbone); everything else is the method's."""
 
     def __init__(self, method) -> None:
         self._method = method
 
+    def adapt_template(self, template):
+        return template
+
     def __getattr__(self, name: str) -> Any:
-        if name == "adapt_template":
-            raise AttributeError(name)
         return getattr(self._method, name)
 
 
@@ -279,7 +266,7 @@ def _classification_inputs(cfg: Mapping, method, tokenizer) -> None:
         if task.template is None or not examples:
             continue
         where = f"conf/template/{cfg['template'].get('name')}.yaml (rank {cfg['template'].get('rank')})"
-        _check_slots(task.template, where, set(examples[0].fields))
+        check_template(task.template, where, set(examples[0].fields))
         if task.answer_field and task.answer_field not in examples[0].fields:
             raise ConfigError(f"{where}: answer_field {task.answer_field!r} is not a field of {task.task}; "
                               f"available: {', '.join(sorted(examples[0].fields))}")

@@ -36,7 +36,7 @@ from bench.paths import uses_run_paths
 from bench.precision import autocast_for
 from bench.prompts import render, target_token_ids, templates_for, verbalizer_for
 from bench.prompts.multitoken import Entry, greedy_fill, iterative_scores, make_entry
-from bench.prompts.template import Field, Target
+from bench.prompts.template import Field, Target, check_template
 from bench.prompts.verbalizer import check_label_words
 from bench.superglue import data as sg
 from bench.superglue.metrics import superglue_metrics, words_match
@@ -138,6 +138,9 @@ class ClassificationTask:
         if self.family == "clm":
             _check_left_to_right(self.template)
         self.template = method.adapt_template(self.template)
+        first = self.examples(self.eval_splits[0])[:1]
+        check_template(self.template, f"conf/template/{template_cfg.get('name')}.yaml (rank {template_cfg.get('rank')})",
+                       first[0].fields if first else None)
         self.verbalizer = verbalizer_for(template_cfg)
         self.answer_field = template_cfg.get("answer_field")
         if self.answer_field is None and self.task == "WSC" and self.verbalizer is None:
