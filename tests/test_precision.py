@@ -5,9 +5,8 @@ import dataclasses
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from bench.backbones.scoring import pad_batch, target_logits
+from bench.bench_precision import MaskTask, changed_share, distance, trainer_cfg, update
 from bench.errors import ConfigError
 from bench.precision import Precision, resolve_precision
 from bench.train import fit
@@ -52,84 +51,17 @@ def test_load_backbone_stores_weights_as_the_policy_says(tiny_backbone):
     assert {p.dtype for p in tuned.model.parameters()} == {torch.float32}
 
 
-TEXTS = ["paris is the capital of [MASK] .", "the cat sat on the [MASK] .", "water boils at [MASK] degrees .",
-         "berlin is in [MASK] .", "he plays the [MASK] well .", "she was born in [MASK] ."]
-GOLDS = ["france", "mat", "hundred", "germany", "piano", "london"]
-TRAINER = {"lr": 1e-5, "optimizer": "adamw", "weight_decay": 0.0, "schedule": "constant", "batch_size": 2,
-           "max_epochs": 1, "max_steps": 3, "grad_clip": None}
-
-
-class MaskTask:
-    """Cross-entropy of a gold word at the mask; evaluation always improves (the final state is kept)."""
-
-    def __init__(self, tok):
-        self.tok, self.calls = tok, 0
-
-    def train_batches(self, batch_size, generator):
-        out = []
-        for i in range(0, len(TEXTS), batch_size):
-            ids = [self.tok(t.replace("[MASK]", self.tok.mask_token))["input_ids"] for t in TEXTS[i : i + batch_size]]
-            batch = pad_batch(ids, [[s.index(self.tok.mask_token_id)] for s in ids], self.tok.pad_token_id)
-            batch.labels = torch.tensor([self.tok.convert_tokens_to_ids(self.tok.tokenize(g))[0]
-                                         for g in GOLDS[i : i + batch_size]])
-            out.append(batch)
-        return out
-
-    def loss(self, scores, batch):
-        return F.cross_entropy(scores.float(), batch.labels)
-
-    def evaluate(self, split, scorer):
-        self.calls += 1
-        return {}, float(self.calls)
-
-
-def _deltas(backbone, train) -> dict[str, torch.Tensor]:
-    from bench.methods.pet import PatternTuning
-
-    backbone = dataclasses.replace(backbone, model=copy.deepcopy(backbone.model))
-    before = {n: p.detach().float().clone() for n, p in backbone.model.named_parameters()}
-    method = PatternTuning()
-    method.setup(backbone)
-    torch.manual_seed(0)
-    train(method, backbone)
-    return {n: p.detach().float() - before[n] for n, p in backbone.model.named_parameters()}
-
-
 def test_bf16_autocast_with_fp32_masters_updates_like_fp32_while_bf16_storage_loses_most_updates(tiny_backbone):
     """Three AdamW steps at lr 1e-5 on tiny-albert (PET at the mask). Tolerance: the bf16-autocast
     update differs from the fp32 one by at most 5% in L2 norm (measured 1.2%), changes the same
     parameter tensors and the same share of weights within 0.1 point (98.8% each). Updating weights
     stored in bf16 (the suite's old GPU path) keeps under a third of them (measured 17.3%)."""
     backbone = tiny_backbone("tiny-albert")
-
-    def with_policy(compute):
-        return lambda method, bb: fit(method, MaskTask(bb.tokenizer), TRAINER, "dev", seed=0,
-                                      precision=Precision("cpu", compute, torch.float32, True, True))
-
-    def bf16_storage(method, bb):
-        bb.model.to(torch.bfloat16)
-        optimizer = torch.optim.AdamW(bb.model.parameters(), lr=1e-5, weight_decay=0.0)
-        method.train_mode()
-        for batch in MaskTask(bb.tokenizer).train_batches(2, None)[:3]:
-            loss = F.cross_entropy(target_logits(bb.model, batch).float(), batch.labels)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-
-    fp32, bf16 = _deltas(backbone, with_policy(torch.float32)), _deltas(backbone, with_policy(torch.bfloat16))
-    n = sum(d.numel() for d in fp32.values())
-
-    def share(deltas):
-        return sum(int((d != 0).sum()) for d in deltas.values()) / n
-
+    fp32, bf16 = update(backbone, "fp32"), update(backbone, "autocast", compute=torch.bfloat16)
     assert {k for k, d in fp32.items() if d.any()} == {k for k, d in bf16.items() if d.any()} == set(fp32)
-    assert share(fp32) > 0.95 and abs(share(bf16) - share(fp32)) < 1e-3
-    ref, got = (torch.cat([d.flatten() for d in x.values()]) for x in (fp32, bf16))
-    assert float((got - ref).norm() / ref.norm()) < 0.05
-    stored = _deltas(backbone, bf16_storage)
-    stored = {k: v - (backbone.model.get_parameter(k).detach().bfloat16().float()
-                      - backbone.model.get_parameter(k).detach()) for k, v in stored.items()}  # rounding is no update
-    assert share(stored) < 0.33
+    assert changed_share(fp32) > 0.95 and abs(changed_share(bf16) - changed_share(fp32)) < 1e-3
+    assert distance(bf16, fp32) < 0.05
+    assert changed_share(update(backbone, "bf16_storage")) < 0.33
 
 
 def test_fit_refuses_trainable_weights_that_are_not_fp32(tiny_backbone):
@@ -140,27 +72,13 @@ def test_fit_refuses_trainable_weights_that_are_not_fp32(tiny_backbone):
     method = PatternTuning()
     method.setup(backbone)
     with pytest.raises(ConfigError, match="fp32 master weights"):
-        fit(method, MaskTask(backbone.tokenizer), TRAINER, "dev")
+        fit(method, MaskTask(backbone.tokenizer), trainer_cfg(1e-5, 3), "dev")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 with a grad scaler needs CUDA")
-def test_fp16_training_on_cuda_uses_a_grad_scaler_and_changes_the_fp32_masters(tiny_backbone):
-    backbone = tiny_backbone("tiny-albert")
-    policy = Precision("cuda", torch.float16, torch.float32, True, True)
-    backbone = dataclasses.replace(backbone, model=copy.deepcopy(backbone.model).to(CUDA), device=CUDA,
-                                   precision=policy)
-
-    deltas = _deltas(backbone, lambda method, bb: fit(method, CudaMaskTask(bb.tokenizer), TRAINER, "dev"))
-    assert all(d.any() for d in deltas.values())
-    assert {p.dtype for p in backbone.model.parameters()} == {torch.float32}
-
-
-class CudaMaskTask(MaskTask):
-    def train_batches(self, batch_size, generator):
-        out = []
-        for batch in super().train_batches(batch_size, generator):
-            labels = batch.labels
-            batch = batch.to(CUDA)
-            batch.labels = labels.to(CUDA)
-            out.append(batch)
-        return out
+def test_fp16_training_on_cuda_scales_the_loss_and_updates_the_fp32_masters(tiny_backbone):
+    backbone = dataclasses.replace(tiny_backbone("tiny-albert"), device=CUDA)
+    moved = dataclasses.replace(backbone, model=copy.deepcopy(backbone.model).to(CUDA))
+    fp32, fp16 = update(moved, "fp32"), update(moved, "autocast", compute=torch.float16)
+    assert changed_share(fp16) > 0.95 and distance(fp16, fp32) < 0.05
+    assert Precision("cuda", torch.float16, torch.float32, True, True).make_scaler() is not None
