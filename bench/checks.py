@@ -228,7 +228,8 @@ def _lama_inputs(cfg: Mapping, method) -> None:
     splits = list(dict.fromkeys([*(["train", task["selection_split"]] if trains else []), *task["eval_splits"]]))
     for relation in relations:
         for split in splits:
-            lama_data.load_facts(relation, split, task["variant"], root)  # DataError names file, line, field
+            lama_data.load_facts(relation, split, task["variant"], root,  # DataError names file, line, field
+                                 train_facts=lama_data.train_facts_of(task))
     templates, _ = relation_templates(cfg["template"], relations, cfg["model"]["family"] if trains else None)
     where = f"conf/template/{cfg['template'].get('name')}.yaml"
     for relation, template in templates.items():
