@@ -202,18 +202,16 @@ def load_tokenizer(cfg: Mapping[str, Any], models_dir: str | Path | None = None)
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     if cfg.get("build"):
         from bench.models.mini import fingerprint, is_mini
-        from bench.models.tiny import current_build
+        from bench.models.tiny import current_build, ensure_built
 
         folder = Path(models_dir) if models_dir else default_models_dir()
-        if is_mini(cfg):  # pretrained here (minutes): checked after the build, not built for a check
+        if is_mini(cfg):  # pretrained here (minutes): checked after the job builds it, not built for a check
             found = current_build(cfg, folder)
             if found is None or found[1].get("fingerprint") != fingerprint(cfg):
                 return None
             revision = found[0]
         else:
-            from bench.models.mini import ensure_built
-
-            revision = ensure_built(cfg, folder)  # tiny models: seconds
+            revision = ensure_built(cfg, folder)  # tiny models: random weights, seconds
         return AutoTokenizer.from_pretrained(cfg["hub_id"], cache_dir=str(folder / "hub"), revision=revision,
                                              local_files_only=True)
     cache_dir, revision = hf_cache_dir(), cfg.get("revision") or "main"
