@@ -15,6 +15,7 @@ file or line and the fix.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import shutil
 from collections.abc import Iterator, Mapping
@@ -183,11 +184,15 @@ def validate_config(cfg: Any) -> None:
 
 # preflight: inputs and outputs ------------------------------------------------------------------
 def _writable(folder: Path, what: str) -> None:
+    """Create ``folder``, write and delete a probe file in it, then remove the folders it created."""
     probe = folder / f".write-probe-{os.getpid()}"
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"probe")
         probe.unlink()
+        for path in created:  # innermost first: a run that fails later leaves no empty folders behind
+            path.rmdir()
     except OSError as err:
         raise ConfigError(f"{what} {folder} is not writable ({err.strerror or err}); the run would be lost at the end.\n"
                           "  fix: point paths.results_dir at a writable folder (or BENCH_RESULTS_DIR), or fix its "
@@ -195,10 +200,19 @@ def _writable(folder: Path, what: str) -> None:
 
 
 def _hidden_size(model_cfg: Mapping) -> int | None:
+    """The model's width from its build recipe or its cached ``config.json`` (None when unknown)."""
     build = model_cfg.get("build") or {}
     if build.get("hidden_size"):
         return int(build["hidden_size"])
-    return None
+    from bench.backbones.hub import cached_snapshot, hf_cache_dir
+
+    folder = Path(str(model_cfg["path"])) if model_cfg.get("path") else cached_snapshot(
+        str(model_cfg.get("hub_id")), model_cfg.get("revision") or "main", hf_cache_dir())
+    if folder is None or not (Path(folder) / "config.json").is_file():
+        return None
+    config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    width = next((config[k] for k in ("hidden_size", "d_model", "n_embd") if k in config), None)
+    return int(width) if width else None
 
 
 def check_results_folder(cfg: Mapping, method) -> None:

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bench.errors import BenchError, ConfigError
 from bench.identity import resolved_config, spec_from_config
+from bench.paths import uses_run_paths
 from bench.records import RunSpec, is_finished, record_path, write_failure, write_record
 
 log = logging.getLogger("bench.job")
@@ -187,6 +188,7 @@ def _fail(runs: Sequence[PlannedRun], err: BaseException, results: Path) -> list
     return names
 
 
+@uses_run_paths  # paths.* of the config are the suite's folders for the whole job (bench.paths)
 def run_job(cfg: DictConfig, preset: str | None = None) -> JobOutcome:
     """Run every unfinished rank of the job; raise JobFailed naming the ranks that crashed."""
     import torch
