@@ -224,7 +224,7 @@ def check_results_folder(cfg: Mapping, method) -> None:
     hidden = _hidden_size(cfg["model"])
     if cfg["task"]["kind"] == "lama" and getattr(method, "trains", False) and hidden:
         needed += 41 * 4 * 16 * hidden * hidden  # per relation: a prompt encoder of ~16 h^2 float32 weights
-    free = shutil.disk_usage(results).free
+    free = shutil.disk_usage(next(p for p in (results, *results.parents) if p.exists())).free
     if free < needed:
         raise ConfigError(f"results folder {results} has {free / 2**20:.0f} MiB free; this run needs about "
                           f"{needed / 2**20:.0f} MiB for its record and artifacts.\n"

@@ -177,3 +177,15 @@ def test_lama_and_superglue_read_the_configured_data_dir(tmp_path, tiny_backbone
                                      data=data)).read_text())
     assert rte["extra"]["n_examples"] == {"dev32": 6, "val": 6}
     assert rte["precision"]["compute"] == "fp32" and rte["precision"]["backbone_storage"] == "fp32"
+
+
+def test_too_little_disk_space_for_the_artifacts_fails_before_weights(tmp_path, no_weights, monkeypatch):
+    import bench.checks as checks
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(checks.shutil, "disk_usage", lambda path: usage._replace(free=10 * 2**20))
+    text = fails_early(cfg_for(tmp_path, *RTE), ConfigError, r"has 10 MiB free; this run needs about 64 MiB")
+    assert "fix: free disk space" in text
+    # LAMA training saves one small state per relation: 41 x 4 bytes x 16 h^2 more (tiny-bert: h = 64)
+    fails_early(cfg_for(tmp_path, "task=lama", "model=tiny-bert", "method=ptuning", "template=ptuning_lama"),
+                ConfigError, rf"needs about {(64 * 2**20 + 41 * 4 * 16 * 64 * 64) / 2**20:.0f} MiB")
