@@ -33,8 +33,8 @@ class MaskTask:
     """Cross-entropy of a gold word at the mask (masked LMs); every evaluation improves, so ``fit``
     keeps the final state."""
 
-    def __init__(self, tokenizer, device: torch.device | None = None) -> None:
-        self.tok, self.device, self.calls = tokenizer, device or torch.device("cpu"), 0
+    def __init__(self, tokenizer, device: torch.device | None = None, keep: list[int] | None = None) -> None:
+        self.tok, self.device, self.calls, self.keep = tokenizer, device or torch.device("cpu"), 0, keep
 
     def train_batches(self, batch_size: int, generator=None) -> list:
         out = []
@@ -45,7 +45,7 @@ class MaskTask:
             batch.labels = torch.tensor([self.tok.convert_tokens_to_ids(self.tok.tokenize(g))[0]
                                          for g in GOLDS[i : i + batch_size]], device=self.device)
             out.append(batch)
-        return out
+        return out if self.keep is None else [out[i] for i in self.keep]
 
     def loss(self, scores: torch.Tensor, batch) -> torch.Tensor:
         return F.cross_entropy(scores.float(), batch.labels)
@@ -60,9 +60,10 @@ def trainer_cfg(lr: float, steps: int) -> dict:
             "max_epochs": 1, "max_steps": steps, "grad_clip": None}
 
 
-def update(backbone, mode: str, lr: float = 1e-5, steps: int = 3,
-           compute: torch.dtype = torch.bfloat16) -> dict[str, torch.Tensor]:
-    """Per parameter, what ``steps`` PET steps changed (weights as stored after minus before)."""
+def update(backbone, mode: str, lr: float = 1e-5, steps: int = 3, compute: torch.dtype = torch.bfloat16,
+           keep: list[int] | None = None) -> dict[str, torch.Tensor]:
+    """Per parameter, what ``steps`` PET steps changed (weights as stored after minus before);
+    ``keep`` trains on those batches only (e.g. the ones an fp16 run did not skip)."""
     from bench.methods.pet import PatternTuning
 
     backbone = dataclasses.replace(backbone, model=copy.deepcopy(backbone.model), precision=None)
@@ -72,7 +73,7 @@ def update(backbone, mode: str, lr: float = 1e-5, steps: int = 3,
     method = PatternTuning()
     method.setup(backbone)
     torch.manual_seed(0)
-    task = MaskTask(backbone.tokenizer, backbone.device)
+    task = MaskTask(backbone.tokenizer, backbone.device, keep)
     if mode == "bf16_storage":
         optimizer = torch.optim.AdamW(backbone.model.parameters(), lr=lr, weight_decay=0.0)
         method.train_mode()

@@ -47,8 +47,8 @@ def compute_dtype(device: torch.device, requested: str | torch.dtype | None = "a
         return torch.float32
     dtype = parse_dtype(requested)  # type: ignore[arg-type]
     if dtype == torch.float16 and device.type == "cpu":
-        raise ConfigError("dtype=fp16 needs a GPU (fp16 autocast and loss scaling are CUDA features here); "
-                          "on CPU use dtype=bf16 or dtype=fp32")
+        raise ConfigError("dtype=fp16 is for GPUs (on a CPU it is slower than fp32 and needs loss scaling for "
+                          "nothing); on CPU use dtype=bf16 or dtype=fp32")
     if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError(f"dtype=bf16: this GPU ({torch.cuda.get_device_name(device)}) has no bf16 support; "
                           "use dtype=fp16 (with loss scaling) or dtype=fp32")

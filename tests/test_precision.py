@@ -32,7 +32,7 @@ def test_fp16_scales_the_loss_only_when_training_and_is_refused_on_cpu():
     assert Precision("cuda", torch.float16, torch.float16, False, trains=True).grad_scaler
     assert not Precision("cuda", torch.float16, torch.float16, False, trains=False).grad_scaler
     assert not Precision("cuda", torch.bfloat16, torch.float32, True, trains=True).grad_scaler
-    with pytest.raises(ConfigError, match="dtype=fp16 needs a GPU"):
+    with pytest.raises(ConfigError, match="dtype=fp16 is for GPUs"):
         resolve_precision(CPU, "fp16")
     with pytest.raises(ConfigError, match="frozen_dtype=bf16 with dtype=fp32"):
         resolve_precision(CPU, "fp32", "bf16")
@@ -62,6 +62,27 @@ def test_bf16_autocast_with_fp32_masters_updates_like_fp32_while_bf16_storage_lo
     assert changed_share(fp32) > 0.95 and abs(changed_share(bf16) - changed_share(fp32)) < 1e-3
     assert distance(bf16, fp32) < 0.05
     assert changed_share(update(backbone, "bf16_storage")) < 0.33
+
+
+def test_fp16_autocast_scales_the_loss_and_updates_like_fp32_on_the_steps_it_took(tiny_backbone, monkeypatch):
+    """The loss-scaling path of ``fit`` (fp16, as the reference ran frozen LAMA models), on CPU where
+    torch has fp16 autocast too. Every step goes through the scaler; a step whose scaled gradients
+    overflow is skipped (the scale halves, the weights and Adam's state stay), so the fp16 run must
+    match an fp32 run on the batches it did step on, with the bf16 tolerance."""
+    skipped = []
+    original = torch.amp.GradScaler.update
+
+    def spy(self, new_scale=None):
+        before = self.get_scale()
+        original(self, new_scale)
+        skipped.append(self.get_scale() < before)
+
+    monkeypatch.setattr(torch.amp.GradScaler, "update", spy)
+    backbone = tiny_backbone("tiny-albert")
+    fp16 = update(backbone, "autocast", compute=torch.float16)
+    assert len(skipped) == 3 and not all(skipped)
+    fp32 = update(backbone, "fp32", steps=3, keep=[i for i, s in enumerate(skipped) if not s])
+    assert changed_share(fp16) > 0.95 and distance(fp16, fp32) < 0.05
 
 
 def test_fit_refuses_trainable_weights_that_are_not_fp32(tiny_backbone):
