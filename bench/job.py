@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bench.errors import BenchError, ConfigError
 from bench.identity import resolved_config, spec_from_config
+from bench.paths import uses_run_paths
 from bench.records import RunSpec, is_finished, record_path, write_failure, write_record
 
 log = logging.getLogger("bench.job")
@@ -187,13 +188,17 @@ def _fail(runs: Sequence[PlannedRun], err: BaseException, results: Path) -> list
     return names
 
 
+@uses_run_paths  # paths.* of the config are the suite's folders for the whole job (bench.paths)
 def run_job(cfg: DictConfig, preset: str | None = None) -> JobOutcome:
     """Run every unfinished rank of the job; raise JobFailed naming the ranks that crashed."""
     import torch
 
     from bench.backbones.loading import load_backbone
-    from bench.device import pick_device, pick_dtype
+    from bench.checks import preflight, validate_config
+    from bench.device import pick_device
+    from bench.precision import precision_for_method
 
+    validate_config(cfg)  # unknown keys, enumerations: before anything is read
     preset = preset or preset_of(cfg)
     outcome = JobOutcome()
     why = not_applicable(cfg)
@@ -212,13 +217,15 @@ def run_job(cfg: DictConfig, preset: str | None = None) -> JobOutcome:
     if not todo:
         return outcome
     results = Path(cfg.paths.results_dir)
+    preflight(resolved_config(todo[0].cfg))  # inputs, outputs, device: before any weights load, no failure record
     try:
         first = resolved_config(todo[0].cfg)
-        check_compatible(first["task"], instantiate(todo[0].cfg.method.component))
+        check_compatible(first["task"], method := instantiate(todo[0].cfg.method.component))
         device = pick_device(cfg.device)
-        dtype = pick_dtype(device, cfg.dtype)
+        precision = precision_for_method(device, first, method)  # bench.precision: fp32 masters, autocast
+        dtype = precision.storage
         _ensure_model_built(first["model"])
-        backbone = load_backbone(first["model"], device=device, dtype=dtype)
+        backbone = load_backbone(first["model"], device=device, precision=precision, models_dir=first["paths"]["models_dir"])
     except Exception as err:
         _fail(todo, err, results)
         raise
@@ -230,9 +237,11 @@ def run_job(cfg: DictConfig, preset: str | None = None) -> JobOutcome:
             torch.manual_seed(int(run.cfg.seed))
             method = instantiate(run.cfg.method.component)
             if method.tunes_backbone and i > 0:  # the previous rank changed the weights: start from the checkpoint
-                backbone = load_backbone(first["model"], device=device, dtype=dtype)
+                backbone = load_backbone(first["model"], device=device, precision=precision,
+                                         models_dir=first["paths"]["models_dir"])
             method.setup(backbone)
             payload = _payload(run, resolved, backbone, method, device, dtype, started, started_at)
+            payload["precision"] = precision.as_record()
             write_record(run.path, run.spec, payload, force=force)
         except KeyboardInterrupt:
             log.warning("interrupted during %s: finished records are kept; rerun to resume", run.spec.name)

@@ -14,6 +14,10 @@ and ``eval_before_epoch``: the selection split is scored before each epoch's tra
 ``epoch`` = epochs trained so far); the score of the untrained start (before epoch 0) counts
 toward patience but is never selected, and no evaluation follows the last epoch. Where such a run
 ends without a selectable evaluation (the reference fails there), the final state is scored.
+
+Precision (:mod:`bench.precision`, from the backbone unless passed): trained parameters must be
+float32 master weights; forward passes (training and evaluation) run under autocast in the
+compute dtype; the backward pass and the optimizer step run outside it; fp16 scales the loss.
 """
 
 from __future__ import annotations
@@ -27,7 +31,13 @@ from typing import Any, Protocol
 import torch
 from tqdm.auto import tqdm
 
+from bench import precision as precision_policy
+from bench.errors import ConfigError
+from bench.precision import Precision
+
 log = logging.getLogger(__name__)
+OPTIMIZERS = ("adamw", "adam")
+SCHEDULES = ("linear", "exponential", "constant")
 
 
 class TrainableTask(Protocol):
@@ -55,6 +65,8 @@ def build_optimizer(method, trainer_cfg: Mapping) -> torch.optim.Optimizer:
     if not any(p.requires_grad for g in groups for p in g["params"]):
         raise ValueError(f"method {method.name} declares no trainable parameters; it cannot be trained")
     name = str(trainer_cfg.get("optimizer", "adamw")).lower()
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"trainer.optimizer={name!r} is not one of {', '.join(OPTIMIZERS)}")
     cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
     return cls(groups, lr=float(trainer_cfg["lr"]), weight_decay=float(trainer_cfg.get("weight_decay", 0.0)))
 
@@ -74,7 +86,7 @@ def build_schedule(optimizer, trainer_cfg: Mapping, total_steps: int):
         def factor(step: int) -> float:
             return min(1.0, (step + 1) / max(1, warmup)) if warmup else 1.0
     else:
-        raise ValueError(f"unknown schedule {kind!r}: use linear, exponential or constant")
+        raise ConfigError(f"trainer.schedule={kind!r} is not one of {', '.join(SCHEDULES)}")
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), "step"
 
 
@@ -89,8 +101,11 @@ def restore_snapshot(method, snapshot: list[torch.Tensor]) -> None:
 
 
 def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str, seed: int = 0,
-        steps_per_epoch: int | None = None) -> FitResult:
+        steps_per_epoch: int | None = None, precision: Precision | None = None) -> FitResult:
     """Train ``method`` on ``task``; early-stop on ``selection_split``; restore the best state."""
+    precision = precision or precision_policy.of(getattr(method, "backbone", None))
+    precision_policy.check_master_weights(method.trainable_parameters())
+    scaler = precision.make_scaler()
     generator = torch.Generator().manual_seed(seed)
     optimizer = build_optimizer(method, trainer_cfg)
     max_epochs = int(trainer_cfg.get("max_epochs", 1))
@@ -117,7 +132,8 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
         """Evaluate on the selection split; return True when training should stop early."""
         nonlocal best_state, bad_evals
         method.eval_mode()
-        metrics, value = task.evaluate(selection_split, scorer)
+        with precision.autocast():
+            metrics, value = task.evaluate(selection_split, scorer)
         method.train_mode()
         result.history.append({"step": result.steps, "epoch": epoch, "value": value})
         improved = selectable and (result.best_value is None or value > result.best_value)
@@ -140,14 +156,23 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
         batches = (task.train_batches(batch_size, generator, drop_last=True) if drop_last
                    else task.train_batches(batch_size, generator))
         for batch in tqdm(batches, desc=f"{method.name} epoch {epoch}", unit="step", leave=False, mininterval=2.0):
-            loss = task.loss(scorer(batch), batch)
+            with precision.autocast():
+                loss = task.loss(scorer(batch), batch)
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"training loss is {loss.item()} at step {result.steps}")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip:
-                torch.nn.utils.clip_grad_norm_(params, float(clip))
-            optimizer.step()
+            if scaler is None:
+                loss.backward()
+                if clip:
+                    torch.nn.utils.clip_grad_norm_(params, float(clip))
+                optimizer.step()
+            else:  # fp16: scaled loss; gradients unscaled before clipping; steps with inf/nan are skipped
+                scaler.scale(loss).backward()
+                if clip:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(params, float(clip))
+                scaler.step(optimizer)
+                scaler.update()
             if step_per == "step":
                 scheduler.step()
             losses.append(loss.item())

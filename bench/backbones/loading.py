@@ -33,6 +33,7 @@ from bench.backbones.hub import (
 from bench.device import pick_device, pick_dtype
 from bench.errors import ConfigError, MissingWeightsError
 from bench.paths import models_dir as default_models_dir
+from bench.precision import Precision
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Backbone:
     dtype: torch.dtype
     source: str  # path | cache | download | built (tiny model built and loaded from <models_dir>/hub)
     lama_vocab_key: str | None = None
+    precision: Precision | None = None  # storage / autocast policy (bench.precision); None: fp32 as stored
 
 
 def _auto_model_class(family: str) -> Any:
@@ -154,13 +156,21 @@ def load_backbone(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     models_dir: str | Path | None = None,
+    precision: Precision | None = None,
 ) -> Backbone:
-    """Load the model a config names, in eval mode on `device` with `dtype` (defaults: bench.device picks)."""
+    """Load the model a config names, in eval mode on `device` with `dtype` (defaults: bench.device picks).
+
+    With `precision` (bench.precision), the weights are stored in `precision.storage` (fp32 for a
+    tuned backbone) and the backbone carries the policy for autocast; `dtype` is then ignored.
+    """
     cfg = check_model_config(cfg)
     if cfg.get("not_runnable"):
         raise ConfigError(f"model {cfg['name']!r} is not runnable here: {cfg['not_runnable']}")
     target = device if isinstance(device, torch.device) else pick_device(device)
-    torch_dtype = dtype if isinstance(dtype, torch.dtype) else pick_dtype(target, dtype)
+    if precision is not None:
+        torch_dtype = precision.storage
+    else:
+        torch_dtype = dtype if isinstance(dtype, torch.dtype) else pick_dtype(target, dtype)
     hub_id, revision, path = cfg["hub_id"], cfg.get("revision"), None
     if cfg.get("path"):
         model, tokenizer = _load_from_path(cfg, torch_dtype)
@@ -175,4 +185,42 @@ def load_backbone(
     model.to(device=target, dtype=torch_dtype)
     return Backbone(name=cfg["name"], family=cfg["family"], arch=cfg["arch"], model=model, tokenizer=tokenizer,
                     hub_id=hub_id, revision=revision, path=path, device=target, dtype=torch_dtype, source=source,
-                    lama_vocab_key=cfg.get("lama_vocab_key"))
+                    lama_vocab_key=cfg.get("lama_vocab_key"), precision=precision)
+
+
+def load_tokenizer(cfg: Mapping[str, Any], models_dir: str | Path | None = None) -> Any | None:
+    """The model's tokenizer without its weights (for checks before loading), or None when it cannot
+    be had cheaply (a mini model not built yet, a hub model not cached but downloadable). Offline with
+    nothing cached, the same MissingWeightsError as :func:`load_backbone`, before any weights load."""
+    from transformers import AutoTokenizer
+
+    cfg = check_model_config(cfg)
+    if cfg.get("path"):
+        folder = Path(str(cfg["path"])).expanduser()
+        if not (folder / "config.json").is_file() or not has_weights(folder):
+            _load_from_path(cfg, torch.float32)  # raises the MissingWeightsError naming the folder
+        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    if cfg.get("build"):
+        from bench.models.mini import fingerprint, is_mini
+        from bench.models.tiny import current_build, ensure_built
+
+        folder = Path(models_dir) if models_dir else default_models_dir()
+        if is_mini(cfg):  # pretrained here (minutes): checked after the job builds it, not built for a check
+            found = current_build(cfg, folder)
+            if found is None or found[1].get("fingerprint") != fingerprint(cfg):
+                return None
+            revision = found[0]
+        else:
+            revision = ensure_built(cfg, folder)  # tiny models: random weights, seconds
+        return AutoTokenizer.from_pretrained(cfg["hub_id"], cache_dir=str(folder / "hub"), revision=revision,
+                                             local_files_only=True)
+    cache_dir, revision = hf_cache_dir(), cfg.get("revision") or "main"
+    for repo_id in [cfg["hub_id"], *cfg.get("hub_aliases", [])]:
+        snapshot = cached_snapshot(repo_id, revision, cache_dir)
+        if snapshot is not None and has_weights(snapshot):
+            return AutoTokenizer.from_pretrained(repo_id, cache_dir=str(cache_dir), revision=revision,
+                                                 local_files_only=True)
+    reachable, why = hub_reachable()
+    if not reachable:
+        raise MissingWeightsError(missing_weights_message(cfg, cache_dir, why))
+    return None

@@ -23,6 +23,8 @@ import torch
 from bench.lama import data as lama_data
 from bench.lama.evaluation import Candidates, build_candidates, predict, render_facts, score_items
 from bench.lama.reference import REFERENCE_LOOP, TRAIN_TARGET_SHIFT
+from bench.paths import uses_run_paths
+from bench.precision import autocast_for
 from bench.prompts import templates_for
 
 log = logging.getLogger(__name__)
@@ -71,8 +73,9 @@ def evaluate_split(
     if predict_items is not None:
         predictions = predict_items(items)
     else:
-        predictions = predict(items, scorer, candidates, pad_id, batch_size=int(task_cfg.get("batch_size", 64)),
-                              device=backbone.device, desc=f"LAMA {split}")
+        with autocast_for(backbone):
+            predictions = predict(items, scorer, candidates, pad_id, batch_size=int(task_cfg.get("batch_size", 64)),
+                                  device=backbone.device, desc=f"LAMA {split}")
     metrics = score_items(items, predictions)
     if task_cfg.get("save_predictions"):
         metrics["predictions"] = prediction_table(items, predictions, backbone.tokenizer)
@@ -88,6 +91,7 @@ def prediction_table(items, predictions, tokenizer) -> dict[str, list[list[str]]
     return table
 
 
+@uses_run_paths
 def run_lama(cfg: Mapping, backbone, method) -> dict:
     """Evaluate the method's scorer on the configured LAMA splits; returns the record payload part."""
     task_cfg, model_cfg = cfg["task"], cfg["model"]
@@ -184,7 +188,8 @@ def train_relations(cfg: Mapping, backbone, method, candidates: Candidates, temp
         for split in eval_splits:
             if split in items:
                 scored[split][0].extend(items[split])
-                scored[split][1].extend(task.predictions(split, scorer))
+                with autocast_for(backbone):
+                    scored[split][1].extend(task.predictions(split, scorer))
         path = method.save_trainable(artifacts / f"{relation}.pt")
         training[relation] = {"best_epoch": result.best_epoch, "best_step": result.best_step, "steps": result.steps,
                               "epochs": result.epochs, "best_selection_p_at_1": result.best_value,

@@ -9,12 +9,14 @@ Placement (``placement: auto``): left-to-right (``clm``) and seq2seq models read
 demonstrations *before* the query (GPT-3); masked LMs read them *after* the query, the query's
 mask staying the only target (LM-BFF's demonstrations, without its similarity-based sampling).
 When the input is over ``max_length``, demonstrations are dropped one at a time; the query is
-truncated only once none is left. The template renderer collapses whitespace between pieces, so
+truncated only once none is left. The record's ``extra.demonstrations`` lists, per scored
+example, the demonstrations it actually read (a warning is logged when fewer than ``k``). The template renderer collapses whitespace between pieces, so
 the separator before the query renders as one space (inside the demonstrations it is kept).
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Mapping, Sequence
 
@@ -22,6 +24,7 @@ from bench.errors import ConfigError
 from bench.methods.base import Method
 from bench.prompts.template import Template, parse_template
 
+log = logging.getLogger(__name__)
 PLACEMENTS = ("auto", "before", "after")
 DEMO_FIELD = "_demonstrations"
 
@@ -77,3 +80,23 @@ def demonstration_text(template: Template, fields: Mapping[str, str], answer: st
     if template.num_soft:
         raise ConfigError(f"icl: template {template.text!r} has pseudo tokens [P]; demonstrations need a discrete one")
     return template.fill(fields, target=answer).strip()
+
+
+def demonstration_summary(k: int, max_length: int, used: Mapping[str, Sequence[str]],
+                          split_uids: Mapping[str, Sequence[str]]) -> dict:
+    """Per split: the demonstrations each example read (train uids, in order) and counts; warns when
+    some read fewer than ``k`` (dropped to fit ``max_length``, or a train split smaller than ``k``)."""
+    out: dict = {"k": int(k), "max_length": int(max_length), "splits": {}}
+    for split, uids in split_uids.items():
+        per_example = {uid: list(used.get(uid, [])) for uid in uids}
+        counts = [len(v) for v in per_example.values()]
+        fewer = sum(c < k for c in counts)
+        mean = sum(counts) / len(counts) if counts else 0.0
+        out["splits"][split] = {"n_examples": len(counts), "n_fewer_than_k": fewer, "min_used": min(counts, default=0),
+                                "max_used": max(counts, default=0), "mean_used": round(mean, 4),
+                                "per_example": per_example}
+        if fewer:
+            log.warning("icl %s: %d of %d examples read fewer than k=%d demonstrations (min %d, mean %.2f): "
+                        "dropped to fit max_length=%d, or the train split is smaller than k",
+                        split, fewer, len(counts), k, min(counts), mean, max_length)
+    return out

@@ -16,7 +16,7 @@ Slots (anything else is literal text; a ``[`` or ``{`` that does not open a slot
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from bench.errors import ConfigError
@@ -206,3 +206,20 @@ def parse_template(text: str, *, name: str | None = None) -> Template:
     if literal:
         segments.append(Text("".join(literal)))
     return Template(text=text, segments=tuple(segments), name=name)
+
+
+def check_template(template: Template, where: str, fields: Collection[str] | None = None) -> None:
+    """Before any model: exactly one target slot, and every ``{field}`` among the example's ``fields``.
+
+    ``where`` names the template's config (e.g. ``conf/template/pet_rte.yaml (rank 0)``)."""
+    targets = sum(isinstance(seg, Target) for seg in template.segments)
+    if targets != 1:
+        raise ConfigError(f"{where}: template {template.text!r} has {targets} target slots; it needs exactly one "
+                          "[MASK] / [Y].\n  fix: put one [MASK] (or [Y]) where the answer goes")
+    if fields is not None:
+        missing = sorted(set(template.fields) - set(fields))
+        if missing:
+            raise ConfigError(f"{where}: template {template.text!r} uses field(s) {missing} that the data does not "
+                              f"have; available fields: {', '.join(sorted(fields))}.\n"
+                              "  fix: use one of the available fields (listed per task in bench/superglue/data.py) "
+                              "or another template")

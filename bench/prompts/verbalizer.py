@@ -65,3 +65,26 @@ class Verbalizer:
         """Per label, one token id per word; :class:`ConfigError` on any multi-token word."""
         return {label: [single_token_id(w, tokenizer, prefix_space=prefix_space, method=method) for w in words]
                 for label, words in self.label_words.items()}
+
+
+MULTI_TOKEN_CHOICES = ("refuse", "sum_logprob")
+
+
+def check_label_words(verbalizer: Verbalizer, tokenizer, *, prefix_space: bool, policy: str = "refuse",
+                      method: str = "this method", template: str = "the template") -> bool:
+    """Whether every label word is one token; multi-token words are refused unless ``policy`` is
+    ``sum_logprob`` (then each label is scored by the sum of its tokens' log-probabilities)."""
+    if policy not in MULTI_TOKEN_CHOICES:
+        raise ConfigError(f"method.multi_token={policy!r} is not one of {', '.join(MULTI_TOKEN_CHOICES)}")
+    split = [(label, word, tokenizer.convert_ids_to_tokens(ids))
+             for label, words in verbalizer.label_words.items()
+             for word, ids in zip(words, verbalizer.token_ids(tokenizer, prefix_space=prefix_space)[label], strict=True)
+             if len(ids) != 1]
+    if split and policy == "refuse":
+        listed = "; ".join(f"label {label!r} word {word!r} -> {len(toks)} tokens {toks}" for label, word, toks in split)
+        raise ConfigError(
+            f"{method} scores one token per label word, but with {template} and "
+            f"{getattr(tokenizer, 'name_or_path', '') or type(tokenizer).__name__}: {listed}.\n"
+            "  fix: pick single-token label words (template.verbalizer), or score each label by the sum of its "
+            "tokens' log-probabilities with method.multi_token=sum_logprob (one mask per token, PET's decoding)")
+    return not split

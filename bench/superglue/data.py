@@ -197,15 +197,22 @@ def load_split(task: str, split: str, variant: str = "fewglue", *, root: Path | 
         raise DataError(f"{task} {variant}/{split} is not prepared (the prepared data has no such file; "
                         "see data_prep/superglue/README.md for the known gaps)", file=path, fix=PREP_FIX)
     rows = read_jsonl(path, fix=PREP_FIX)
+    numbered = list(enumerate(rows, start=1))  # line numbers of the file (blank lines aside)
     if variant == "superglue" and split in ("train", "heldout"):
         held = _heldout_rows(rows, task, heldout_fraction)
-        rows = [r for i, r in enumerate(rows) if (i in held) == (split == "heldout")]
+        numbered = [(n, r) for n, r in numbered if (n - 1 in held) == (split == "heldout")]
     if limit:
-        rows = rows[: int(limit)]
-    try:
-        return parse_rows(task, rows, split)
-    except (KeyError, TypeError, ValueError) as err:
-        raise DataError(f"malformed {task} row ({err!r})", file=path, fix=PREP_FIX) from None
+        numbered = numbered[: int(limit)]
+    out: list[Example] = []
+    for number, (line, row) in enumerate(numbered):
+        try:
+            out.extend(examples_from_row(task, row, f"{split}-{row.get('idx', number)}"))
+        except KeyError as err:
+            raise DataError(f"{task} row has no field {err.args[0]!r}", file=path, line=line, field=str(err.args[0]),
+                            fix=PREP_FIX) from None
+        except (TypeError, ValueError) as err:
+            raise DataError(f"malformed {task} row ({err!r})", file=path, line=line, fix=PREP_FIX) from None
+    return out
 
 
 # training views (PET) ---------------------------------------------------------------------------

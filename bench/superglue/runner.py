@@ -32,9 +32,12 @@ import torch.nn.functional as F
 
 from bench.backbones.scoring import ScoringBatch, pad_batch
 from bench.errors import ConfigError
+from bench.paths import uses_run_paths
+from bench.precision import autocast_for
 from bench.prompts import render, target_token_ids, templates_for, verbalizer_for
 from bench.prompts.multitoken import Entry, greedy_fill, iterative_scores, make_entry
-from bench.prompts.template import Field, Target
+from bench.prompts.template import Field, Target, check_template
+from bench.prompts.verbalizer import check_label_words
 from bench.superglue import data as sg
 from bench.superglue.metrics import superglue_metrics, words_match
 from bench.train import fit
@@ -116,10 +119,12 @@ class ClassificationTask:
         self.pad_id, self.max_length = _pad_id(self.tok), int(task_cfg.get("max_length") or 256)
         self.labels = sg.LABELS[self.task]
         self.decoding = method.decoding if self.family == "mlm" else "parallel"
+        self.multi_token = str((cfg.get("method") or {}).get("multi_token") or "refuse")
         self._examples: dict[str, list[sg.Example]] = {}
         self._items: dict[tuple[str, bool], list[Item]] = {}
         self._last = 0
         self._word_ids: torch.Tensor | None = None
+        self.demonstrations_used: dict[str, list[str]] = {}  # icl: example uid -> demonstration uids that fit
         self.template = self.verbalizer = self.answer_field = None
         if method.output_space == "labels":
             self.mode = "labels"
@@ -133,6 +138,9 @@ class ClassificationTask:
         if self.family == "clm":
             _check_left_to_right(self.template)
         self.template = method.adapt_template(self.template)
+        first = self.examples(self.eval_splits[0])[:1]
+        check_template(self.template, f"conf/template/{template_cfg.get('name')}.yaml (rank {template_cfg.get('rank')})",
+                       first[0].fields if first else None)
         self.verbalizer = verbalizer_for(template_cfg)
         self.answer_field = template_cfg.get("answer_field")
         if self.answer_field is None and self.task == "WSC" and self.verbalizer is None:
@@ -155,8 +163,9 @@ class ClassificationTask:
         if set(self.verbalizer.labels) != set(self.labels):
             raise ConfigError(f"verbalizer labels {sorted(self.verbalizer.labels)} != {self.task} labels "
                               f"{sorted(self.labels)}")
-        ids = self.verbalizer.token_ids(self.tok, prefix_space=self.target_space)
-        single = all(len(w) == 1 for words in ids.values() for w in words)
+        single = check_label_words(self.verbalizer, self.tok, prefix_space=self.target_space,
+                                   policy=self.multi_token, method=f"method={self.method.name}",
+                                   template=f"template={self.cfg['template'].get('name')}")
         return "words" if single else "options"
 
     @property
@@ -218,12 +227,14 @@ class ClassificationTask:
     def _render(self, ex: sg.Example, k: int, budget: int | None = None):
         budget = budget or self.max_length
         demos: list[str] = []
-        if self.method.uses_demonstrations:
+        uids: list[str] = []
+        icl = self.method.uses_demonstrations
+        if icl:
             from bench.methods.icl import demonstration_text
 
-            pool = self.examples("train")
-            demos = [demonstration_text(self.template, d.fields, self._answer(d))
-                     for d in self.method.sample(pool, ex.uid, self.seed)]
+            chosen = self.method.sample(self.examples("train"), ex.uid, self.seed)
+            uids = [d.uid for d in chosen]
+            demos = [demonstration_text(self.template, d.fields, self._answer(d)) for d in chosen]
         while True:
             template, values = self.template, ex.fields
             if demos:
@@ -231,8 +242,12 @@ class ClassificationTask:
             rendered = render(template, values, self.tok, self.family, max_length=None if demos else budget,
                               num_target_tokens=k)
             if not demos or len(rendered.input_ids) <= budget:
+                if icl:  # several options may fit different numbers: the example keeps the fewest
+                    seen = self.demonstrations_used.get(ex.uid)
+                    if seen is None or len(uids) < len(seen):
+                        self.demonstrations_used[ex.uid] = list(uids)
                 return rendered
-            demos = demos[:-1]
+            demos, uids = demos[:-1], uids[:-1]
 
     def _option_tokens(self, ex: sg.Example, space: bool) -> list[list[int]]:
         if self.labels is None:
@@ -371,6 +386,7 @@ class ClassificationTask:
         return result, float(result["overall"]["score"])
 
 
+@uses_run_paths
 def run_classification(cfg: Mapping, backbone, method) -> dict:
     """Train (when the method trains) with selection on the selection split; score every eval split."""
     task = ClassificationTask(cfg, backbone, method)
@@ -391,17 +407,26 @@ def run_classification(cfg: Mapping, backbone, method) -> dict:
                     "history": result.history if selection else []}
     method.eval_mode()
     scorer = method.scorer()
-    metrics = {split: task.evaluate(split, scorer)[0] for split in eval_splits}
+    with autocast_for(backbone):
+        metrics = {split: task.evaluate(split, scorer)[0] for split in eval_splits}
     log.info("%s %s: %s", task.task, report, metrics.get(report, {}).get("overall"))
+    demonstrations = None
+    if method.uses_demonstrations:
+        from bench.methods.icl import demonstration_summary
+
+        demonstrations = demonstration_summary(method.k, task.max_length, task.demonstrations_used,
+                                               {split: [ex.uid for ex in task.examples(split)] for split in eval_splits})
     return {
         "metrics": metrics,
         "selection_split": selection,
         "report_split": report,
         "extra": {
             "dataset": task.task, "variant": task.variant, "mode": task.mode, "decoding": task.decoding,
+            "multi_token": task.multi_token,
             "template": None if task.template is None else task.template.text,
             "verbalizer": None if task.verbalizer is None else {k: list(v) for k, v in task.verbalizer.label_words.items()},
             "n_examples": {split: len(task.examples(split)) for split in eval_splits},
             "fit": fit_info,
+            "demonstrations": demonstrations,
         },
     }
