@@ -8,6 +8,7 @@ on; the job then raises :class:`JobFailed` naming them, so Hydra marks the job f
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bench.errors import BenchError, ConfigError
+from bench.gpu_slots import pick_job_device
 from bench.identity import resolved_config, spec_from_config
 from bench.paths import uses_run_paths
 from bench.records import RunSpec, is_finished, record_path, write_failure, write_record
@@ -217,11 +219,16 @@ def run_job(cfg: DictConfig, preset: str | None = None) -> JobOutcome:
     if not todo:
         return outcome
     results = Path(cfg.paths.results_dir)
-    preflight(resolved_config(todo[0].cfg))  # inputs, outputs, device: before any weights load, no failure record
+    try:
+        preflight(resolved_config(todo[0].cfg))  # inputs, outputs, device: before any weights load
+    except BenchError as err:
+        with contextlib.suppress(OSError):  # an unwritable results folder cannot take a failure record
+            _fail(todo, err, results)
+        raise
     try:
         first = resolved_config(todo[0].cfg)
         check_compatible(first["task"], method := instantiate(todo[0].cfg.method.component))
-        device = pick_device(cfg.device)
+        device = pick_device(pick_job_device(cfg.device))
         precision = precision_for_method(device, first, method)  # bench.precision: fp32 masters, autocast
         dtype = precision.storage
         _ensure_model_built(first["model"])

@@ -224,3 +224,18 @@ def test_unknown_ranks_value_is_refused(lama_data, tmp_path):
         with pytest.raises(ConfigError, match="ranks='every'"):
             run_job(cfg)
     assert not is_finished(tmp_path / "runs")
+
+
+def test_worker_processes_take_different_gpus(tmp_path):
+    """With 2 GPUs, a second process gets the GPU the first does not hold; a process keeps its GPU."""
+    from bench.gpu_slots import claim_gpu
+
+    holder = subprocess.Popen([PY, "-c", "import sys, time; from bench.gpu_slots import claim_gpu; "
+                               f"print(claim_gpu(2, {str(tmp_path)!r}), flush=True); time.sleep(30)"],
+                              cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "0"
+        assert claim_gpu(2, tmp_path) == 1 and claim_gpu(2, tmp_path) == 1
+    finally:
+        holder.kill()
+        holder.wait()
