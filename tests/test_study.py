@@ -189,8 +189,9 @@ def test_kill_9_during_a_study_loses_no_finished_record(lama_data, tmp_path):
 def test_a_hyperparameter_multirun_leaves_one_record_per_point(tmp_path):
     """`bench.run -m ... trainer.lr=1e-4,1e-3` leaves two records; status tells them apart by the config."""
     cmd = [PY, "-m", "bench.run", "-m", "task=cb", "model=tiny-albert", "method=pet", "template=pet_cb",
-           "debug=smoke", "device=cpu", "trainer.lr=1e-4,1e-3", f"paths.results_dir={tmp_path}"]
-    out = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+           "debug=smoke", "device=cpu", "trainer.lr=1e-4,1e-3"]  # no paths override: the defaults must resolve
+    out = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "BENCH_RESULTS_DIR": str(tmp_path)})
     assert out.returncode == 0, out.stderr[-3000:]
     names = sorted(p.name for p in (tmp_path / "runs" / "cb").glob("*.json"))
     assert len(names) == 2 and names[0].rsplit("__", 1)[0] == names[1].rsplit("__", 1)[0]
