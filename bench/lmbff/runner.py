@@ -1,0 +1,233 @@
+"""LM-BFF runs: the suite's classification runner on the k-shot splits, plus LM-BFF's demonstrations.
+
+``run_lmbff`` is ``bench.superglue.runner.run_classification`` with :class:`KShotTask`, which
+reads ``data/lm-bff`` (``bench.lmbff.data``; the run seed picks the data split), scores accuracy
+and adds what is LM-BFF's own:
+
+- ``lmbff_demo`` (prompt-based fine-tuning with demonstrations): per input, one demonstration per
+  label (``bench.lmbff.demos``, similarity-filtered), each the template with its label word in
+  the mask slot, appended after the input and separated by the tokenizer's separator (LM-BFF's
+  ``*sep+*``); the input is cut at the tail to ``task.max_length`` (LM-BFF truncates the tail).
+  Training draws new demonstrations for every batch; dev and test average the label-word logits
+  over ``num_sample`` fixed draws (LM-BFF's ``num_sample`` ensemble).
+- ``icl`` (GPT-3-style in-context learning, LM-BFF's ``--gpt3_in_context_head``): ``k`` random
+  training examples (default 32) as demonstrations *before* the input, separated likewise, the
+  head cut to ``task.icl_max_length`` (512) tokens when too long (``--truncate_head``).
+Left-to-right models (GPT-2) read demonstrations before the input in both cases (nothing after
+the target is read); they and T5 separate demonstrations by a space.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from bench.errors import ConfigError
+from bench.lmbff import data as kd
+from bench.lmbff import demos as ds
+from bench.prompts import render
+from bench.prompts.pieces import tokenizer_info
+from bench.prompts.template import parse_template
+from bench.superglue.metrics import accuracy
+from bench.superglue.runner import LAST, ClassificationTask, Item, run_classification
+
+SELECTION_RULE = ("best accuracy on the k-shot dev split over the evaluations every trainer.eval_every steps "
+                  "(LM-BFF: every 100 of 1,000 steps, plus the final state if the steps are not a multiple); "
+                  "ties keep the earlier evaluation (LM-BFF's trainer saves only on a strict improvement); "
+                  "no early stopping. Across the lr x batch grid the table picks, per data split, the point with "
+                  "the best dev accuracy (LM-BFF tools/gather_result.py)")
+
+
+class KShotTask(ClassificationTask):
+    """A classification task on LM-BFF's k-shot splits (SST-2, SNLI)."""
+
+    canonical_task = staticmethod(kd.canonical_task)
+    label_names = staticmethod(kd.LABELS.__getitem__)
+
+    def __init__(self, cfg: Mapping, backbone, method) -> None:
+        super().__init__(cfg, backbone, method)
+        self.k = int(self.task_cfg.get("k", 16))
+        self.demo_kind = None
+        if method.uses_demonstrations:
+            if self.mode != "words":
+                raise ConfigError(f"{method.name}: LM-BFF demonstrations need single-token label words; "
+                                  f"{self.cfg['template'].get('name')!r} has multi-token ones for this tokenizer")
+            self.demo_kind = "icl" if method.name == "icl" else "similar"
+        self._demo_items: dict[tuple[str, int], list[Item]] = {}
+        self._draws = 0
+        self._embeddings: dict[str, dict[int, torch.Tensor]] = {}
+
+    # data ----------------------------------------------------------------------------------
+    def examples(self, split: str) -> list:
+        if split not in self._examples:
+            root = (self.cfg.get("paths") or {}).get("data_dir")
+            limit = None if split == "train" else self.task_cfg.get("limit")  # the k-shot train set stays whole
+            self._examples[split] = kd.load_split(self.task, split, self.seed, k=self.k,
+                                                  root=Path(root) if root else None, limit=limit,
+                                                  test_file=self.task_cfg.get("test_file"))
+        return self._examples[split]
+
+    def _item(self, ex, train: bool) -> Item:
+        if self.mode != "labels":
+            return super()._item(ex, train)
+        a, b = kd.classifier_pair(ex)
+        enc = self.tok(a, b, truncation=True, max_length=self.max_length) if b is not None else \
+            self.tok(a, truncation=True, max_length=self.max_length)
+        return Item(ex, sequences=[enc["input_ids"]])
+
+    def evaluate(self, split: str, scorer) -> tuple[dict, float]:
+        if split == LAST:
+            return super().evaluate(split, scorer)
+        examples = self.examples(split)
+        acc = accuracy(self.predict(split, scorer), [ex.label for ex in examples])
+        return {"overall": {"accuracy": acc, "score": acc, "n": len(examples)}}, acc
+
+    # demonstrations --------------------------------------------------------------------------
+    def _split_of(self, ex) -> str:
+        return ex.uid.split("-", 1)[0]
+
+    def embedding(self, ex) -> torch.Tensor:
+        """The Sentence-BERT embedding of ``ex`` (its split's examples are embedded together, cached)."""
+        split = self._split_of(ex)
+        if split not in self._embeddings:
+            from bench.lmbff.embeddings import file_embeddings
+
+            root = (self.cfg.get("paths") or {}).get("data_dir")
+            path = kd.split_file(self.task, split, self.seed, self.k, Path(root) if root else None,
+                                 self.task_cfg.get("test_file"))
+            cache = (self.cfg.get("paths") or {}).get("results_dir")
+            rows = [e.meta["row"] for e in self.examples(split)]
+            emb = file_embeddings(path, self.method.encoder_path,
+                                  Path(cache) / "cache" / "lmbff_embeddings" if cache else None, rows)
+            self._embeddings[split] = {row: emb[i] for i, row in enumerate(rows)}
+        return self._embeddings[split][ex.meta["row"]]
+
+    def demonstrations(self, ex, draw: int) -> list:
+        """The training examples that demonstrate ``ex`` in draw number ``draw``."""
+        pool = self.examples("train")
+        labels = [d.label for d in pool]
+        split = self._split_of(ex)
+        exclude = ex.meta["row"] if split == "train" else None
+        rng = random.Random(f"{self.seed}:{split}:{ex.uid}:{draw}")
+        if self.demo_kind == "icl":
+            picked = ds.random_context([i for i in range(len(pool)) if i != exclude], self.method.k, rng)
+        else:
+            rate = self.method.filter_rate
+            sims = None
+            if rate is not None:
+                support = torch.stack([self.embedding(d) for d in pool])
+                sims = ds.cosine(self.embedding(ex)[None], support)[0].tolist()
+            cands = ds.filtered_candidates(sims or [0.0] * len(pool), labels, len(self.labels), rate, exclude)
+            picked = ds.one_per_label(cands, labels, len(self.labels), rng, self.method.per_label)
+        return [pool[i] for i in picked]
+
+    def demo_side(self) -> str:
+        if self.family == "clm":
+            return "before"
+        return "before" if self.demo_kind == "icl" else "after"
+
+    def render_with(self, ex, demos: list):
+        """``ex`` rendered with ``demos`` (template with their label words), cut to the length budget."""
+        from bench.methods.icl import demonstration_text
+
+        texts = [demonstration_text(self.template, d.fields, self._answer(d)) for d in demos]
+        sep = " [SEP] " if self.family == "mlm" else " "
+        names = [f"_demo{i}" for i in range(len(texts))]
+        slots = sep.join("{" + n + "}" for n in names)
+        side = self.demo_side()
+        text = self.template.text if not texts else (
+            f"{slots}{sep}{self.template.text}" if side == "before" else f"{self.template.text}{sep}{slots}")
+        template = parse_template(text, name=self.template.name)
+        rendered = render(template, {**ex.fields, **dict(zip(names, texts, strict=True))}, self.tok, self.family,
+                          num_target_tokens=1)
+        budget = int(self.task_cfg.get("icl_max_length", 512)) if self.demo_kind == "icl" else self.max_length
+        return cut(rendered, budget, head=side == "before", keep=len(tokenizer_info(self.tok).prefix_ids))
+
+    def _render(self, ex, k: int, budget: int | None = None):
+        if self.demo_kind is None:
+            return super()._render(ex, k, budget)
+        return self.render_with(ex, self.demonstrations(ex, 0))
+
+    def demo_items(self, split: str, draw: int) -> list[Item]:
+        key = (split, draw)
+        if key not in self._demo_items:
+            self._demo_items[key] = [Item(ex, rendered=self.render_with(ex, self.demonstrations(ex, draw)))
+                                     for ex in self.examples(split)]
+        return self._demo_items[key]
+
+    @property
+    def num_sample(self) -> int:
+        return int(getattr(self.method, "num_sample", 1)) if self.demo_kind == "similar" else 1
+
+    # training and prediction ------------------------------------------------------------------
+    def train_batches(self, batch_size: int, generator: torch.Generator):
+        if self.demo_kind is None:
+            yield from super().train_batches(batch_size, generator)
+            return
+        examples = self._train_view(self.examples("train"))
+        order = torch.randperm(len(examples), generator=generator).tolist()
+        for start in range(0, len(order), batch_size):
+            self._draws += 1  # a new demonstration draw for every batch (LM-BFF samples online)
+            chunk = [examples[i] for i in order[start : start + batch_size]]
+            yield self.collate([Item(ex, rendered=self.render_with(ex, self.demonstrations(ex, -self._draws)))
+                                for ex in chunk])
+
+    def predict(self, split: str, scorer) -> list[int]:
+        if self.demo_kind is None:
+            return super().predict(split, scorer)
+        size, total = int(self.task_cfg.get("batch_size", 32)), None
+        with torch.no_grad():
+            for draw in range(self.num_sample):
+                items, scores = self.demo_items(split, draw), []
+                for start in range(0, len(items), size):
+                    batch = self.collate(items[start : start + size])
+                    scores.append(self.option_scores(scorer(batch), batch).float())
+                logits = torch.cat(scores)
+                total = logits if total is None else total + logits
+        return (total / self.num_sample).argmax(-1).tolist()
+
+
+def cut(rendered, budget: int, head: bool, keep: int = 0):
+    """Cut a rendered prompt to ``budget`` tokens: at the tail, or at the head after ``keep`` prefix tokens."""
+    n = len(rendered.input_ids)
+    if n <= budget:
+        return rendered
+    types = rendered.token_type_ids
+    if not head:
+        if any(p >= budget for p in rendered.target_positions):
+            raise ConfigError(f"the input alone is longer than max_length={budget}: raise task.max_length")
+        return replace(rendered, input_ids=rendered.input_ids[:budget], token_type_ids=types[:budget] if types else types)
+    drop = n - budget
+    if any(p < keep + drop for p in rendered.target_positions if rendered.decoder_input_ids is None):
+        raise ConfigError(f"the input alone is longer than {budget} tokens: raise task.icl_max_length")
+    ids = rendered.input_ids[:keep] + rendered.input_ids[keep + drop :]
+    positions = rendered.target_positions if rendered.decoder_input_ids is not None else \
+        [p - drop for p in rendered.target_positions]
+    return replace(rendered, input_ids=ids, target_positions=positions,
+                   token_type_ids=types[:keep] + types[keep + drop :] if types else types)
+
+
+def run_lmbff(cfg: Mapping, backbone, method) -> dict:
+    """``run_classification`` on the k-shot splits, with LM-BFF's protocol and selection in the record."""
+    payload = run_classification(cfg, backbone, method, task_class=KShotTask)
+    fit = payload["extra"].get("fit")
+    payload["protocol"] = {
+        "selection_split": payload["selection_split"], "report_split": payload["report_split"],
+        "selection_rule": SELECTION_RULE if method.trains else "none: nothing trained, nothing selected",
+        "seeds": [int(cfg["seed"])], "data_split": f"{cfg['task'].get('k', 16)}-{int(cfg['seed'])}",
+    }
+    if fit and fit.get("history"):
+        best = max(h["value"] for h in fit["history"])
+        first = next(h for h in fit["history"] if h["value"] == best)
+        fit["selected"] = {"step": fit["best_step"], "dev": fit["best_value"],
+                           "best_of_history": fit["best_step"] == first["step"] and fit["best_value"] == best}
+    if method.uses_demonstrations:
+        payload["extra"]["demonstrations"] = {
+            "kind": "icl" if method.name == "icl" else "similar",
+            "num_sample": int(getattr(method, "num_sample", 1)) if method.name != "icl" else 1,
+            "filter_rate": getattr(method, "filter_rate", None), "k": getattr(method, "k", None)}
+    return payload
