@@ -14,7 +14,7 @@ and adds what is LM-BFF's own:
   training examples (default 32) as demonstrations *before* the input, separated likewise, the
   head cut to ``task.icl_max_length`` (512) tokens when too long (``--truncate_head``).
 Left-to-right models (GPT-2) read demonstrations before the input in both cases (nothing after
-the target is read); they and T5 separate demonstrations by a space.
+the target is read) and separate them by a blank line (they have no separator token).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from bench.lmbff import data as kd
 from bench.lmbff import demos as ds
 from bench.prompts import render
 from bench.prompts.pieces import tokenizer_info
-from bench.prompts.template import parse_template
 from bench.superglue.metrics import accuracy
 from bench.superglue.runner import LAST, ClassificationTask, Item, run_classification
 
@@ -49,9 +48,8 @@ class KShotTask(ClassificationTask):
     label_names = staticmethod(kd.LABELS.__getitem__)
 
     def __init__(self, cfg: Mapping, backbone, method) -> None:
+        self.k, self.demo_kind = int(cfg["task"].get("k", 16)), None  # read while the base class sets up
         super().__init__(cfg, backbone, method)
-        self.k = int(self.task_cfg.get("k", 16))
-        self.demo_kind = None
         if method.uses_demonstrations:
             if self.mode != "words":
                 raise ConfigError(f"{method.name}: LM-BFF demonstrations need single-token label words; "
@@ -131,21 +129,35 @@ class KShotTask(ClassificationTask):
         return "before" if self.demo_kind == "icl" else "after"
 
     def render_with(self, ex, demos: list):
-        """``ex`` rendered with ``demos`` (template with their label words), cut to the length budget."""
-        from bench.methods.icl import demonstration_text
+        """``ex`` rendered with ``demos`` (the template with their label words), cut to the length budget.
 
-        texts = [demonstration_text(self.template, d.fields, self._answer(d)) for d in demos]
-        sep = " [SEP] " if self.family == "mlm" else " "
-        names = [f"_demo{i}" for i in range(len(texts))]
-        slots = sep.join("{" + n + "}" for n in names)
+        As LM-BFF builds it: each demonstration is followed by the separator token (``*sep+*``: the
+        tokenizer's end token, ``</s>`` / ``[SEP]``); after the input (``<s> input </s> demo </s> demo
+        </s>``) or, for ICL and left-to-right models, before it (after the start token); GPT-2 has no
+        separator token and gets a blank line (GPT-3's).
+        """
+        from bench.methods.icl import demonstration_text
+        from bench.prompts.pieces import encode_piece
+
+        rendered = render(self.template, ex.fields, self.tok, self.family, num_target_tokens=1)
+        info = tokenizer_info(self.tok)
+        sep = list(info.suffix_ids) or encode_piece(self.tok, "\n\n", space_before=False)
         side = self.demo_side()
-        text = self.template.text if not texts else (
-            f"{slots}{sep}{self.template.text}" if side == "before" else f"{self.template.text}{sep}{slots}")
-        template = parse_template(text, name=self.template.name)
-        rendered = render(template, {**ex.fields, **dict(zip(names, texts, strict=True))}, self.tok, self.family,
-                          num_target_tokens=1)
         budget = int(self.task_cfg.get("icl_max_length", 512)) if self.demo_kind == "icl" else self.max_length
-        return cut(rendered, budget, head=side == "before", keep=len(tokenizer_info(self.tok).prefix_ids))
+        if not demos:
+            return cut(rendered, budget, head=side == "before", keep=len(info.prefix_ids))
+        block: list[int] = []
+        for d in demos:
+            text = demonstration_text(self.template, d.fields, self._answer(d))
+            block += encode_piece(self.tok, text, space_before=info.start_space) + sep
+        ids, keep = rendered.input_ids, len(info.prefix_ids)
+        if side == "after":
+            rendered = replace(rendered, input_ids=ids + block, token_type_ids=None)
+        else:
+            moved = 0 if rendered.decoder_input_ids is not None else len(block)
+            rendered = replace(rendered, input_ids=ids[:keep] + block + ids[keep:], token_type_ids=None,
+                               target_positions=[p + moved for p in rendered.target_positions])
+        return cut(rendered, budget, head=side == "before", keep=keep)
 
     def _render(self, ex, k: int, budget: int | None = None):
         if self.demo_kind is None:

@@ -102,6 +102,23 @@ def _config(value: Any) -> str:
     return "" if is_missing(value) else str(value)
 
 
+def _pick_per(rows: pd.DataFrame, grid: dict, scores: dict[str, float]) -> tuple[pd.DataFrame, list[str]]:
+    """``grid.per``: the best configuration within each group (e.g. each seed = data split); ties keep the
+    first in config-hash order. Groups without a scored configuration keep all their records."""
+    kept, chosen = [], []
+    for _, part in rows.groupby(list(grid["per"]), sort=True, dropna=False):
+        scored = [(c, [scores[n] for n in part.loc[part["config_hash"].map(_config) == c, "path"] if n in scores])
+                  for c in sorted({_config(c) for c in part["config_hash"]})]
+        scored = [(c, sum(v) / len(v)) for c, v in scored if v]
+        if not scored:
+            kept.append(part)
+            continue
+        pick = (max if grid["select"] == "max" else min)(scored, key=lambda cv: cv[1])[0]
+        chosen.append(pick)
+        kept.append(part[part["config_hash"].map(_config) == pick])
+    return pd.concat(kept), chosen
+
+
 def reduce_cell(rows: pd.DataFrame, keep: dict[str, str], grid: dict | None, scores: dict[str, float]) -> Cell:
     """Reduce one cell's records (rows of the frame): grid pick or ``‡`` across configs, then stats."""
     configs = sorted({_config(c) for c in rows["config_hash"]})
@@ -115,7 +132,11 @@ def reduce_cell(rows: pd.DataFrame, keep: dict[str, str], grid: dict | None, sco
             points.append({"config_hash": config or None, **stats_of(part),
                            "grid_score": sum(score) / len(score) if score else None})
         cell.points = points
-        if grid:
+        if grid and grid.get("per"):
+            rows, chosen = _pick_per(rows, grid, scores)
+            cell.chosen_config = ";".join(chosen) or None
+            cell.mixed = len({_config(c) for c in rows["config_hash"]}) > len(chosen) and not chosen
+        elif grid:
             scored = [p for p in points if p["grid_score"] is not None]
             if scored:
                 pick = (max if grid["select"] == "max" else min)(scored, key=lambda p: p["grid_score"])

@@ -180,7 +180,7 @@ def _tidy(spec, out, labels, glabel, column, cell, paper, delta) -> list[dict]:
              "config_hash": cell.chosen_config if cell and cell.chosen_config else (
                  ";".join(cell.configs) if cell and cell.configs else None), "selected": True}]
     for point in (cell.points if cell else []):
-        if cell.chosen_config is not None and point["config_hash"] != cell.chosen_config:
+        if cell.chosen_config is not None and point["config_hash"] not in cell.chosen_config.split(";"):
             rows.append({**base, **{k: point.get(k) for k in stats}, "config_hash": point["config_hash"],
                          "grid_score": point["grid_score"], "selected": False})
     return rows
@@ -215,8 +215,9 @@ def _notes(spec: dict, marks: dict, missing: dict, unchecked: bool) -> list[str]
                      + "; ".join(marks["‡"]))
     if spec.get("grid") and marks.get("grid"):
         g = spec["grid"]
+        per = f" within each {', '.join(g['per'])}" if g.get("per") else ""
         notes.append(f"each cell keeps the configuration with the {g['select']} {g['metric']} on the "
-                     f"{g.get('split', 'selection')} split; the CSV lists every configuration")
+                     f"{g.get('split', 'selection')} split{per}; the CSV lists every configuration")
     for why, rows in missing.items():
         listed = "; ".join(f"{row}: {', '.join(cols)}" for row, cols in rows.items())
         notes.append(f"{DASH} {why}" + (f": {listed}" if listed else ""))

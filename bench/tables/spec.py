@@ -127,6 +127,8 @@ def check_spec(spec: dict, path: Path, rules_dir: Path = RULES_DIR) -> dict:
     elif spec["grid"].get("select") not in ("max", "min"):
         raise _fail(path, "grid.select", "grid.select must be max or min",
                     "grid: {select: max, metric: overall.<key>, split: selection}")
+    elif not isinstance(spec["grid"].get("per", []), list):
+        raise _fail(path, "grid.per", "grid.per must be a list of record fields", "per: [seed]")
     spec.setdefault("notes", [])
     spec.setdefault("missing_notes", True)
     spec.setdefault("show_empty_columns", True)
