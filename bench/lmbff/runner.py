@@ -144,6 +144,8 @@ class KShotTask(ClassificationTask):
         sep = list(info.suffix_ids) or encode_piece(self.tok, "\n\n", space_before=False)
         side = self.demo_side()
         budget = int(self.task_cfg.get("icl_max_length", 512)) if self.demo_kind == "icl" else self.max_length
+        limit = getattr(self.tok, "model_max_length", None)
+        budget = min(budget, int(limit)) if limit and limit < 100_000 else budget  # never past the model's positions
         if not demos:
             return cut(rendered, budget, head=side == "before", keep=len(info.prefix_ids))
         block: list[int] = []
