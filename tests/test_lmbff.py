@@ -195,6 +195,7 @@ def test_table_mean_and_std_over_splits_equal_a_plain_computation(tmp_path):
     cell = table.tidy[(table.tidy["column"] == "sst2:prompt-r0") & table.tidy["selected"]].iloc[0]
     assert cell["n"] == 5
     assert cell["mean"] == pytest.approx(statistics.mean(plain))
+    assert cell["pstd"] == pytest.approx(statistics.pstdev(plain))  # LM-BFF's numpy std (ddof 0), shown
     assert cell["std"] == pytest.approx(statistics.stdev(plain))
     rows = table.tidy[table.tidy["column"] == "sst2:prompt-r0"]
     assert len(cell["config_hash"].split(";")) == 5  # the picked point of each split

@@ -86,12 +86,12 @@ EXPECTED = {
                             ("pararel", "Manual", "40.0"), ("pararel", "P-Tuning", "60.0"),  # (50 + 70) / 2
                             ("lpaqa_paraphrase", "Relations", "1"), ("lpaqa_paraphrase", "Manual", "50.0"),
                             ("lpaqa_paraphrase", "P-Tuning relations", "1")],
-    # LM-BFF: picks 94 (seed 13) and 88 (seed 21): mean 91.0, sample std sqrt(18) = 4.24; paper 92.7
-    "lmbff_table1_sst2": [("roberta-large", "great/terrible", "91.0 (4.2) / 92.7 (-1.7)"),
+    # LM-BFF: picks 94 (seed 13) and 88 (seed 21): mean 91.0, population std sqrt((9 + 9) / 2) = 3.0; paper 92.7
+    "lmbff_table1_sst2": [("roberta-large", "great/terrible", "91.0 (3.0) / 92.7 (-1.7)"),
                           ("roberta-large", "good/bad", "—")],
     "lmbff_table1_snli": [("roberta-large", "Fine-tuning", "50.0 (—)")],  # one split: no std
     "lmbff_main": [("roberta-large", "SST-2 zero-shot", "83.6 (—) / 83.6* (+0.0)"),
-                   ("roberta-large", "SST-2 prompt FT (man)", "91.0 (4.2)")],
+                   ("roberta-large", "SST-2 prompt FT (man)", "91.0 (3.0)")],
 }
 
 

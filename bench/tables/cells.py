@@ -86,11 +86,12 @@ class Cell:
 def stats_of(rows: pd.DataFrame) -> dict[str, Any]:
     values = rows["_value"].dropna().astype(float)
     n = int(len(values))
-    out: dict[str, Any] = {"n": n, "mean": None, "std": None, "min": None, "max": None, "median": None,
-                           "first": None, "range": None}
-    if n:
+    out: dict[str, Any] = {"n": n, "mean": None, "std": None, "pstd": None, "min": None, "max": None,
+                           "median": None, "first": None, "range": None}
+    if n:  # std: sample (n - 1); pstd: population (n), numpy's default (LM-BFF's tools/gather_result.py)
         out.update(mean=float(values.mean()), min=float(values.min()), max=float(values.max()),
-                   median=float(values.median()), std=float(values.std(ddof=1)) if n > 1 else None)
+                   median=float(values.median()), std=float(values.std(ddof=1)) if n > 1 else None,
+                   pstd=float(values.std(ddof=0)) if n > 1 else None)
         out["range"] = out["max"] - out["min"]
         first = rows[(rows["rank"].fillna(0) == 0)]["_value"].dropna()
         out["first"] = float(first.mean()) if len(first) else None

@@ -152,7 +152,7 @@ def splits_figure(spec: dict, data: pd.DataFrame, row: str):
             values = data[data["column"] == key]["_value"].dropna()
             ax.scatter([x] * len(values), values, s=8, alpha=0.7, linewidths=0, color="#0072B2",
                        label="one split" if x == 0 else None)
-            mean, std = float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            mean, std = float(values.mean()), float(values.std(ddof=0))  # population std, as the LM-BFF tables
             ax.plot([x - 0.25, x + 0.25], [mean, mean], color="black", linewidth=1.0,
                     label="mean" if x == 0 else None)
             ax.plot([x, x], [mean - std, mean + std], color="#D55E00", linewidth=0.8,

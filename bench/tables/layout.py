@@ -173,7 +173,7 @@ def _tidy(spec, out, labels, glabel, column, cell, paper, delta) -> list[dict]:
     paper_fields = {"paper": paper["value"] if paper else None, "paper_checked": paper["checked"] if paper else None,
                     "paper_source": paper["source"] if paper else None,
                     "paper_model": paper["model"] if paper else None, "delta": delta}
-    stats = {k: (cell.stats.get(k) if cell else None) for k in ("value", "mean", "std", "min", "max", "n",
+    stats = {k: (cell.stats.get(k) if cell else None) for k in ("value", "mean", "std", "pstd", "min", "max", "n",
                                                                   "median", "first", "range")}
     rows = [{**base, **stats, **paper_fields, **{f"ours_{k}": (cell.keep.get(k) if cell else None) for k in spec.get("_keep", {})},
              "records": ";".join(cell.records) if cell else None, "mixed": bool(cell.mixed) if cell else False,

@@ -22,7 +22,7 @@ from bench.paths import REPO_ROOT
 TABLES_DIR = REPO_ROOT / "conf" / "tables"
 FIGURES_DIR = REPO_ROOT / "conf" / "figures"
 RULES_DIR = TABLES_DIR / "rules"
-STATS = ("mean", "std", "min", "max", "n", "median", "first", "range", "value")
+STATS = ("mean", "std", "pstd", "min", "max", "n", "median", "first", "range", "value")
 TOP_KEYS = {"name", "title", "source", "select", "split", "value", "keep", "column_key", "rows", "column_groups",
             "columns", "derived", "published", "grid", "protocol_notes", "notes", "for_each", "missing_notes",
             "show_empty_columns", "label", "wide", "for_each_values", "file"}
