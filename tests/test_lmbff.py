@@ -200,3 +200,26 @@ def test_table_mean_and_std_over_splits_equal_a_plain_computation(tmp_path):
     rows = table.tidy[table.tidy["column"] == "sst2:prompt-r0"]
     assert len(cell["config_hash"].split(";")) == 5  # the picked point of each split
     assert (~rows["selected"]).sum() == 10  # and the other 2 x 5 grid points, each on its own CSV row
+
+
+def test_gpt2_reads_demonstrations_before_the_input_with_blank_lines():
+    from omegaconf import OmegaConf
+    from test_prompt_tiny import tiny_tokenizer
+
+    from bench.lmbff.method import PromptDemoTuning
+    from bench.lmbff.runner import KShotTask
+    from bench.paths import REPO_ROOT
+
+    tok = tiny_tokenizer("tiny-gpt2")
+    backbone = SimpleNamespace(family="clm", tokenizer=tok, device=torch.device("cpu"))
+    cfg = {"task": OmegaConf.to_container(OmegaConf.load(REPO_ROOT / "conf/task/sst2.yaml")) | {"limit": 2},
+           "template": OmegaConf.to_container(OmegaConf.load(REPO_ROOT / "conf/template/lmbff_sst2.yaml")),
+           "seed": 13, "paths": {}}
+    task = KShotTask(cfg, backbone, PromptDemoTuning(num_sample=1, filter_rate=None))
+    query = task.examples("dev")[0]
+    demos = task.demonstrations(query, 0)
+    rendered = task.render_with(query, demos)
+    text = tok.decode(rendered.input_ids)
+    assert text == (f"{demos[0].fields['sentence']} It was terrible.\n\n{demos[1].fields['sentence']} It was great.\n\n"
+                    f"{query.fields['sentence']} It was")
+    assert rendered.target_positions == [len(rendered.input_ids) - 1]  # the next token after "was" is scored

@@ -141,7 +141,7 @@ class KShotTask(ClassificationTask):
 
         rendered = render(self.template, ex.fields, self.tok, self.family, num_target_tokens=1)
         info = tokenizer_info(self.tok)
-        sep = list(info.suffix_ids) or encode_piece(self.tok, "\n\n", space_before=False)
+        sep = list(info.suffix_ids) or self.tok.encode("\n\n", add_special_tokens=False)
         side = self.demo_side()
         budget = int(self.task_cfg.get("icl_max_length", 512)) if self.demo_kind == "icl" else self.max_length
         limit = getattr(self.tok, "model_max_length", None)
