@@ -58,6 +58,7 @@ class KShotTask(ClassificationTask):
         self._demo_items: dict[tuple[str, int], list[Item]] = {}
         self._draws = 0
         self._embeddings: dict[str, dict[int, torch.Tensor]] = {}
+        self._candidates: dict[str, list[int]] = {}
 
     # data ----------------------------------------------------------------------------------
     def examples(self, split: str) -> list:
@@ -114,13 +115,14 @@ class KShotTask(ClassificationTask):
         if self.demo_kind == "icl":
             picked = ds.random_context([i for i in range(len(pool)) if i != exclude], self.method.k, rng)
         else:
-            rate = self.method.filter_rate
-            sims = None
-            if rate is not None:
-                support = torch.stack([self.embedding(d) for d in pool])
-                sims = ds.cosine(self.embedding(ex)[None], support)[0].tolist()
-            cands = ds.filtered_candidates(sims or [0.0] * len(pool), labels, len(self.labels), rate, exclude)
-            picked = ds.one_per_label(cands, labels, len(self.labels), rng, self.method.per_label)
+            if ex.uid not in self._candidates:  # the filter depends on the query only: once per query
+                rate, sims = self.method.filter_rate, None
+                if rate is not None:
+                    support = torch.stack([self.embedding(d) for d in pool])
+                    sims = ds.cosine(self.embedding(ex)[None], support)[0].tolist()
+                self._candidates[ex.uid] = ds.filtered_candidates(sims or [0.0] * len(pool), labels, len(self.labels),
+                                                                  rate, exclude)
+            picked = ds.one_per_label(self._candidates[ex.uid], labels, len(self.labels), rng, self.method.per_label)
         return [pool[i] for i in picked]
 
     def demo_side(self) -> str:
@@ -244,4 +246,8 @@ def run_lmbff(cfg: Mapping, backbone, method) -> dict:
             "kind": "icl" if method.name == "icl" else "similar",
             "num_sample": int(getattr(method, "num_sample", 1)) if method.name != "icl" else 1,
             "filter_rate": getattr(method, "filter_rate", None), "k": getattr(method, "k", None)}
+        if method.name != "icl" and getattr(method, "filter_rate", None) is not None:
+            from bench.lmbff.embeddings import encoder_dir
+
+            payload["extra"]["demonstrations"]["encoder"] = str(encoder_dir(method.encoder_path))
     return payload
