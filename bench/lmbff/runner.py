@@ -38,7 +38,7 @@ SELECTION_RULE = ("best accuracy on the k-shot dev split over the evaluations ev
                   "(LM-BFF: every 100 of 1,000 steps, plus the final state if the steps are not a multiple); "
                   "ties keep the earlier evaluation (LM-BFF's trainer saves only on a strict improvement); "
                   "no early stopping. Across the lr x batch grid the table picks, per data split, the point with "
-                  "the best dev accuracy (LM-BFF tools/gather_result.py)")
+                  "the best dev accuracy, ties to the first in config-hash order (LM-BFF tools/gather_result.py)")
 
 
 class KShotTask(ClassificationTask):
