@@ -29,7 +29,7 @@ TOP_KEYS = {"name", "title", "source", "select", "split", "value", "keep", "colu
 ROW_KEYS = {"by", "labels", "from", "extra", "sort"}
 COLUMN_KEYS = {"key", "keys", "label", "select", "show", "prefer", "lowest", "per", "stat", "then", "join",
                "within", "missing_note"}
-PUBLISHED_KEYS = {"table", "variant", "match", "show", "normalise", "delta", "label_field"}
+PUBLISHED_KEYS = {"table", "variant", "match", "show", "normalise", "delta", "label_field", "all_models"}
 
 
 def _fail(path: Path, key: str, message: str, fix: str) -> DataError:
