@@ -223,3 +223,21 @@ def test_gpt2_reads_demonstrations_before_the_input_with_blank_lines():
     assert text == (f"{demos[0].fields['sentence']} It was terrible.\n\n{demos[1].fields['sentence']} It was great.\n\n"
                     f"{query.fields['sentence']} It was")
     assert rendered.target_positions == [len(rendered.input_ids) - 1]  # the next token after "was" is scored
+
+
+def test_finetune_input_is_lmbffs_plain_pair_with_one_separator():
+    from omegaconf import OmegaConf
+    from test_prompt_tiny import tiny_tokenizer
+
+    from bench.lmbff.runner import KShotTask
+    from bench.methods.finetune import FineTune
+    from bench.paths import REPO_ROOT
+
+    tok = tiny_tokenizer("tiny-roberta")
+    backbone = SimpleNamespace(family="mlm", tokenizer=tok, device=torch.device("cpu"))
+    cfg = {"task": OmegaConf.to_container(OmegaConf.load(REPO_ROOT / "conf/task/snli.yaml")) | {"limit": 2},
+           "template": {}, "seed": 13, "paths": {}}
+    task = KShotTask(cfg, backbone, FineTune())
+    ex = task.examples("dev")[0]
+    (ids,) = task._item(ex, train=False).sequences
+    assert tok.decode(ids) == f"<s>{ex.fields['premise']}</s>{ex.fields['hypothesis']}</s>"

@@ -74,9 +74,16 @@ class KShotTask(ClassificationTask):
         if self.mode != "labels":
             return super()._item(ex, train)
         a, b = kd.classifier_pair(ex)
-        enc = self.tok(a, b, truncation=True, max_length=self.max_length) if b is not None else \
-            self.tok(a, truncation=True, max_length=self.max_length)
-        return Item(ex, sequences=[enc["input_ids"]])
+        info = tokenizer_info(self.tok)
+        if not info.suffix_ids:  # GPT-2: no separator token; its own pair encoding
+            enc = self.tok(a, b, truncation=True, max_length=self.max_length)["input_ids"]
+            return Item(ex, sequences=[enc])
+        # LM-BFF's plain input (src/dataset.py tokenize_multipart_input): <s> A </s> B </s>, one separator
+        # between the texts (not RoBERTa's pair form </s></s>), the tail cut at max_length
+        ids = list(info.prefix_ids)
+        for text in (a, b) if b is not None else (a,):
+            ids += self.tok.encode(text, add_special_tokens=False) + list(info.suffix_ids)
+        return Item(ex, sequences=[ids[: self.max_length]])
 
     def evaluate(self, split: str, scorer) -> tuple[dict, float]:
         if split == LAST:
