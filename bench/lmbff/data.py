@@ -25,6 +25,7 @@ from bench.superglue.data import Example
 LABELS: dict[str, tuple[str, ...]] = {"SST-2": ("0", "1"), "SNLI": ("contradiction", "entailment", "neutral")}
 FIELDS: dict[str, tuple[str, ...]] = {"SST-2": ("sentence",), "SNLI": ("premise", "hypothesis")}
 SPLITS = ("train", "dev", "test")
+VARIANTS = ("k16",)  # task.variant: LM-BFF's K = 16 splits
 SEEDS = (13, 21, 42, 87, 100)
 PREP_FIX = "run `make data` (python -m data_prep lm_bff) to prepare data/lm-bff"
 

@@ -19,6 +19,7 @@ from bench.methods.pet import PatternTuning
 class PromptDemoTuning(PatternTuning):
     name = "lmbff_demo"
     uses_demonstrations = True
+    k = 0  # demonstrations per input: per_label x the task's labels (the task sets it; records count against it)
 
     def __init__(self, num_sample: int = 16, filter_rate: float | None = 0.5, per_label: int = 1,
                  encoder_path: str | None = None, decoding: str = "most_confident") -> None:

@@ -55,7 +55,10 @@ class KShotTask(ClassificationTask):
                 raise ConfigError(f"{method.name}: LM-BFF demonstrations need single-token label words; "
                                   f"{self.cfg['template'].get('name')!r} has multi-token ones for this tokenizer")
             self.demo_kind = "icl" if method.name == "icl" else "similar"
+            if self.demo_kind == "similar":
+                method.k = method.per_label * len(self.labels)  # demonstrations per input (the record's summary)
         self._demo_items: dict[tuple[str, int], list[Item]] = {}
+        self.last_used: list[str] = []
         self._draws = 0
         self._embeddings: dict[str, dict[int, torch.Tensor]] = {}
         self._candidates: dict[str, list[int]] = {}
@@ -158,28 +161,42 @@ class KShotTask(ClassificationTask):
         if not demos:
             return cut(rendered, budget, head=side == "before", keep=len(info.prefix_ids))
         block: list[int] = []
+        spans = []  # each demonstration's token span inside ``block``
         for d in demos:
             text = demonstration_text(self.template, d.fields, self._answer(d))
-            block += encode_piece(self.tok, text, space_before=info.start_space) + sep
+            spans.append((len(block), len(block) + len(piece := encode_piece(self.tok, text, space_before=info.start_space))))
+            block += piece + sep
         ids, keep = rendered.input_ids, len(info.prefix_ids)
         if side == "after":
+            start = len(ids)
             rendered = replace(rendered, input_ids=ids + block, token_type_ids=None)
         else:
+            start = keep
             moved = 0 if rendered.decoder_input_ids is not None else len(block)
             rendered = replace(rendered, input_ids=ids[:keep] + block + ids[keep:], token_type_ids=None,
                                target_positions=[p + moved for p in rendered.target_positions])
+        n = len(rendered.input_ids)
+        lost = max(0, n - budget)  # tokens the cut removes: at the head (after ``keep``) or at the tail
+        whole = [d.uid for d, (a, b) in zip(demos, spans, strict=True)
+                 if (side == "after" and start + b <= budget) or (side == "before" and start + a >= keep + lost)]
+        self.last_used = whole  # the demonstrations that survive the cut whole
         return cut(rendered, budget, head=side == "before", keep=keep)
 
     def _render(self, ex, k: int, budget: int | None = None):
         if self.demo_kind is None:
             return super()._render(ex, k, budget)
-        return self.render_with(ex, self.demonstrations(ex, 0))
+        rendered = self.render_with(ex, self.demonstrations(ex, 0))
+        self.demonstrations_used[ex.uid] = self.last_used  # the record's extra.demonstrations (draw 0)
+        return rendered
 
     def demo_items(self, split: str, draw: int) -> list[Item]:
         key = (split, draw)
         if key not in self._demo_items:
-            self._demo_items[key] = [Item(ex, rendered=self.render_with(ex, self.demonstrations(ex, draw)))
-                                     for ex in self.examples(split)]
+            self._demo_items[key] = []
+            for ex in self.examples(split):
+                self._demo_items[key].append(Item(ex, rendered=self.render_with(ex, self.demonstrations(ex, draw))))
+                if draw == 0:
+                    self.demonstrations_used[ex.uid] = self.last_used
         return self._demo_items[key]
 
     @property
@@ -248,13 +265,16 @@ def run_lmbff(cfg: Mapping, backbone, method) -> dict:
         first = next(h for h in fit["history"] if h["value"] == best)
         fit["selected"] = {"step": fit["best_step"], "dev": fit["best_value"],
                            "best_of_history": fit["best_step"] == first["step"] and fit["best_value"] == best}
-    if method.uses_demonstrations:
-        payload["extra"]["demonstrations"] = {
-            "kind": "icl" if method.name == "icl" else "similar",
-            "num_sample": int(getattr(method, "num_sample", 1)) if method.name != "icl" else 1,
-            "filter_rate": getattr(method, "filter_rate", None), "k": getattr(method, "k", None)}
+    if method.uses_demonstrations and payload["extra"].get("demonstrations") is not None:
+        summary = payload["extra"]["demonstrations"]  # per example: the draw-0 demonstrations kept whole
+        summary["lmbff"] = {"kind": "icl" if method.name == "icl" else "similar",
+                            "num_sample": int(getattr(method, "num_sample", 1)) if method.name != "icl" else 1,
+                            "filter_rate": getattr(method, "filter_rate", None)}
         if method.name != "icl" and getattr(method, "filter_rate", None) is not None:
             from bench.lmbff.embeddings import encoder_dir
 
-            payload["extra"]["demonstrations"]["encoder"] = str(encoder_dir(method.encoder_path))
+            summary["lmbff"]["encoder"] = str(encoder_dir(method.encoder_path))
     return payload
+
+
+run_lmbff.task_class = KShotTask  # what bench.checks.preflight builds to check inputs before weights load
