@@ -161,6 +161,11 @@ def validate_config(cfg: Any) -> None:
     _enum("task.kind", task.get("kind"), TASK_KINDS)
     if task.get("kind") == "lama":
         _enum("task.variant", task.get("variant"), tuple(lama_data.VARIANTS))
+    elif task.get("data_family") == "lm-bff":
+        from bench.lmbff import data as kd
+
+        _enum("task.variant", task.get("variant"), kd.VARIANTS)
+        kd.canonical_task(str(task.get("dataset")))
     else:
         _enum("task.variant", task.get("variant"), tuple(sg.VARIANTS))
         sg.canonical_task(str(task.get("dataset")))
@@ -265,11 +270,14 @@ class _Unattached:
 
 
 def _classification_inputs(cfg: Mapping, method, tokenizer) -> None:
+    from hydra.utils import get_method
+
     from bench.superglue.runner import ClassificationTask
 
     family = cfg["model"]["family"]
     stub = SimpleNamespace(family=family, tokenizer=tokenizer, device=None, name=cfg["model"]["name"])
-    task = ClassificationTask(cfg, stub, _Unattached(method))  # template count, left-to-right rule, label words
+    task_class = getattr(get_method(str(cfg["task"]["runner"])), "task_class", ClassificationTask)  # the runner's
+    task = task_class(cfg, stub, _Unattached(method))  # template count, left-to-right rule, label words
     splits = list(task.eval_splits)
     if getattr(method, "trains", False) or hasattr(method, "with_demonstrations"):
         splits.insert(0, "train")
@@ -317,5 +325,12 @@ def preflight(cfg: Any, method=None) -> None:
     from bench.superglue import data as sg  # no tokenizer yet (a mini model to build): the data files only
 
     task = tree["task"]
+    if task.get("data_family") == "lm-bff":
+        from bench.lmbff import data as kd
+
+        for split in ("train", "dev", "test"):
+            kd.load_split(task["dataset"], split, int(tree["seed"]), root=data, limit=task.get("limit"),
+                          test_file=task.get("test_file"))
+        return
     for split in dict.fromkeys(["train", *sg.VARIANTS[task["variant"]][1:3]]):
         sg.load_split(task["dataset"], split, task["variant"], root=data, limit=task.get("limit"))

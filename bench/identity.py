@@ -18,7 +18,7 @@ from bench.records import RunSpec
 
 # dotted keys that never change a result: locations, scheduling, bookkeeping
 IDENTITY_EXCLUDE = (
-    "paths", "force", "hydra", "sweep", "ranks", "study", "model.path", "task.save_predictions", "tag",
+    "paths", "force", "hydra", "sweep", "ranks", "study", "model.path", "task.save_predictions", "tag", "grid_limit",
 )
 HASH_CHARS = 8
 

@@ -9,6 +9,7 @@ on; the job then raises :class:`JobFailed` naming them, so Hydra marks the job f
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -102,14 +103,26 @@ def not_applicable(cfg: DictConfig) -> str | None:
     return None
 
 
+def grid_points(cfg: DictConfig) -> list[dict]:
+    """The preset's ``sweep.grid`` (dotted key -> values) as every combination, in order; ``grid_limit``
+    (a debug setting) keeps the first N. No grid: one point, the config as composed."""
+    grid = (cfg.get("sweep") or {}).get("grid") or {}
+    keys = list(grid)
+    points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(list(grid[k]) for k in keys))]
+    limit = cfg.get("grid_limit")
+    return (points[: int(limit)] if limit else points) or [{}]
+
+
 def plan_job(cfg: DictConfig, preset: str | None = None) -> list[PlannedRun]:
-    """The runs of one job: one per rank, with the rank written into ``template.rank``."""
+    """The runs of one job: one per grid point and rank, the rank written into ``template.rank``."""
     runs = []
     results = Path(cfg.paths.results_dir) / "runs"
-    for rank in job_ranks(cfg):
+    for point, rank in itertools.product(grid_points(cfg), job_ranks(cfg)):
         run_cfg = deepcopy(cfg)
-        if rank is not None:
-            with open_dict(run_cfg):
+        with open_dict(run_cfg):
+            for key, value in point.items():
+                OmegaConf.update(run_cfg, key, value, merge=False)
+            if rank is not None:
                 run_cfg.template.rank = rank
         spec = spec_from_config(run_cfg, preset)
         runs.append(PlannedRun(rank if rank is not None else run_cfg.template.get("rank"), run_cfg, spec,

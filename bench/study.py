@@ -194,6 +194,8 @@ def launch(presets: Sequence[str], models: Sequence[str], seeds: Sequence[int] |
     if launcher != "basic":
         command.append(f"hydra/launcher={launcher}")
     command += list(overrides)
+    if not any(o.startswith(("paths.results_dir=", "paths.root=")) for o in overrides):
+        command.append(f"paths.results_dir={results_dir()}")  # the sweep dir resolves before HydraConfig is set
     print("launching: " + " ".join(command[1:]), flush=True)
     return subprocess.call(command, cwd=str(REPO_ROOT))
 

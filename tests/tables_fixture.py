@@ -97,3 +97,18 @@ def write_fixture(runs: Path) -> list[Path]:
     add("roberta-base", "manual", "lama", {"P17": 0.10, "P19": 0.30}, variant="lama29k")
     add("roberta-base", "manual", "autoprompt_roberta", {"P17": 0.40, "P19": 0.42}, variant="lama29k")
     return paths
+
+
+def kshot_record(task: str, model: str, method: str, template: str, test: float, dev: float, *, seed=13, rank=0,
+                 config_hash="c0", tag=None) -> dict:
+    """A finished LM-BFF record (schema 2): test and dev accuracy; ``config_hash`` marks a grid point."""
+    name = "__".join([f"{task}-k16", model, method, template + (f"-r{rank}" if rank else ""), f"seed{seed}",
+                      *([tag] if tag else []), config_hash])
+    spec = {"task": task, "variant": "k16", "model": model, "method": method, "template": template, "seed": seed,
+            "tag": tag, "rank": rank, "preset": None, "config_hash": config_hash}
+    return {"schema_version": 2, "name": name, "status": "finished", "spec": spec,
+            "metrics": {"test": {"overall": {"accuracy": test, "n": 10}}, "dev": {"overall": {"accuracy": dev}}},
+            "selection_split": "dev", "report_split": "test", "params": {"trainable": 1},
+            "protocol": {"selection_split": "dev", "selection_rule": "best dev accuracy", "report_split": "test",
+                         "seeds": [seed]},
+            "config": {"task": {}, "model": {}, "method": {"name": method}}, "extra": {}}

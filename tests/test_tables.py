@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tables_fixture import P17_PROMPTS, record, save
+from tables_fixture import P17_PROMPTS, kshot_record, record, save
 
 from bench.tables import build_table, load_published, load_specs, read_frames
 from bench.tables.spec import TABLES_DIR
@@ -29,13 +29,21 @@ def _runs(root: Path) -> Path:
     add("bert-base-cased", "manual", "p17_sensitivity-r1", {"P17": 0.25}, texts={"P17": P17_PROMPTS[1]})
     add("bert-base-cased", "manual", "lama", {"P17": 0.3}, variant="lama29k")
     add("bert-base-cased", "ptuning", "ptuning_lama", {"P17": 0.5}, variant="lama29k")
+    # LM-BFF: two grid points per data split; each split keeps its best dev point (seed 13: B, seed 21: A)
+    for seed, config, dev, test in ((13, "a", 0.80, 0.90), (13, "b", 0.90, 0.94), (21, "a", 0.70, 0.88),
+                                    (21, "b", 0.60, 0.80)):
+        save(runs, kshot_record("sst2", "roberta-large", "pet", "lmbff_sst2", test, dev, seed=seed,
+                                config_hash=f"{config}{seed}"))
+    save(runs, kshot_record("snli", "roberta-large", "finetune", "lmbff_snli", 0.5, 0.5))
+    save(runs, kshot_record("sst2", "roberta-large", "manual", "lmbff_sst2", 0.836, 0.8))
     return runs
 
 
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory):
     frames = read_frames(_runs(tmp_path_factory.mktemp("specs")))
-    published = load_published(GOLDEN_PUBLISHED)
+    published = pd.concat([load_published(GOLDEN_PUBLISHED), load_published(GOLDEN_PUBLISHED.with_name(
+        "lmbff_published.csv"))], ignore_index=True)
     return {spec["name"]: build_table(spec, frames, published) for spec in load_specs()}
 
 
@@ -78,6 +86,12 @@ EXPECTED = {
                             ("pararel", "Manual", "40.0"), ("pararel", "P-Tuning", "60.0"),  # (50 + 70) / 2
                             ("lpaqa_paraphrase", "Relations", "1"), ("lpaqa_paraphrase", "Manual", "50.0"),
                             ("lpaqa_paraphrase", "P-Tuning relations", "1")],
+    # LM-BFF: picks 94 (seed 13) and 88 (seed 21): mean 91.0, population std sqrt((9 + 9) / 2) = 3.0; paper 92.7
+    "lmbff_table1_sst2": [("roberta-large", "great/terrible", "91.0 (3.0) / 92.7 (-1.7)"),
+                          ("roberta-large", "good/bad", "—")],
+    "lmbff_table1_snli": [("roberta-large", "Fine-tuning", "50.0 (—)")],  # one split: no std
+    "lmbff_main": [("roberta-large", "SST-2 zero-shot", "83.6 (—) / 83.6* (+0.0)"),
+                   ("roberta-large", "SST-2 prompt FT (man)", "91.0 (3.0)")],
 }
 
 

@@ -109,15 +109,18 @@ def scatter_options(unit: torch.Tensor, owner: torch.Tensor, option: torch.Tenso
 class ClassificationTask:
     """One SuperGLUE task for one method: implements ``bench.train.TrainableTask``."""
 
+    canonical_task = staticmethod(sg.canonical_task)  # another dataset family overrides these two
+    label_names = staticmethod(sg.LABELS.__getitem__)
+
     def __init__(self, cfg: Mapping, backbone, method) -> None:
         task_cfg = cfg["task"]
         self.cfg, self.task_cfg, self.backbone, self.method = cfg, task_cfg, backbone, method
-        self.task = sg.canonical_task(task_cfg["dataset"])
+        self.task = self.canonical_task(task_cfg["dataset"])
         self.variant = str(task_cfg.get("variant") or "fewglue")
         self.seed = int(cfg.get("seed", 0))
         self.family, self.tok = backbone.family, backbone.tokenizer
         self.pad_id, self.max_length = _pad_id(self.tok), int(task_cfg.get("max_length") or 256)
-        self.labels = sg.LABELS[self.task]
+        self.labels = self.label_names(self.task)
         self.decoding = method.decoding if self.family == "mlm" else "parallel"
         self.multi_token = str((cfg.get("method") or {}).get("multi_token") or "refuse")
         self._examples: dict[str, list[sg.Example]] = {}
@@ -387,9 +390,9 @@ class ClassificationTask:
 
 
 @uses_run_paths
-def run_classification(cfg: Mapping, backbone, method) -> dict:
+def run_classification(cfg: Mapping, backbone, method, task_class: type = ClassificationTask) -> dict:
     """Train (when the method trains) with selection on the selection split; score every eval split."""
-    task = ClassificationTask(cfg, backbone, method)
+    task = task_class(cfg, backbone, method)
     selection, report, eval_splits = task.selection_split, task.report_split, task.eval_splits
     if selection is not None and selection == report:
         raise ConfigError(f"selection split and report split are both {report!r}: the report would be chosen on itself")

@@ -37,17 +37,17 @@ def build_all(results: Path, out: Path, specs_dir: Path = TABLES_DIR, models=Non
     """Build every spec; returns the written paths and the skipped records' problems."""
     frames = read_frames(results / "runs", models, tags)
     published_dir = published_dir or results_dir() / "paper"
-    published = None
+    published = every = None
     files = sorted(Path(published_dir).glob("*.csv"))
     if files:
         import pandas as pd
 
-        published = pd.concat([load_published(f) for f in files], ignore_index=True)
+        published = every = pd.concat([load_published(f) for f in files], ignore_index=True)
         if models:
             published = published[published["model"].isin(models)]
     written: list[Path] = []
-    for spec in load_specs(specs_dir, only):
-        table = build_table(spec, frames, published)
+    for spec in load_specs(specs_dir, only):  # published.all_models: the paper's rows stay whatever --models keeps
+        table = build_table(spec, frames, every if (spec.get("published") or {}).get("all_models") else published)
         if table is not None:
             written += write_table(table, out)
     return written, frames.problems

@@ -86,11 +86,12 @@ class Cell:
 def stats_of(rows: pd.DataFrame) -> dict[str, Any]:
     values = rows["_value"].dropna().astype(float)
     n = int(len(values))
-    out: dict[str, Any] = {"n": n, "mean": None, "std": None, "min": None, "max": None, "median": None,
-                           "first": None, "range": None}
-    if n:
+    out: dict[str, Any] = {"n": n, "mean": None, "std": None, "pstd": None, "min": None, "max": None,
+                           "median": None, "first": None, "range": None}
+    if n:  # std: sample (n - 1); pstd: population (n), numpy's default (LM-BFF's tools/gather_result.py)
         out.update(mean=float(values.mean()), min=float(values.min()), max=float(values.max()),
-                   median=float(values.median()), std=float(values.std(ddof=1)) if n > 1 else None)
+                   median=float(values.median()), std=float(values.std(ddof=1)) if n > 1 else None,
+                   pstd=float(values.std(ddof=0)) if n > 1 else None)
         out["range"] = out["max"] - out["min"]
         first = rows[(rows["rank"].fillna(0) == 0)]["_value"].dropna()
         out["first"] = float(first.mean()) if len(first) else None
@@ -100,6 +101,23 @@ def stats_of(rows: pd.DataFrame) -> dict[str, Any]:
 
 def _config(value: Any) -> str:
     return "" if is_missing(value) else str(value)
+
+
+def _pick_per(rows: pd.DataFrame, grid: dict, scores: dict[str, float]) -> tuple[pd.DataFrame, list[str]]:
+    """``grid.per``: the best configuration within each group (e.g. each seed = data split); ties keep the
+    first in config-hash order. Groups without a scored configuration keep all their records."""
+    kept, chosen = [], []
+    for _, part in rows.groupby(list(grid["per"]), sort=True, dropna=False):
+        scored = [(c, [scores[n] for n in part.loc[part["config_hash"].map(_config) == c, "path"] if n in scores])
+                  for c in sorted({_config(c) for c in part["config_hash"]})]
+        scored = [(c, sum(v) / len(v)) for c, v in scored if v]
+        if not scored:
+            kept.append(part)
+            continue
+        pick = (max if grid["select"] == "max" else min)(scored, key=lambda cv: cv[1])[0]
+        chosen.append(pick)
+        kept.append(part[part["config_hash"].map(_config) == pick])
+    return pd.concat(kept), chosen
 
 
 def reduce_cell(rows: pd.DataFrame, keep: dict[str, str], grid: dict | None, scores: dict[str, float]) -> Cell:
@@ -115,7 +133,11 @@ def reduce_cell(rows: pd.DataFrame, keep: dict[str, str], grid: dict | None, sco
             points.append({"config_hash": config or None, **stats_of(part),
                            "grid_score": sum(score) / len(score) if score else None})
         cell.points = points
-        if grid:
+        if grid and grid.get("per"):
+            rows, chosen = _pick_per(rows, grid, scores)
+            cell.chosen_config = ";".join(chosen) or None
+            cell.mixed = len({_config(c) for c in rows["config_hash"]}) > len(chosen) and not chosen
+        elif grid:
             scored = [p for p in points if p["grid_score"] is not None]
             if scored:
                 pick = (max if grid["select"] == "max" else min)(scored, key=lambda p: p["grid_score"])

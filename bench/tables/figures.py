@@ -3,6 +3,9 @@
 - ``kind: spread``: per relation, P@1 of each paraphrased prompt as dots per prompt set, marks for
   other series (manual bar, P-Tuning star); one full-width figure per model row.
 - ``kind: distribution``: per model, box plots of per-relation P@1 for each series; one per variant.
+- ``kind: splits`` (records): per column key (e.g. LM-BFF's templates / label words), one dot per
+  seed (data split) and the mean with its std; ``grid`` picks each seed's configuration as the
+  tables do; one figure per model row.
 Colours and labels come from one series file (``conf/figures/rules/series.yaml``) so a method has
 the same colour in every figure; sizes fit a two-column paper (7 in full width, 3.3 in a column).
 ``python -m bench.tables.figures`` rebuilds them all.
@@ -43,7 +46,7 @@ def load_figure_specs(directory: Path = FIGURES_DIR, only: list[str] | None = No
             spec["column_key"] = load_rules(spec["column_key"], path, "column_key", FIGURES_DIR.parent / "tables" / "rules")
         spec.setdefault("split", "report")
         spec.setdefault("keep", {})
-        spec["source"] = "groups"
+        spec["source"] = "records" if spec.get("kind") == "splits" else "groups"
         spec["value"].setdefault("scale", 1)
         specs.append(spec)
     return specs
@@ -137,6 +140,46 @@ def distribution_figure(spec: dict, data: pd.DataFrame, variant: str):
     return fig
 
 
+def splits_figure(spec: dict, data: pd.DataFrame, row: str):
+    """Per column key: a dot per seed, the mean (bar) and mean ± std (line); None without data."""
+    data = data[(data["row"] == row) & data["column"].isin(list(spec["columns"]))]
+    if data.empty:
+        return None
+    keys = [k for k in spec["columns"] if k in set(data["column"])]
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=tuple(spec.get("size", (FULL_WIDTH, 2.3))))
+        for x, key in enumerate(keys):
+            values = data[data["column"] == key]["_value"].dropna()
+            ax.scatter([x] * len(values), values, s=8, alpha=0.7, linewidths=0, color="#0072B2",
+                       label="one split" if x == 0 else None)
+            mean, std = float(values.mean()), float(values.std(ddof=0))  # population std, as the LM-BFF tables
+            ax.plot([x - 0.25, x + 0.25], [mean, mean], color="black", linewidth=1.0,
+                    label="mean" if x == 0 else None)
+            ax.plot([x, x], [mean - std, mean + std], color="#D55E00", linewidth=0.8,
+                    label="mean ± std" if x == 0 else None)
+        ax.set_xticks(range(len(keys)), [spec["columns"][k] for k in keys], rotation=20, ha="right")
+        ax.set_xlim(-0.6, len(keys) - 0.4)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel(spec.get("ylabel", "accuracy (%)"))
+        ax.set_title(fill(spec["title"], {"row": row}))
+        ax.grid(axis="y", linewidth=0.3, alpha=0.5)
+        ax.legend(ncol=3, loc="lower left", frameon=False)
+    return fig
+
+
+def _grid_picked(spec: dict, data: pd.DataFrame, frames: Frames) -> pd.DataFrame:
+    """The records the spec's ``grid`` keeps per (row, column) cell, as the tables keep them."""
+    from bench.tables.builder import grid_scores
+    from bench.tables.cells import reduce_cell
+
+    if not spec.get("grid") or data.empty:
+        return data
+    scores, names = grid_scores(spec, frames), set()
+    for _, part in data.groupby(["row", "column"], dropna=False):
+        names |= set(reduce_cell(part, {}, spec["grid"], scores).records)
+    return data[data["name"].isin(names)]
+
+
 def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.pdf", out_dir / f"{stem}.png"]
@@ -159,13 +202,19 @@ def figures_for(spec: dict, frames: Frames):
             fig = spread_figure(spec, data, row)
             if fig is not None:
                 yield f"{spec['name']}_{_safe(row)}", fig
+    elif spec["kind"] == "splits":
+        data = _grid_picked(spec, data, frames)
+        for row in sorted(data["row"].unique()):
+            fig = splits_figure(spec, data, row)
+            if fig is not None:
+                yield f"{spec['name']}_{_safe(row)}", fig
     elif spec["kind"] == "distribution":
         for variant in sorted(v for v in data["variant"].dropna().unique()):
             fig = distribution_figure(spec, data, variant)
             if fig is not None:
                 yield f"{spec['name']}_{variant}", fig
     else:
-        raise ValueError(f"{spec.get('name')}: unknown figure kind {spec['kind']!r} (spread or distribution)")
+        raise ValueError(f"{spec.get('name')}: unknown figure kind {spec['kind']!r} (spread, distribution or splits)")
 
 
 def write_figures(frames: Frames, out_dir: Path, specs: list[dict] | None = None) -> list[Path]:

@@ -173,14 +173,14 @@ def _tidy(spec, out, labels, glabel, column, cell, paper, delta) -> list[dict]:
     paper_fields = {"paper": paper["value"] if paper else None, "paper_checked": paper["checked"] if paper else None,
                     "paper_source": paper["source"] if paper else None,
                     "paper_model": paper["model"] if paper else None, "delta": delta}
-    stats = {k: (cell.stats.get(k) if cell else None) for k in ("value", "mean", "std", "min", "max", "n",
+    stats = {k: (cell.stats.get(k) if cell else None) for k in ("value", "mean", "std", "pstd", "min", "max", "n",
                                                                   "median", "first", "range")}
     rows = [{**base, **stats, **paper_fields, **{f"ours_{k}": (cell.keep.get(k) if cell else None) for k in spec.get("_keep", {})},
              "records": ";".join(cell.records) if cell else None, "mixed": bool(cell.mixed) if cell else False,
              "config_hash": cell.chosen_config if cell and cell.chosen_config else (
                  ";".join(cell.configs) if cell and cell.configs else None), "selected": True}]
     for point in (cell.points if cell else []):
-        if cell.chosen_config is not None and point["config_hash"] != cell.chosen_config:
+        if cell.chosen_config is not None and point["config_hash"] not in cell.chosen_config.split(";"):
             rows.append({**base, **{k: point.get(k) for k in stats}, "config_hash": point["config_hash"],
                          "grid_score": point["grid_score"], "selected": False})
     return rows
@@ -215,8 +215,9 @@ def _notes(spec: dict, marks: dict, missing: dict, unchecked: bool) -> list[str]
                      + "; ".join(marks["‡"]))
     if spec.get("grid") and marks.get("grid"):
         g = spec["grid"]
+        per = f" within each {', '.join(g['per'])}" if g.get("per") else ""
         notes.append(f"each cell keeps the configuration with the {g['select']} {g['metric']} on the "
-                     f"{g.get('split', 'selection')} split; the CSV lists every configuration")
+                     f"{g.get('split', 'selection')} split{per}; the CSV lists every configuration")
     for why, rows in missing.items():
         listed = "; ".join(f"{row}: {', '.join(cols)}" for row, cols in rows.items())
         notes.append(f"{DASH} {why}" + (f": {listed}" if listed else ""))

@@ -22,14 +22,14 @@ from bench.paths import REPO_ROOT
 TABLES_DIR = REPO_ROOT / "conf" / "tables"
 FIGURES_DIR = REPO_ROOT / "conf" / "figures"
 RULES_DIR = TABLES_DIR / "rules"
-STATS = ("mean", "std", "min", "max", "n", "median", "first", "range", "value")
+STATS = ("mean", "std", "pstd", "min", "max", "n", "median", "first", "range", "value")
 TOP_KEYS = {"name", "title", "source", "select", "split", "value", "keep", "column_key", "rows", "column_groups",
             "columns", "derived", "published", "grid", "protocol_notes", "notes", "for_each", "missing_notes",
             "show_empty_columns", "label", "wide", "for_each_values", "file"}
 ROW_KEYS = {"by", "labels", "from", "extra", "sort"}
 COLUMN_KEYS = {"key", "keys", "label", "select", "show", "prefer", "lowest", "per", "stat", "then", "join",
                "within", "missing_note"}
-PUBLISHED_KEYS = {"table", "variant", "match", "show", "normalise", "delta", "label_field"}
+PUBLISHED_KEYS = {"table", "variant", "match", "show", "normalise", "delta", "label_field", "all_models"}
 
 
 def _fail(path: Path, key: str, message: str, fix: str) -> DataError:
@@ -127,6 +127,8 @@ def check_spec(spec: dict, path: Path, rules_dir: Path = RULES_DIR) -> dict:
     elif spec["grid"].get("select") not in ("max", "min"):
         raise _fail(path, "grid.select", "grid.select must be max or min",
                     "grid: {select: max, metric: overall.<key>, split: selection}")
+    elif not isinstance(spec["grid"].get("per", []), list):
+        raise _fail(path, "grid.per", "grid.per must be a list of record fields", "per: [seed]")
     spec.setdefault("notes", [])
     spec.setdefault("missing_notes", True)
     spec.setdefault("show_empty_columns", True)

@@ -1,0 +1,243 @@
+"""LM-BFF: k-shot data, the demonstration sampler against a plain cosine computation, LM-BFF's input
+layout with demonstrations, dev selection in the record, and mean / std over the 5 splits."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import statistics
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from bench.errors import ConfigError, MissingWeightsError
+from bench.lmbff import data as kd
+from bench.lmbff import demos as ds
+from bench.lmbff.embeddings import encoder_dir, mean_pool
+
+
+# data -------------------------------------------------------------------------------------------
+def test_kshot_splits_have_16_per_class_and_the_original_test_sets():
+    for task, n_labels, n_test in (("SST-2", 2, 872), ("SNLI", 3, 9824)):
+        for seed in kd.SEEDS:
+            for split in ("train", "dev"):
+                rows = kd.load_split(task, split, seed)
+                assert [sum(ex.label == i for ex in rows) for i in range(n_labels)] == [16] * n_labels
+        assert len(kd.load_split(task, "test", 13)) == n_test
+
+
+def test_limit_spreads_rows_over_the_file_so_every_class_stays():
+    rows = kd.load_split("SST-2", "dev", 13, limit=4)
+    assert [ex.meta["row"] for ex in rows] == [0, 8, 16, 24]
+    assert {ex.label for ex in rows} == {0, 1}
+    with pytest.raises(ConfigError, match="seed"):
+        kd.load_split("SST-2", "train", 34)
+
+
+# sampler ----------------------------------------------------------------------------------------
+def _plain_cos(a, b):
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+
+
+QUERY = [1.0, 0.0]
+SUPPORT = [[1.0, 0.1], [0.0, 1.0], [0.9, 0.5], [-1.0, 0.0], [0.7, 0.7], [0.2, -1.0], [1.0, -0.2], [0.1, 0.1]]
+LABELS = [0, 0, 0, 0, 1, 1, 1, 1]
+
+
+def test_filter_keeps_the_most_similar_share_of_each_label_as_plain_cosine():
+    sims = ds.cosine(torch.tensor([QUERY]), torch.tensor(SUPPORT))[0].tolist()
+    plain = [_plain_cos(QUERY, s) for s in SUPPORT]
+    assert sims == pytest.approx(plain)
+    # by hand: label 0 ranks 0 (0.995), 2 (0.874), 1 (0), 3 (-1); label 1 ranks 6 (0.981), 4 (0.707), 7, 5;
+    # rate 0.5 of 8 candidates over 2 labels keeps int(8 // 2 * 0.5) = 2 per label
+    assert ds.filtered_candidates(sims, LABELS, 2, 0.5) == [0, 6, 2, 4]
+    # a training query never demonstrates itself: 7 candidates -> int(7 // 2 * 0.5) = 1 per label
+    assert ds.filtered_candidates(sims, LABELS, 2, 0.5, exclude=0) == [6, 2]
+    assert ds.filtered_candidates(sims, LABELS, 2, None, exclude=3) == [0, 1, 2, 4, 5, 6, 7]
+
+
+def test_one_per_label_is_the_first_of_each_label_in_a_shuffle_in_label_order():
+    cands, seen = [0, 6, 2, 4], set()
+    for draw in range(50):
+        order = list(cands)
+        random.Random(draw).shuffle(order)
+        plain = [next(i for i in order if LABELS[i] == 0), next(i for i in order if LABELS[i] == 1)]
+        picked = ds.one_per_label(cands, LABELS, 2, random.Random(draw))
+        assert picked == plain
+        seen.add(tuple(picked))
+    assert seen == {(0, 6), (0, 4), (2, 6), (2, 4)}
+
+
+def test_mean_pool_is_the_masked_mean():
+    hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
+    assert mean_pool(hidden, torch.tensor([[1, 1, 0]])).tolist() == [[2.0, 3.0]]
+
+
+def test_missing_encoder_names_the_fix(tmp_path):
+    with pytest.raises(MissingWeightsError, match="BENCH_SBERT_DIR"):
+        encoder_dir(tmp_path / "nowhere")
+
+
+# the task with demonstrations ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def demo_task():
+    from omegaconf import OmegaConf
+    from test_prompt_tiny import tiny_tokenizer
+
+    from bench.lmbff.method import PromptDemoTuning
+    from bench.lmbff.runner import KShotTask
+    from bench.paths import REPO_ROOT
+
+    tok = tiny_tokenizer("tiny-roberta")
+    backbone = SimpleNamespace(family="mlm", tokenizer=tok, device=torch.device("cpu"))
+    cfg = {"task": OmegaConf.to_container(OmegaConf.load(REPO_ROOT / "conf/task/sst2.yaml")) | {"limit": 4},
+           "template": OmegaConf.to_container(OmegaConf.load(REPO_ROOT / "conf/template/lmbff_sst2.yaml")),
+           "seed": 13, "paths": {}}
+    task = KShotTask(cfg, backbone, PromptDemoTuning(num_sample=2))
+    gen = torch.Generator().manual_seed(0)
+    emb = {split: {ex.meta["row"]: torch.randn(8, generator=gen) for ex in task.examples(split)}
+           for split in ("train", "dev")}
+    task._embeddings = emb  # hand-made embeddings instead of the Sentence-BERT ones
+    return task, emb
+
+
+def test_demonstrations_are_drawn_from_the_plain_cosine_top_half_of_each_label(demo_task):
+    task, emb = demo_task
+    train = task.examples("train")
+    for query in task.examples("dev"):
+        q = emb["dev"][query.meta["row"]].tolist()
+        top = {}
+        for label in (0, 1):
+            ranked = sorted((ex for ex in train if ex.label == label),
+                            key=lambda ex: -_plain_cos(q, emb["train"][ex.meta["row"]].tolist()))
+            top[label] = {ex.uid for ex in ranked[:8]}  # int(32 // 2 * 0.5) = 8 per label
+        seen = {0: set(), 1: set()}
+        for draw in range(60):
+            demos = task.demonstrations(query, draw)
+            assert [d.label for d in demos] == [0, 1]  # one per label, in label order
+            for d in demos:
+                assert d.uid in top[d.label]
+                seen[d.label].add(d.uid)
+        assert seen == top  # 60 draws reach every kept candidate
+
+
+def test_demonstration_input_is_lmbffs_layout(demo_task):
+    task, _ = demo_task
+    tok = task.tok
+    query = task.examples("dev")[0]
+    demos = task.demonstrations(query, 0)
+    rendered = task.render_with(query, demos)
+    expected = (f"<s>{query.fields['sentence']} It was<mask>.</s>{demos[0].fields['sentence']} It was terrible.</s>"
+                f"{demos[1].fields['sentence']} It was great.</s>")
+    assert tok.decode(rendered.input_ids[:128]) == expected[: len(tok.decode(rendered.input_ids))]
+    assert rendered.input_ids[rendered.target_positions[0]] == tok.mask_token_id
+    assert len(rendered.input_ids) <= 128  # LM-BFF's max_seq_length for SST-2, tail cut
+
+
+# selection ------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_selected_checkpoint_is_the_best_dev_evaluation_and_the_record_says_so(tmp_path):
+    from bench.job import run_job
+    from bench.study import compose_job, hydra_context
+
+    overrides = ["seed=21", "debug=lmbff_smoke", "trainer.max_steps=6", "trainer.eval_every=1", "task.limit=8",
+                 f"paths.results_dir={tmp_path}", "trainer.lr=5e-3"]
+    with hydra_context():
+        cfg = compose_job("lmbff_sst2_prompt", "tiny-roberta", overrides)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr("bench.job.job_ranks", lambda cfg: [None])
+            mp.setattr("bench.job.grid_points", lambda cfg: [{}])
+            run_job(cfg, "lmbff_sst2_prompt")
+    (path,) = (tmp_path / "runs").rglob("*.json")
+    record = json.loads(path.read_text())
+    fit = record["extra"]["fit"]
+    values = [h["value"] for h in fit["history"]]
+    assert [h["step"] for h in fit["history"]] == [1, 2, 3, 4, 5, 6]
+    best = max(values)
+    assert fit["best_value"] == best and fit["best_step"] == values.index(best) + 1  # the earlier one on a tie
+    assert record["metrics"]["dev"]["overall"]["accuracy"] == best  # re-scored with the restored state
+    assert fit["selected"] == {"step": fit["best_step"], "dev": best, "best_of_history": True}
+    assert record["protocol"]["selection_split"] == "dev" and record["protocol"]["report_split"] == "test"
+    assert "best accuracy on the k-shot dev" in record["protocol"]["selection_rule"]
+    assert "ties keep the earlier" in record["protocol"]["selection_rule"]
+
+
+# mean and std over splits -------------------------------------------------------------------------
+def _record(seed: int, lr: float, dev: float, test: float) -> dict:
+    h = f"{seed:03d}{int(lr * 1e6):05d}"
+    name = f"sst2-k16__roberta-large__pet__lmbff_sst2__seed{seed}__{h}"
+    spec = {"task": "sst2", "variant": "k16", "model": "roberta-large", "method": "pet", "template": "lmbff_sst2",
+            "seed": seed, "tag": None, "rank": 0, "preset": None, "config_hash": h}
+    return {"schema_version": 2, "name": name, "status": "finished", "spec": spec,
+            "metrics": {"test": {"overall": {"accuracy": test}}, "dev": {"overall": {"accuracy": dev}}},
+            "selection_split": "dev", "report_split": "test", "params": {"trainable": 1},
+            "protocol": {"selection_split": "dev", "selection_rule": "x", "report_split": "test", "seeds": [seed]},
+            "config": {"task": {}, "model": {}, "method": {"name": "pet"}, "trainer": {"lr": lr}}, "extra": {}}
+
+
+def test_table_mean_and_std_over_splits_equal_a_plain_computation(tmp_path):
+    from bench.tables import build_table, load_specs, read_frames
+
+    rng = random.Random(7)
+    plain = []
+    for seed in kd.SEEDS:
+        points = [(lr, round(rng.random(), 4), round(rng.random(), 4)) for lr in (1e-5, 2e-5, 5e-5)]
+        for lr, dev, test in points:
+            path = tmp_path / "runs" / "sst2" / f"{_record(seed, lr, dev, test)['name']}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(_record(seed, lr, dev, test)))
+        plain.append(100 * max(points, key=lambda p: p[1])[2])  # the split's best dev point, its test accuracy
+    (spec,) = load_specs(only=["lmbff_table1_sst2"])
+    table = build_table(spec, read_frames(tmp_path / "runs"))
+    cell = table.tidy[(table.tidy["column"] == "sst2:prompt-r0") & table.tidy["selected"]].iloc[0]
+    assert cell["n"] == 5
+    assert cell["mean"] == pytest.approx(statistics.mean(plain))
+    assert cell["pstd"] == pytest.approx(statistics.pstdev(plain))  # LM-BFF's numpy std (ddof 0), shown
+    assert cell["std"] == pytest.approx(statistics.stdev(plain))
+    rows = table.tidy[table.tidy["column"] == "sst2:prompt-r0"]
+    assert len(cell["config_hash"].split(";")) == 5  # the picked point of each split
+    assert (~rows["selected"]).sum() == 10  # and the other 2 x 5 grid points, each on its own CSV row
+
+
+def test_gpt2_reads_demonstrations_before_the_input_with_blank_lines():
+    from omegaconf import OmegaConf
+    from test_prompt_tiny import tiny_tokenizer
+
+    from bench.lmbff.method import PromptDemoTuning
+    from bench.lmbff.runner import KShotTask
+    from bench.paths import REPO_ROOT
+
+    tok = tiny_tokenizer("tiny-gpt2")
+    backbone = SimpleNamespace(family="clm", tokenizer=tok, device=torch.device("cpu"))
+    cfg = {"task": OmegaConf.to_container(OmegaConf.load(REPO_ROOT / "conf/task/sst2.yaml")) | {"limit": 2},
+           "template": OmegaConf.to_container(OmegaConf.load(REPO_ROOT / "conf/template/lmbff_sst2.yaml")),
+           "seed": 13, "paths": {}}
+    task = KShotTask(cfg, backbone, PromptDemoTuning(num_sample=1, filter_rate=None))
+    query = task.examples("dev")[0]
+    demos = task.demonstrations(query, 0)
+    rendered = task.render_with(query, demos)
+    text = tok.decode(rendered.input_ids)
+    assert text == (f"{demos[0].fields['sentence']} It was terrible.\n\n{demos[1].fields['sentence']} It was great.\n\n"
+                    f"{query.fields['sentence']} It was")
+    assert rendered.target_positions == [len(rendered.input_ids) - 1]  # the next token after "was" is scored
+
+
+def test_finetune_input_is_lmbffs_plain_pair_with_one_separator():
+    from omegaconf import OmegaConf
+    from test_prompt_tiny import tiny_tokenizer
+
+    from bench.lmbff.runner import KShotTask
+    from bench.methods.finetune import FineTune
+    from bench.paths import REPO_ROOT
+
+    tok = tiny_tokenizer("tiny-roberta")
+    backbone = SimpleNamespace(family="mlm", tokenizer=tok, device=torch.device("cpu"))
+    cfg = {"task": OmegaConf.to_container(OmegaConf.load(REPO_ROOT / "conf/task/snli.yaml")) | {"limit": 2},
+           "template": {}, "seed": 13, "paths": {}}
+    task = KShotTask(cfg, backbone, FineTune())
+    ex = task.examples("dev")[0]
+    (ids,) = task._item(ex, train=False).sequences
+    assert tok.decode(ids) == f"<s>{ex.fields['premise']}</s>{ex.fields['hypothesis']}</s>"
