@@ -195,7 +195,7 @@ def launch(presets: Sequence[str], models: Sequence[str], seeds: Sequence[int] |
         command.append(f"hydra/launcher={launcher}")
     command += list(overrides)
     if not any(o.startswith(("paths.results_dir=", "paths.root=")) for o in overrides):
-        command.append(f"paths.results_dir={results_dir()}")  # the sweep dir resolves before HydraConfig is set
+        command.append(f"paths.results_dir={results_dir()}")  # the folder status and the summary read
     print("launching: " + " ".join(command[1:]), flush=True)
     return subprocess.call(command, cwd=str(REPO_ROOT))
 
