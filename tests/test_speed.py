@@ -33,8 +33,10 @@ def _item(length: int) -> LamaItem:
 def test_token_budget_batches_by_hand():
     items = [_item(n) for n in (3, 10, 4, 10, 2, 5)]
     # longest first: 10 (1), 10 (3), 5, 4, 3, 2; 2 rows x 10 = 20 fit 24, a third would make 30
-    assert length_sorted_batches(items, 64, token_budget=24) == [[1, 3], [5, 2, 0, 4]]
-    assert length_sorted_batches(items, 3, token_budget=24) == [[1, 3], [5, 2, 0], [4]]
+    assert length_sorted_batches(items, 64, token_budget=24, max_padding=1.0) == [[1, 3], [5, 2, 0, 4]]
+    assert length_sorted_batches(items, 3, token_budget=24, max_padding=1.0) == [[1, 3], [5, 2, 0], [4]]
+    # padding 1 + 2 = 3 of 15 tokens is 0.2 (kept); the 2-token item would make it 6 of 20 (closes)
+    assert length_sorted_batches(items, 64, token_budget=24) == [[1, 3], [5, 2, 0], [4]]
     assert length_sorted_batches(items, 4) == [[1, 3, 5, 2], [0, 4]]
     assert length_sorted_batches([_item(30), _item(1)], 8, token_budget=16) == [[0], [1]]  # too long: alone
 

@@ -85,24 +85,30 @@ def collate(items: Sequence[LamaItem], pad_id: int) -> ScoringBatch:
                      soft_positions=[it.soft_positions for it in items])
 
 
-def length_sorted_batches(items: Sequence[LamaItem], batch_size: int,
-                          token_budget: int | None = None) -> list[list[int]]:
+def length_sorted_batches(items: Sequence[LamaItem], batch_size: int, token_budget: int | None = None,
+                          max_padding: float = 0.2) -> list[list[int]]:
     """Indices grouped into batches of similar length (longest first: memory peaks early).
 
     Without ``token_budget``: ``batch_size`` items per batch. With it: as many items as fit
     ``rows x longest <= token_budget`` (at most ``batch_size`` rows), so short queries share
-    bigger batches and every forward pass does about the same work."""
+    bigger batches and every forward pass does about the same work; a batch also closes before
+    padding would exceed ``max_padding`` of its tokens (few facts of mixed lengths)."""
     order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids), reverse=True)
     if not token_budget:
         return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     batches: list[list[int]] = []
     current: list[int] = []
+    padding = 0
     for i in order:
-        width = len(items[current[0]].input_ids) if current else len(items[i].input_ids)
-        if current and (len(current) == batch_size or (len(current) + 1) * width > token_budget):
+        length = len(items[i].input_ids)
+        width = len(items[current[0]].input_ids) if current else length
+        rows = len(current) + 1
+        if current and (rows > batch_size or rows * width > token_budget
+                        or padding + width - length > max_padding * rows * width):
             batches.append(current)
-            current = []
+            current, padding, width = [], 0, length
         current.append(i)
+        padding += width - length
     if current:
         batches.append(current)
     return batches
@@ -116,22 +122,21 @@ def predict(
 ) -> list[int]:
     """Top-1 token id (within the candidates) for every item, in input order.
 
-    Every batch is collated on the host before the loop (pinned and copied without blocking on
-    CUDA); the top-1 indices stay on the device until the end (one transfer, no sync per batch).
+    The top-1 indices stay on the device until the end (one transfer, no sync per batch), so on
+    CUDA the host collates (and pins) the next batch while the device runs the previous one.
     ``token_budget``: see :func:`length_sorted_batches`. ``autocast``: run the scorer under
     ``torch.autocast`` with this dtype (e.g. bf16; predictions can then differ from float32)."""
     device = device or torch.device("cpu")
     cand = candidates.ids.to(device)
     batches = length_sorted_batches(items, batch_size, token_budget)
     cuda = device.type == "cuda"
-    host = [collate([items[i] for i in indices], pad_id) for indices in batches]
-    if cuda:
-        host = [pinned(batch) for batch in host]
     best: list[torch.Tensor] = []
     precision = torch.autocast(device.type, dtype=autocast) if autocast is not None else contextlib.nullcontext()
     with precision:
-        for batch in tqdm(host, desc=desc, unit="batch", leave=False, mininterval=2.0):
-            logits = scorer(batch.to(device, non_blocking=cuda))  # (n_targets, vocab); one target per item
+        for indices in tqdm(batches, desc=desc, unit="batch", leave=False, mininterval=2.0):
+            batch = collate([items[i] for i in indices], pad_id)  # on CUDA: while the previous batch runs
+            batch = pinned(batch).to(device, non_blocking=True) if cuda else batch.to(device)
+            logits = scorer(batch)  # (n_targets, vocab); one target per item
             best.append(logits.index_select(-1, cand).argmax(dim=-1))
     predictions = [0] * len(items)
     if best:

@@ -16,7 +16,7 @@ import torch
 
 from bench.lama.evaluation import Candidates, LamaItem, build_candidates, frozen_scorer, predict, render_facts
 from bench.lama.training import pad_id_of
-from bench.speed.measure import PeakMemory, sync, timed
+from bench.speed.measure import PeakMemory, matmul_peak, sync, timed
 from bench.speed.shapes import Shape, attention_flops, head_flops_per_target, matmul_flops_per_token
 
 
@@ -98,7 +98,8 @@ def padded_tokens(items: Sequence[LamaItem], batches: Sequence[Sequence[int]]) -
 
 
 def lama_figures(spec: Shape, backbone, items: Sequence[LamaItem], candidates: Candidates, *, budget: int,
-                 runs_batch: int, ref_batch: int, repeats: int, tie: float, bf16: bool, plain_facts: int) -> dict:
+                 runs_batch: int, ref_batch: int, repeats: int, tie: float, bf16: bool, plain_facts: int,
+                 eager_row: bool = True) -> dict:
     """Every LAMA-evaluation row for one model: seconds, facts/s, FLOP/s and agreement."""
     from bench.bench_lama import plain_predictions
     from bench.lama.evaluation import length_sorted_batches
@@ -129,18 +130,27 @@ def lama_figures(spec: Shape, backbone, items: Sequence[LamaItem], candidates: C
 
     variants = {"ours": lambda: run_ours(10**6, budget),
                 "reference": lambda: reference_predictions(model, items, candidates, pad, ref_batch, device),
-                "ours_fixed_batch": lambda: run_ours(runs_batch, None),
-                "ours_eager_attention": eager}
+                "ours_fixed_batch": lambda: run_ours(runs_batch, None)}
+    if eager_row:
+        variants["ours_eager_attention"] = eager
     if device.type == "cuda":
         variants["ours_tf32"] = tf32
     if bf16:
         variants["ours_bf16"] = lambda: run_ours(10**6, budget, torch.bfloat16)
+    peak_dtypes = {"fp32": torch.float32, **({"bf16": torch.bfloat16} if bf16 else {})}
+    if device.type == "cuda":
+        peak_dtypes["tf32"] = torch.float32
     run_ours(runs_batch, budget)  # warm-up (kernels, allocator)
     outputs, seconds = {}, dict.fromkeys(variants, float("inf"))
+    peaks = dict.fromkeys(peak_dtypes, 0.0)
     for _ in range(max(1, repeats)):  # rounds over all variants: a busy moment hits every variant alike
         for key, fn in variants.items():
             outputs[key], took = timed(fn, device)
             seconds[key] = min(seconds[key], took)
+        for key, dtype in peak_dtypes.items():  # the peak, measured in the same rounds
+            torch.backends.cuda.matmul.allow_tf32 = key == "tf32"
+            peaks[key] = max(peaks[key], matmul_peak(device, dtype, repeats=2))
+        torch.backends.cuda.matmul.allow_tf32 = False
     ours = outputs["ours"]
     rows["ours"] = {"seconds": seconds["ours"],
                     "tokens": padded_tokens(items, length_sorted_batches(items, 10**6, budget))}
@@ -153,8 +163,9 @@ def lama_figures(spec: Shape, backbone, items: Sequence[LamaItem], candidates: C
                          **agreement(ours, outputs["reference"][0], ref_gaps, tie)}
     rows["ours_fixed_batch"] = {"seconds": seconds["ours_fixed_batch"], "identical": outputs["ours_fixed_batch"] == ours,
                                 "tokens": padded_tokens(items, length_sorted_batches(items, runs_batch))}
-    rows["ours_eager_attention"] = {"seconds": seconds["ours_eager_attention"],
-                                    "identical": outputs["ours_eager_attention"] == ours}
+    if eager_row:
+        rows["ours_eager_attention"] = {"seconds": seconds["ours_eager_attention"],
+                                        "identical": outputs["ours_eager_attention"] == ours}
     for key in ("ours_tf32", "ours_bf16"):
         if key in variants:
             low = outputs[key]
@@ -173,7 +184,20 @@ def lama_figures(spec: Shape, backbone, items: Sequence[LamaItem], candidates: C
         row["useful_flop_per_s"] = flops / n * row.get("n_facts", n) / row["seconds"]
     return {"n_facts": n, "n_relations": len(by_rel), "n_candidates": int(candidates.ids.numel()),
             "real_tokens": sum(len(it.input_ids) for it in items), "useful_flops": flops, "p_at_1": p_at_1(items, ours),
-            "budget": budget, "runs_batch": runs_batch, "ref_batch": ref_batch, "rows": rows}
+            "budget": budget, "runs_batch": runs_batch, "ref_batch": ref_batch, "rows": rows, "peaks": peaks}
+
+
+def profile_ours(backbone, items: Sequence[LamaItem], candidates: Candidates, budget: int, top: int = 8) -> str:
+    """The operators our evaluation spends its time in (torch.profiler, one pass), as a text table."""
+    from torch.profiler import ProfilerActivity, profile
+
+    pad, scorer = pad_id_of(backbone.tokenizer), frozen_scorer(backbone.model)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if backbone.device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        predict(items, scorer, candidates, pad, 10**6, backbone.device, token_budget=budget)
+        sync(backbone.device)
+    key = "self_cuda_time_total" if backbone.device.type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=top, max_name_column_width=40)
 
 
 def memory_by_relations(backbone, per_relation: int, budget: int, relations: Sequence[str]) -> dict:

@@ -33,9 +33,11 @@ LABELS = {"ours": "ours: suite predict, token budget {budget}",
 
 def lama_table(name: str, entry: dict, peaks: dict) -> list[str]:
     lama = entry["lama"]
+    peaks = lama.get("peaks") or peaks  # measured in the same rounds as the rows
     rows, ref = lama["rows"], lama["rows"]["reference"]["seconds"]
     lines = [f"{name} ({entry['params'] / 1e6:,.0f}M parameters; {lama['n_facts']} facts over {lama['n_relations']} "
              f"relations, {lama['real_tokens']:,} real tokens, {lama['n_candidates']:,} candidates)",
+             "  matmul peak in the same rounds: " + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in peaks.items()),
              f"  {'row':58s} {'facts/s':>9s} {'x reference':>11s} {'GFLOP/s':>8s} {'of peak':>8s}  predictions"]
     for key, row in rows.items():
         label = LABELS[key].format(**lama)
@@ -65,6 +67,9 @@ def table(result: dict) -> str:
     for name, entry in result["models"].items():
         if "lama" in entry:
             lines += lama_table(name, entry, peaks)
+    for name, entry in result["models"].items():
+        if entry.get("profile"):
+            lines += ["", f"profile of our LAMA evaluation ({name}, one pass):", entry["profile"]]
     for name, entry in result["models"].items():
         mem = entry.get("memory")
         if mem:
