@@ -14,9 +14,11 @@ FIND_LINKS := $(or $(PIP_FIND_LINKS),$(wildcard /opt/wheels))
 UV_FIND := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
 ARGS ?=
 
-.PHONY: mini-models bench-pretrain help setup data models test lint lama-manual tables figures bench-lama clean
+.PHONY: bench mini-models bench-pretrain help setup data models test lint lama-manual tables figures bench-lama clean
 BENCH_MODEL ?= tiny-bert
 BENCH_ARGS ?=
+BENCH_SIZE ?= default
+BENCH_DEVICE ?= auto
 
 help: ## list every target with a one-line description
 	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
@@ -68,6 +70,9 @@ figures: setup ## rebuild results/figures/ (PDF + PNG) from results/runs/ (conf/
 bench-pretrain: setup ## mini-model pretraining step time: selected-position output layer + bf16 autocast vs plain fp32
 	$(PY) -m bench.bench_pretrain --recipe mini-bert
 	$(PY) -m bench.bench_pretrain --recipe mini-gpt2 --vocab 27118
+
+bench: setup data ## speed at the papers' model sizes (random weights): LAMA eval, P-Tuning vs PEFT, PET step, each / its baseline (BENCH_SIZE=small|default|paper|names, BENCH_DEVICE=cpu|cuda)
+	TQDM_DISABLE=1 $(PY) -m bench.speed --size $(BENCH_SIZE) --device $(BENCH_DEVICE) $(BENCH_ARGS)
 
 bench-lama: setup data ## LAMA evaluation facts/s vs a plain one-fact loop (identical predictions checked) and P-Tuning steps/s
 	$(PY) -m bench.bench_lama --model $(BENCH_MODEL) $(BENCH_ARGS)

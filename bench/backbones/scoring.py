@@ -54,9 +54,10 @@ class ScoringBatch:
     forward_patch: ForwardPatch | None = None  # deep prompts: adds past_key_values etc. to each backbone call
     token_type_ids: torch.Tensor | None = None  # (batch, seq) segment ids for BERT/ALBERT sentence pairs
 
-    def to(self, device: torch.device) -> ScoringBatch:
+    def to(self, device: torch.device, non_blocking: bool = False) -> ScoringBatch:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        return ScoringBatch(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in values.items()})
+        return ScoringBatch(**{k: v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v
+                               for k, v in values.items()})
 
 
 def pad_batch(

@@ -13,6 +13,8 @@ Protocol (LAMA, Petroni et al. 2019; P-Tuning, Liu et al. 2021):
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -83,30 +85,71 @@ def collate(items: Sequence[LamaItem], pad_id: int) -> ScoringBatch:
                      soft_positions=[it.soft_positions for it in items])
 
 
-def length_sorted_batches(items: Sequence[LamaItem], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length (longest first: memory peaks early)."""
+def length_sorted_batches(items: Sequence[LamaItem], batch_size: int, token_budget: int | None = None,
+                          max_padding: float = 0.2) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first: memory peaks early).
+
+    Without ``token_budget``: ``batch_size`` items per batch. With it: as many items as fit
+    ``rows x longest <= token_budget`` (at most ``batch_size`` rows), so short queries share
+    bigger batches and every forward pass does about the same work; a batch also closes before
+    padding would exceed ``max_padding`` of its tokens (few facts of mixed lengths)."""
     order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids), reverse=True)
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    if not token_budget:
+        return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    batches: list[list[int]] = []
+    current: list[int] = []
+    padding = 0
+    for i in order:
+        length = len(items[i].input_ids)
+        width = len(items[current[0]].input_ids) if current else length
+        rows = len(current) + 1
+        if current and (rows > batch_size or rows * width > token_budget
+                        or padding + width - length > max_padding * rows * width):
+            batches.append(current)
+            current, padding, width = [], 0, length
+        current.append(i)
+        padding += width - length
+    if current:
+        batches.append(current)
+    return batches
 
 
 @torch.inference_mode()
 def predict(
     items: Sequence[LamaItem], scorer: Scorer, candidates: Candidates, pad_id: int,
     batch_size: int = 64, device: torch.device | None = None, desc: str = "LAMA",
+    token_budget: int | None = None, autocast: torch.dtype | None = None,
 ) -> list[int]:
-    """Top-1 token id (within the candidates) for every item, in input order."""
+    """Top-1 token id (within the candidates) for every item, in input order.
+
+    The top-1 indices stay on the device until the end (one transfer, no sync per batch), so on
+    CUDA the host collates (and pins) the next batch while the device runs the previous one.
+    ``token_budget``: see :func:`length_sorted_batches`. ``autocast``: run the scorer under
+    ``torch.autocast`` with this dtype (e.g. bf16; predictions can then differ from float32)."""
     device = device or torch.device("cpu")
     cand = candidates.ids.to(device)
+    batches = length_sorted_batches(items, batch_size, token_budget)
+    cuda = device.type == "cuda"
+    best: list[torch.Tensor] = []
+    precision = torch.autocast(device.type, dtype=autocast) if autocast is not None else contextlib.nullcontext()
+    with precision:
+        for indices in tqdm(batches, desc=desc, unit="batch", leave=False, mininterval=2.0):
+            batch = collate([items[i] for i in indices], pad_id)  # on CUDA: while the previous batch runs
+            batch = pinned(batch).to(device, non_blocking=True) if cuda else batch.to(device)
+            logits = scorer(batch)  # (n_targets, vocab); one target per item
+            best.append(logits.index_select(-1, cand).argmax(dim=-1))
     predictions = [0] * len(items)
-    batches = length_sorted_batches(items, batch_size)
-    for indices in tqdm(batches, desc=desc, unit="batch", leave=False, mininterval=2.0):
-        batch = collate([items[i] for i in indices], pad_id).to(device)
-        logits = scorer(batch)  # (n_targets, vocab); one target per LAMA item
-        restricted = logits.index_select(-1, cand)
-        best = cand[restricted.argmax(dim=-1)].tolist()
-        for i, pred in zip(indices, best, strict=True):
+    if best:
+        flat = cand[torch.cat(best)].tolist()
+        for i, pred in zip((i for indices in batches for i in indices), flat, strict=True):
             predictions[i] = pred
     return predictions
+
+
+def pinned(batch: ScoringBatch) -> ScoringBatch:
+    """The batch with its tensors in page-locked host memory (for asynchronous copies)."""
+    values = {f.name: getattr(batch, f.name) for f in dataclasses.fields(batch)}
+    return type(batch)(**{k: v.pin_memory() if isinstance(v, torch.Tensor) else v for k, v in values.items()})
 
 
 def frozen_scorer(model) -> Scorer:

@@ -33,9 +33,10 @@ class LabeledBatch(ScoringBatch):
 
     labels: torch.Tensor | None = None  # (n_targets,)
 
-    def to(self, device: torch.device) -> LabeledBatch:
+    def to(self, device: torch.device, non_blocking: bool = False) -> LabeledBatch:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return LabeledBatch(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in values.items()})
+        return LabeledBatch(**{k: v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v
+                               for k, v in values.items()})
 
 
 def pad_id_of(tokenizer) -> int:
