@@ -75,7 +75,8 @@ def evaluate_split(
     else:
         with autocast_for(backbone):
             predictions = predict(items, scorer, candidates, pad_id, batch_size=int(task_cfg.get("batch_size", 64)),
-                                  device=backbone.device, desc=f"LAMA {split}")
+                                  device=backbone.device, desc=f"LAMA {split}",
+                                  token_budget=task_cfg.get("token_budget"))
     metrics = score_items(items, predictions)
     if task_cfg.get("save_predictions"):
         metrics["predictions"] = prediction_table(items, predictions, backbone.tokenizer)
