@@ -227,7 +227,7 @@ def check_results_folder(cfg: Mapping, method) -> None:
     _writable(results / "failed", "failure-record folder")
     needed = MIN_FREE_BYTES
     hidden = _hidden_size(cfg["model"])
-    if cfg["task"]["kind"] == "lama" and getattr(method, "trains", False) and hidden:
+    if cfg["task"]["kind"] == "lama" and method.trains and hidden:
         needed += 41 * 4 * 16 * hidden * hidden  # per relation: a prompt encoder of ~16 h^2 float32 weights
     free = shutil.disk_usage(next(p for p in (results, *results.parents) if p.exists())).free
     if free < needed:
@@ -243,7 +243,7 @@ def _lama_inputs(cfg: Mapping, method) -> None:
     task, root = cfg["task"], Path(str(cfg["paths"]["data_dir"]))
     relations = lama_data.select_relations(task.get("relations", "all"), root)
     lama_data.load_vocab(task["variant"], cfg["model"]["lama_vocab_key"], root)
-    trains = bool(getattr(method, "trains", False))
+    trains = method.trains
     splits = list(dict.fromkeys([*(["train", task["selection_split"]] if trains else []), *task["eval_splits"]]))
     for relation in relations:
         for split in splits:
@@ -279,7 +279,7 @@ def _classification_inputs(cfg: Mapping, method, tokenizer) -> None:
     task_class = getattr(get_method(str(cfg["task"]["runner"])), "task_class", ClassificationTask)  # the runner's
     task = task_class(cfg, stub, _Unattached(method))  # template count, left-to-right rule, label words
     splits = list(task.eval_splits)
-    if getattr(method, "trains", False) or hasattr(method, "with_demonstrations"):
+    if method.trains or method.uses_demonstrations:
         splits.insert(0, "train")
     if task.selection_split is not None and task.selection_split == task.report_split:
         raise ConfigError(f"task.selection_split and task.report_split are both {task.report_split!r}: the report "

@@ -112,8 +112,8 @@ def resolve_precision(device: torch.device, dtype: str | torch.dtype | None = "a
 def precision_for_method(device: torch.device, cfg, method) -> Precision:
     """From a composed config (``dtype``, ``frozen_dtype``) and an instantiated method."""
     return resolve_precision(device, cfg.get("dtype", "auto"), cfg.get("frozen_dtype", "auto"),
-                             tunes_backbone=bool(getattr(method, "tunes_backbone", False)),
-                             trains=bool(getattr(method, "trains", False)))
+                             tunes_backbone=method.tunes_backbone,
+                             trains=method.trains)
 
 
 def of(backbone) -> Precision:
