@@ -37,3 +37,15 @@ def prepared_data():
         return
     for name in FAMILIES:
         importlib.import_module(f"data_prep.{name}").prepare(None, None, False, quiet=True)
+
+
+@pytest.fixture(scope="session")
+def lama_data():
+    """The LAMA relation ids of the prepared data; skips when data/lama is not prepared."""
+    from bench.errors import DataError
+    from bench.lama.data import relation_ids
+
+    try:
+        return relation_ids()
+    except DataError as err:
+        pytest.skip(f"real LAMA data is not prepared (run `python -m data_prep lama`): {err}")

@@ -1,20 +1,8 @@
 """The LAMA benchmark: our batched evaluation and the plain one-fact loop agree, and a disagreement fails it."""
 
-import pytest
 
 import bench.lama.evaluation as lama_eval
 from bench.bench_lama import main, report, run
-from bench.errors import DataError
-
-
-@pytest.fixture(scope="module")
-def lama_data():
-    from bench.lama.data import relation_ids
-
-    try:
-        return relation_ids()
-    except DataError as err:
-        pytest.skip(f"real LAMA data is not prepared (run `python -m data_prep lama`): {err}")
 
 
 def test_batched_evaluation_matches_the_plain_loop_on_a_tiny_model(lama_data):

@@ -4,26 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
+from test_train_loop import ToyMethod  # the same one-weight method
 
-from bench.methods.base import Method
 from bench.train import fit
-
-
-class Toy(Method):
-    name = "toy"
-    trains = True
-
-    def __init__(self):
-        self.weight = nn.Linear(1, 1, bias=False)
-        nn.init.zeros_(self.weight.weight)
-        self.backbone = type("B", (), {"model": nn.Linear(1, 1)})()
-
-    def own_modules(self):
-        return {"weight": self.weight}
-
-    def scorer(self):
-        return lambda batch: self.weight(batch)
 
 
 class ScriptedTask:
@@ -68,7 +51,7 @@ CFG = {"lr": 0.1, "optimizer": "adam", "weight_decay": 0.0, "schedule": "exponen
 
 
 def run(values, max_epochs, patience):
-    method = Toy()
+    method = ToyMethod()
     task = ScriptedTask(values, method)
     result = fit(method, task, {**CFG, "max_epochs": max_epochs, "early_stopping_patience": patience}, "dev")
     return method, task, result
@@ -105,7 +88,7 @@ def test_schedule_written_out_by_hand():
 
 
 def test_paper_loop_is_unchanged_by_the_new_keys():
-    method = Toy()
+    method = ToyMethod()
     task = ScriptedTask([0.1, 0.5, 0.3, 0.2], method)
     cfg = {**CFG, "drop_last": False, "eval_before_epoch": False, "max_epochs": 10, "early_stopping_patience": 2}
     result = fit(method, task, cfg, "dev")
@@ -123,4 +106,4 @@ def test_a_run_with_nothing_selectable_scores_its_final_state(caplog):
 def test_eval_every_is_refused_with_eval_before_epoch():
     with pytest.raises(ValueError, match="eval_before_epoch"):
         run_cfg = {**CFG, "eval_every": 2, "max_epochs": 2}
-        fit(Toy(), ScriptedTask([0.1] * 4, Toy()), run_cfg, "dev")
+        fit(ToyMethod(), ScriptedTask([0.1] * 4, ToyMethod()), run_cfg, "dev")

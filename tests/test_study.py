@@ -13,7 +13,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 import bench.job
-from bench.errors import ConfigError, DataError
+from bench.errors import ConfigError
 from bench.identity import config_hash
 from bench.job import JobFailed, run_job
 from bench.paths import REPO_ROOT
@@ -23,14 +23,6 @@ from bench.study import compose_job, hydra_context, main, plan_study
 PY = sys.executable
 
 
-@pytest.fixture(scope="module")
-def lama_data():
-    from bench.lama.data import relation_ids
-
-    try:
-        return relation_ids()
-    except DataError as err:
-        pytest.skip(f"real LAMA data is not prepared (run `python -m data_prep lama`): {err}")
 
 
 def _overrides(results: Path, relations: str = "[P17,P19]") -> list[str]:
