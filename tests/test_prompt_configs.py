@@ -19,7 +19,8 @@ EXPECTED = {
     "ptuning_cb": ([1], {"entailment", "contradiction", "neutral"}), "ptuning_copa": ([1], None),
     "ptuning_rte": ([1], {"entailment", "not_entailment"}), "ptuning_wic": ([1, 2, 3, 4], {"False", "True"}),
     "ptuning_wsc": ([1, 2], None), "ptuning_multirc": ([1], {"0", "1"}),
-    "lmbff_sst2": ([0], {"0", "1"}), "lmbff_snli": ([0], {"contradiction", "entailment", "neutral"}),
+    "lmbff_sst2": ([0, 1, 2, 3, 4], {"0", "1"}),  # Table 1: one template, five label-word pairs
+    "lmbff_snli": ([0, 1, 2, 3, 4, 5], {"contradiction", "entailment", "neutral"}),  # five templates + Maybe/No/Yes
 }
 FIELDS = {"boolq": {"passage", "question"}, "cb": {"premise", "hypothesis", "hypothesis_bare"},
           "rte": {"premise", "hypothesis", "hypothesis_bare"}, "wic": {"word", "sentence1", "sentence2"},
