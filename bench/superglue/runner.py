@@ -37,6 +37,7 @@ from bench.precision import autocast_for
 from bench.prompts import render, target_token_ids, templates_for, verbalizer_for
 from bench.prompts.multitoken import Entry, greedy_fill, iterative_scores, make_entry
 from bench.prompts.template import Field, Target, check_template
+from bench.prompts.text2text import label_ids, text2text_entry
 from bench.prompts.verbalizer import check_label_words
 from bench.superglue import data as sg
 from bench.superglue.metrics import superglue_metrics, words_match
@@ -157,6 +158,11 @@ class ClassificationTask:
 
     # setup -----------------------------------------------------------------------------------
     def _vocab_mode(self) -> str:
+        if getattr(self.method, "form", "cloze") == "text2text":  # Lester's T5: the decoder writes the label
+            if self.family != "seq2seq" or self.answer_field or (self.labels and self.verbalizer is None):
+                raise ConfigError("form=text2text needs an encoder-decoder model (T5) and label strings (a "
+                                  "template with a verbalizer, or a choice task)")
+            return "text2text"
         if self.answer_field:
             if self.family != "mlm" or self.labels != ("False", "True"):
                 raise ConfigError(f"answer_field (PET's generative WSC) needs a masked LM and a True/False task, "
@@ -272,6 +278,10 @@ class ClassificationTask:
             return Item(ex, sequences=seqs)
         if self.mode == "words":
             return Item(ex, rendered=self._render(ex, 1))
+        if self.mode == "text2text":
+            strings = ex.choices if self.labels is None else [self.verbalizer.label_words[lab][0] for lab in self.labels]
+            rendered = self._render(ex, 1)
+            return Item(ex, entries=[text2text_entry(rendered, label_ids(s, self.tok), self.tok) for s in strings])
         space = self.template_space(ex)
         if self.mode == "span":
             tokens = target_token_ids(ex.fields[self.answer_field], self.tok, prefix_space=space)
