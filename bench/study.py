@@ -260,7 +260,7 @@ def cmd_run(args) -> int:
     ran = sum(1 for b, a in zip(before.runs, after.runs, strict=True) if a.state == "done" and
               (b.state != "done" or args.force))
     print(f"study {args.study}: {ran} run now, {before.count('done') if not args.force else 0} finished before, "
-          f"{after.count('failed')} failed, {after.count('missing')} missing, {after.count('n/a')} not applicable "
+          f"{after.count('failed')} failed, {after.count('missing')} missing, {after.count('n/a')} not applicable, {after.count('missing data')} missing data "
           f"(records: {results / 'runs'})")
     failures = failure_report(after, results / "failed")
     if failures:
