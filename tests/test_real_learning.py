@@ -1,7 +1,8 @@
 """The real learning check (``make check-learning``; skipped unless BENCH_REAL=1): CLS fine-tuning of the one real
 pretrained encoder available offline, all-MiniLM-L6-v2 (../shared/data/models, BERT architecture, no MLM head),
-through the suite's runner on RTE's full train set (selection on the held-out 10%) must beat the majority class
-of RTE train on RTE val by MARGIN accuracy points. A few minutes on a CPU."""
+through the suite's runner on RTE's full train set (selection on the held-out 10%) must beat every constant
+prediction on RTE val (the majority class of train scores 47.3 there, of val 52.7) by MARGIN accuracy points.
+Tens of minutes on a shared CPU (one epoch took 26 min here)."""
 
 import os
 from collections import Counter
@@ -41,7 +42,8 @@ def test_cls_finetuning_of_minilm_on_rte_beats_the_majority_class():
     payload = run_classification(cfg, backbone, method)
     train, val = load_split("RTE", "train", "superglue"), load_split("RTE", "val", "superglue")
     majority = Counter(ex.label for ex in train).most_common(1)[0][0]
-    baseline = sum(ex.label == majority for ex in val) / len(val)
+    train_majority = sum(ex.label == majority for ex in val) / len(val)  # RTE: 47.3 (train's majority is not val's)
+    baseline = max(train_majority, Counter(ex.label for ex in val).most_common(1)[0][1] / len(val))  # any constant
     accuracy = payload["metrics"]["val"]["overall"]["accuracy"]
     print(f"RTE val accuracy {accuracy:.4f} vs majority {baseline:.4f} (margin {MARGIN}); fit {payload['extra']['fit']}")
     assert accuracy >= baseline + MARGIN
