@@ -14,7 +14,7 @@ FIND_LINKS := $(or $(PIP_FIND_LINKS),$(wildcard /opt/wheels))
 UV_FIND := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
 ARGS ?=
 
-.PHONY: bench mini-models bench-pretrain help setup data models test lint lama-manual tables figures bench-lama clean
+.PHONY: bench check-learning mini-models bench-pretrain help setup data models test lint lama-manual tables figures bench-lama clean
 BENCH_MODEL ?= tiny-bert
 BENCH_ARGS ?=
 BENCH_SIZE ?= default
@@ -66,6 +66,9 @@ status-%: setup ## list done / missing / failed runs of a study for MODELS (noth
 
 figures: setup ## rebuild results/figures/ (PDF + PNG) from results/runs/ (conf/figures/*.yaml; filters: MODELS=a,b TAGS=smoke,none)
 	$(PY) -m bench.tables.figures $(TABLE_FILTERS)
+
+check-learning: setup data ## real learning check: CLS fine-tuning of all-MiniLM-L6-v2 on RTE beats every constant prediction on val (tens of minutes, CPU)
+	BENCH_REAL=1 $(PY) -m pytest -q -s -m realmodel tests/test_real_learning.py
 
 bench-pretrain: setup ## mini-model pretraining step time: selected-position output layer + bf16 autocast vs plain fp32
 	$(PY) -m bench.bench_pretrain --recipe mini-bert

@@ -281,7 +281,8 @@ def _classification_inputs(cfg: Mapping, method, tokenizer) -> None:
     splits = list(task.eval_splits)
     if method.trains or method.uses_demonstrations:
         splits.insert(0, "train")
-    if task.selection_split is not None and task.selection_split == task.report_split:
+    if task.selection_split is not None and task.selection_split == task.report_split and \
+            not cfg["task"].get("allow_val_selection"):  # P-Tuning v2's code behaviour, only under its flag
         raise ConfigError(f"task.selection_split and task.report_split are both {task.report_split!r}: the report "
                           "would be chosen on itself.\n  fix: select on dev32 (fewglue) or heldout (superglue)")
     for split in dict.fromkeys(splits):

@@ -36,6 +36,10 @@ class DataError(BenchError):
         super().__init__(text)
 
 
+class MissingDataError(DataError):
+    """A split a run needs is not in the prepared data (a known gap of the local mirror); names the fetch command."""
+
+
 class MissingWeightsError(BenchError):
     """Model weights are neither in the hub cache nor at a local path, and the hub is unreachable."""
 

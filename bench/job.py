@@ -21,7 +21,7 @@ from pathlib import Path
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from bench.errors import BenchError, ConfigError
+from bench.errors import BenchError, ConfigError, MissingDataError
 from bench.gpu_slots import pick_job_device
 from bench.identity import resolved_config, spec_from_config
 from bench.paths import uses_run_paths
@@ -111,6 +111,18 @@ def grid_points(cfg: DictConfig) -> list[dict]:
     points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(list(grid[k]) for k in keys))]
     limit = cfg.get("grid_limit")
     return (points[: int(limit)] if limit else points) or [{}]
+
+
+def missing_data(cfg: DictConfig) -> MissingDataError | None:
+    """The task's data check (``task.preflight``: a dotted ``f(resolved_cfg, method)``), before weights load."""
+    name = cfg.task.get("preflight")
+    if not name:
+        return None
+    try:
+        get_method(str(name))(resolved_config(cfg), instantiate(cfg.method.component))
+    except MissingDataError as err:
+        return err
+    return None
 
 
 def plan_job(cfg: DictConfig, preset: str | None = None) -> list[PlannedRun]:
@@ -217,6 +229,13 @@ def run_job(cfg: DictConfig, preset: str | None = None) -> JobOutcome:
     preset = preset or preset_of(cfg)
     outcome = JobOutcome()
     why = not_applicable(cfg)
+    missing = None if why else missing_data(cfg)
+    if missing:  # checked before weights load; a study records the gap, a single run fails with the fetch command
+        if cfg.get("ranks") == "preset":
+            log.warning("skip %s x %s: %s", preset, cfg.model.name, missing)
+            outcome.not_applicable = str(missing).splitlines()[0]
+            return outcome
+        raise missing
     if why:
         if cfg.get("ranks") == "preset":  # inside a study: a preset for other architectures is not a failure
             log.info("skip %s x %s: %s", preset, cfg.model.name, why)

@@ -38,7 +38,7 @@ class RunState:
     seed: int
     rank: int | None
     name: str
-    state: str  # done | missing | failed | n/a
+    state: str  # done | missing | failed | n/a | missing data (a split not in the prepared data)
     detail: str = ""
 
 
@@ -122,7 +122,7 @@ def compose_job(preset: str, model: str, overrides: Sequence[str]):
 def plan_study(presets: Sequence[str], models: Sequence[str], seeds: Sequence[int] | None,
                overrides: Sequence[str]) -> StudyPlan:
     """Every run of the study with its state; composes configs only (call inside :func:`hydra_context`)."""
-    from bench.job import not_applicable, plan_job
+    from bench.job import missing_data, not_applicable, plan_job
 
     plan = StudyPlan()
     seed_sets = [[f"seed={s}"] for s in seeds] if seeds else [[]]
@@ -131,6 +131,10 @@ def plan_study(presets: Sequence[str], models: Sequence[str], seeds: Sequence[in
         why = not_applicable(cfg)
         if why:
             plan.runs.append(RunState(preset, model, int(cfg.seed), None, "-", "n/a", why))
+            continue
+        if (gap := missing_data(cfg)) is not None:
+            plan.runs.append(RunState(preset, model, int(cfg.seed), None, "-", "missing data",
+                                      str(gap).splitlines()[0]))
             continue
         failed_dir = Path(cfg.paths.results_dir) / "failed"
         for run in plan_job(cfg, preset):
@@ -159,9 +163,10 @@ def status_lines(plan: StudyPlan, verbose: bool = True) -> list[str]:
         for r in plan.runs:
             rank = "" if r.rank is None else f" r{r.rank}"
             lines.append(f"{r.state:8s} {r.preset} x {r.model} seed{r.seed}{rank}: {r.name}"
-                         + (f"  [{r.detail}]" if r.state in ("failed", "n/a") and r.detail else ""))
+                         + (f"  [{r.detail}]" if r.state in ("failed", "n/a", "missing data") and r.detail else ""))
     lines.append(f"{len(plan.runs)} runs: {plan.count('done')} done, {plan.count('missing')} missing, "
-                 f"{plan.count('failed')} failed, {plan.count('n/a')} not applicable")
+                 f"{plan.count('failed')} failed, {plan.count('n/a')} not applicable, "
+                 f"{plan.count('missing data')} missing data (fetch command in the detail)")
     return lines
 
 
@@ -218,7 +223,8 @@ def _study_args(args) -> tuple[dict, list[str], list[int] | None, list[str]]:
     if debug:
         print(f"models {', '.join(models)}: adding {debug} (give debug=none for full-length runs)")
         overrides.append(debug)
-    return study, models, study.get("seeds"), overrides
+    seeds = study.get("debug_seeds", study.get("seeds")) if debug else study.get("seeds")
+    return study, models, seeds, overrides
 
 
 def cmd_status(args) -> int:
@@ -254,7 +260,7 @@ def cmd_run(args) -> int:
     ran = sum(1 for b, a in zip(before.runs, after.runs, strict=True) if a.state == "done" and
               (b.state != "done" or args.force))
     print(f"study {args.study}: {ran} run now, {before.count('done') if not args.force else 0} finished before, "
-          f"{after.count('failed')} failed, {after.count('missing')} missing, {after.count('n/a')} not applicable "
+          f"{after.count('failed')} failed, {after.count('missing')} missing, {after.count('n/a')} not applicable, {after.count('missing data')} missing data "
           f"(records: {results / 'runs'})")
     failures = failure_report(after, results / "failed")
     if failures:

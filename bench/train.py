@@ -36,7 +36,7 @@ from bench.errors import ConfigError
 from bench.precision import Precision
 
 log = logging.getLogger(__name__)
-OPTIMIZERS = ("adamw", "adam")
+OPTIMIZERS = ("adamw", "adam", "adafactor")
 SCHEDULES = ("linear", "exponential", "constant")
 
 
@@ -67,6 +67,11 @@ def build_optimizer(method, trainer_cfg: Mapping) -> torch.optim.Optimizer:
     name = str(trainer_cfg.get("optimizer", "adamw")).lower()
     if name not in OPTIMIZERS:
         raise ConfigError(f"trainer.optimizer={name!r} is not one of {', '.join(OPTIMIZERS)}")
+    if name == "adafactor":  # Lester et al.'s prompt tuning: constant lr (0.3), no relative step / parameter scale
+        from transformers.optimization import Adafactor
+
+        return Adafactor(groups, lr=float(trainer_cfg["lr"]), relative_step=False, scale_parameter=False,
+                         warmup_init=False, weight_decay=float(trainer_cfg.get("weight_decay", 0.0)))
     cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
     return cls(groups, lr=float(trainer_cfg["lr"]), weight_decay=float(trainer_cfg.get("weight_decay", 0.0)))
 

@@ -1,4 +1,4 @@
-"""CLI: ``python -m data_prep {lama,superglue,lm_bff,all} [--mirror DIR] [--out DIR] [--force]``."""
+"""CLI: ``python -m data_prep {lama,superglue,lm_bff,all} [--mirror DIR] [--out DIR] [--force] [--full]``."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rebuild even when the MANIFEST says up to date")
     parser.add_argument("--download", action="store_true",
                         help="ignore any mirror; fetch canonical URLs into <out>/_downloads/ and verify sha256")
+    parser.add_argument("--full", action="store_true",
+                        help="superglue: also fetch the full train sets the mirror lacks (and ReCoRD val); NEEDS NETWORK")
     parser.add_argument("--quiet", action="store_true", help="print errors only")
     parser.add_argument("--write-sums", action="store_true",
                         help="maintainers: rebuild and rewrite data_prep/<family>/SHA256SUMS from the sources read")
@@ -32,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             module.prepare(args.mirror, args.out, args.force, download=args.download, quiet=args.quiet,
                            write_sums=args.write_sums)
+            if args.full and name == "superglue":
+                from data_prep.superglue.full import prepare_full
+                prepare_full(args.out)
         except BenchError as err:
             print(f"[{name}] FAILED: {err}", file=sys.stderr)
             failed.append(name)

@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 from tables_fixture import P17_PROMPTS, kshot_record, record, save
 
+from bench.superglue.data import split_file
 from bench.tables import build_table, load_published, load_specs, read_frames
 from bench.tables.spec import TABLES_DIR
 
+MISSING = "missing data" if not split_file("BoolQ", "train", "superglue").is_file() else "—"
 GOLDEN_PUBLISHED = Path(__file__).resolve().parent / "golden" / "published.csv"
 FOLLOWS = {"task": {"relations": ["P17", "P19"]}, "model": {}, "method": {}}  # no protocol departure
 
@@ -36,7 +38,38 @@ def _runs(root: Path) -> Path:
                                 config_hash=f"{config}{seed}"))
     save(runs, kshot_record("snli", "roberta-large", "finetune", "lmbff_snli", 0.5, 0.5))
     save(runs, kshot_record("sst2", "roberta-large", "manual", "lmbff_sst2", 0.836, 0.8))
+    for args in SUPERGLUE_RUNS:
+        save(runs, superglue_record(*args[:5], **(args[5] if len(args) > 5 else {})))
     return runs
+
+
+def superglue_record(model: str, method: str, preset: str, task: str, score: float, seed: int = 42,
+                     valsel: bool = False) -> dict:
+    """A finished SuperGLUE record (schema 2): val score (= accuracy for RTE/WiC), held-out or val selection."""
+    task_cfg = {"name": task, "limit": None, **({"allow_val_selection": True, "protocol": "val_selection"}
+                                                if valsel else {})}
+    rec = record(task, model, method, f"pet_{task}", {"x": 0.0}, variant="superglue", seed=seed, schema=2,
+                 config_hash=f"h{int(valsel)}", config={"task": task_cfg, "model": {}, "method": {"name": method},
+                                                        "trainer": {"max_steps": None}})
+    rec["spec"]["preset"] = preset
+    rec["metrics"] = {"val": {"overall": {"score": score, "accuracy": score, "n": 277}, "groups": {}},
+                      "heldout": {"overall": {"score": score, "accuracy": score, "n": 249}, "groups": {}}}
+    rec["selection_split"], rec["report_split"] = ("val" if valsel else "heldout"), "val"
+    rec["protocol"] = {"selection_split": rec["selection_split"], "report_split": "val", "seeds": [seed],
+                       "selection_rule": "best epoch"}
+    return rec
+
+
+SUPERGLUE_RUNS = [  # (model, method, preset, task, val score[, options])
+    ("bert-base-cased", "finetune", "sg_clsft_rte", "rte", 0.60), ("bert-base-cased", "finetune", "sg_clsft_rte", "rte",
+                                                                   0.70, {"seed": 43}),
+    ("bert-base-cased", "pet", "sg_petft_rte", "rte", 0.50), ("gpt2", "ptuning_finetune", "sg_ptuning_wic", "wic", 0.55),
+    ("bert-large-cased", "finetune", "sgv2_finetune_rte", "rte", 0.75),
+    ("bert-large-cased", "prompt_tuning", "sgv2_prompt_tuning_rte", "rte", 0.52),
+    ("bert-large-cased", "ptuning", "sgv2_ptuning_rte", "rte", 0.58),
+    ("bert-large-cased", "ptuning_v2", "sgv2_ptuning_v2_rte_bert", "rte", 0.80),
+    ("bert-large-cased", "ptuning_v2", "sgv2_ptuning_v2_rte_bert_valsel", "rte", 0.85, {"valsel": True}),
+]
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +125,16 @@ EXPECTED = {
     "lmbff_table1_snli": [("roberta-large", "Fine-tuning", "50.0 (—)")],  # one split: no std
     "lmbff_main": [("roberta-large", "SST-2 zero-shot", "83.6 (—) / 83.6* (+0.0)"),
                    ("roberta-large", "SST-2 prompt FT (man)", "91.0 (3.0)")],
+    # SuperGLUE (SUPERGLUE_RUNS): mean (sample sd) over seeds; no full BoolQ train locally -> "missing data"
+    "superglue_finetune": [("bert-base-cased", "RTE", "65.0 (7.1)"),  # (60 + 70) / 2, sd sqrt(50) = 7.07
+                           ("bert-base-cased", "BoolQ", MISSING), ("bert-base-cased", "WiC", "—")],
+    "superglue_pet": [("bert-base-cased", "RTE", "50.0 (—)")],  # one seed: no sd
+    "superglue_ptuning_finetune": [("gpt2", "WiC", "55.0 (—)"), ("gpt2", "RTE", "—")],
+    "superglue_frozen_finetune": [("bert-large-cased", "RTE", "75.0 (—)")],
+    "superglue_frozen_prompt_tuning": [("bert-large-cased", "RTE", "52.0 (—)")],
+    "superglue_frozen_ptuning": [("bert-large-cased", "RTE", "58.0 (—)")],
+    "superglue_frozen_ptuning_v2": [("bert-large-cased", "RTE", "80.0 (—)"),  # held-out selection, beside ...
+                                    ("bert-large-cased (protocol val_selection)", "RTE", "85.0 (—)†")],  # ... val, marked
 }
 
 

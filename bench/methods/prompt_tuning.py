@@ -9,6 +9,9 @@ P-Tuning; for T5 it is the encoder input only. Initialisations (google-research/
   ids (5,000: sentencepiece vocabularies are frequency-ordered; null draws from the whole vocab);
 - ``text``: embeddings of ``init_text`` (no special tokens), repeated or cut to the length (as PEFT);
 - ``labels``: the mean embedding of each label word's tokens first, the rest as ``vocab``.
+
+``form``: ``cloze`` (the label word at the template's mask / T5 sentinel) or ``text2text`` (Lester's
+T5 setting: the decoder produces the label string and ``</s>``; :mod:`bench.prompts.text2text`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from bench.prompts.template import Template
 from bench.prompts.verbalizer import target_token_ids
 
 INITS = ("random", "vocab", "text", "labels")
+FORMS = ("cloze", "text2text")
 
 
 class PromptTuning(SoftPromptMethod):
@@ -33,8 +37,11 @@ class PromptTuning(SoftPromptMethod):
 
     def __init__(self, length: int = 20, init: str = "vocab", init_text: str | None = None,
                  init_labels: Sequence[str] | None = None, vocab_population: int | None = 5000,
-                 num_prompts: int = 1, backbone_dropout: bool = False) -> None:
+                 num_prompts: int = 1, backbone_dropout: bool = False, form: str = "cloze") -> None:
         super().__init__(encoder="identity", num_prompts=num_prompts, backbone_dropout=backbone_dropout)
+        if form not in FORMS:
+            raise ConfigError(f"prompt_tuning form {form!r} unknown; expected one of {', '.join(FORMS)}")
+        self.form = form  # text2text: T5's decoder writes the label string (bench.prompts.text2text)
         if init not in INITS:
             raise ConfigError(f"prompt_tuning init {init!r} unknown; expected one of {', '.join(INITS)}")
         if init == "text" and not init_text:

@@ -9,9 +9,10 @@ trainer calls ``model.train()``; ``backbone_dropout: false`` turns that off), tw
 - ``labels``: a trainable :class:`ClassifierHead` over the pooled representation (see
   :mod:`bench.backbones.heads`), ``(batch, num_labels)``; the backbone stays frozen.
 
-P-Tuning v2's own head reads BERT's pretrained pooler (dense + tanh); masked-LM checkpoints carry
-no pooler, so here the head reads the [CLS] hidden state directly (``head_hidden_layer: true``
-adds a fresh dense + tanh).
+``pool: pooler`` is P-Tuning v2's head: the checkpoint's frozen pooler (dense + tanh over the first
+token, :mod:`bench.backbones.pooler`; a fresh frozen one where the checkpoint has none, as RoBERTa's),
+then dropout + linear. Other pools read the raw hidden state (``head_hidden_layer: true`` adds a
+trainable dense + tanh).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from bench.backbones.heads import ClassifierHead, head_logits, hidden_size_of, resolve_pool
+from bench.backbones.heads import ClassifierHead, head_logits, hidden_size_of, pooled_hidden, resolve_pool
+from bench.backbones.pooler import Pooler, pretrained_pooler
 from bench.backbones.scoring import target_logits
 from bench.errors import ConfigError
 from bench.methods.base import Scorer
@@ -47,14 +49,19 @@ class PTuningV2(PrefixTuning):
         self.num_labels = None if num_labels is None else int(num_labels)
         self.pool, self.head_dropout, self.head_hidden_layer = pool, float(head_dropout), bool(head_hidden_layer)
         self.head: ClassifierHead | None = None
+        self.pooler: Pooler | None = None
 
     def setup(self, backbone) -> None:
         super().setup(backbone)
-        self.head = None
-        if self.output_space == "labels":
+        self.head, self.pooler = None, None
+        if self.output_space == "labels" and self.pool == "pooler":
+            if getattr(backbone.model.config, "model_type", "") not in ("bert", "roberta", "albert"):
+                raise ConfigError("ptuning_v2 pool=pooler needs a BERT-style encoder (bert, roberta, albert)")
+            self.pooler = pretrained_pooler(backbone.model, hidden_size_of(backbone.model)).to(backbone.device)
+        elif self.output_space == "labels":
             self.pool = resolve_pool(backbone.model, self.pool)
-            if self.num_labels is not None:
-                self.set_num_labels(self.num_labels)
+        if self.output_space == "labels" and self.num_labels is not None:
+            self.set_num_labels(self.num_labels)
 
     def set_num_labels(self, n_out: int) -> None:
         """A fresh head with ``n_out`` outputs (the classification runner calls this after setup)."""
@@ -77,6 +84,8 @@ class PTuningV2(PrefixTuning):
             def score(batch):
                 if self.head is None:
                     raise ConfigError("ptuning_v2: no classifier head yet; set num_labels or call set_num_labels(n)")
+                if self.pooler is not None:
+                    return self.head(self.pooler(pooled_hidden(model, self.with_prefix(batch), "first")))
                 return head_logits(model, self.head, self.with_prefix(batch), self.pool)
             return score
         return lambda batch: target_logits(model, self.with_prefix(batch))

@@ -37,6 +37,7 @@ from bench.precision import autocast_for
 from bench.prompts import render, target_token_ids, templates_for, verbalizer_for
 from bench.prompts.multitoken import Entry, greedy_fill, iterative_scores, make_entry
 from bench.prompts.template import Field, Target, check_template
+from bench.prompts.text2text import label_ids, text2text_entry
 from bench.prompts.verbalizer import check_label_words
 from bench.superglue import data as sg
 from bench.superglue.metrics import superglue_metrics, words_match
@@ -120,6 +121,11 @@ class ClassificationTask:
         self.seed = int(cfg.get("seed", 0))
         self.family, self.tok = backbone.family, backbone.tokenizer
         self.pad_id, self.max_length = _pad_id(self.tok), int(task_cfg.get("max_length") or 256)
+        model_max = getattr(self.tok, "model_max_length", None)
+        if model_max and model_max < self.max_length:  # e.g. MultiRC/ReCoRD's 512 on a 256-position tiny model
+            log.warning("task.max_length %d > the model's %d positions: inputs cut at %d", self.max_length,
+                        model_max, model_max)
+            self.max_length = int(model_max)
         self.labels = self.label_names(self.task)
         self.decoding = method.decoding if self.family == "mlm" else "parallel"
         self.multi_token = str((cfg.get("method") or {}).get("multi_token") or "refuse")
@@ -152,6 +158,11 @@ class ClassificationTask:
 
     # setup -----------------------------------------------------------------------------------
     def _vocab_mode(self) -> str:
+        if getattr(self.method, "form", "cloze") == "text2text":  # Lester's T5: the decoder writes the label
+            if self.family != "seq2seq" or self.answer_field or (self.labels and self.verbalizer is None):
+                raise ConfigError("form=text2text needs an encoder-decoder model (T5) and label strings (a "
+                                  "template with a verbalizer, or a choice task)")
+            return "text2text"
         if self.answer_field:
             if self.family != "mlm" or self.labels != ("False", "True"):
                 raise ConfigError(f"answer_field (PET's generative WSC) needs a masked LM and a True/False task, "
@@ -267,6 +278,10 @@ class ClassificationTask:
             return Item(ex, sequences=seqs)
         if self.mode == "words":
             return Item(ex, rendered=self._render(ex, 1))
+        if self.mode == "text2text":
+            strings = ex.choices if self.labels is None else [self.verbalizer.label_words[lab][0] for lab in self.labels]
+            rendered = self._render(ex, 1)
+            return Item(ex, entries=[text2text_entry(rendered, label_ids(s, self.tok), self.tok) for s in strings])
         space = self.template_space(ex)
         if self.mode == "span":
             tokens = target_token_ids(ex.fields[self.answer_field], self.tok, prefix_space=space)
@@ -394,8 +409,11 @@ def run_classification(cfg: Mapping, backbone, method, task_class: type = Classi
     """Train (when the method trains) with selection on the selection split; score every eval split."""
     task = task_class(cfg, backbone, method)
     selection, report, eval_splits = task.selection_split, task.report_split, task.eval_splits
-    if selection is not None and selection == report:
-        raise ConfigError(f"selection split and report split are both {report!r}: the report would be chosen on itself")
+    on_report = selection is not None and selection == report
+    if on_report and not cfg["task"].get("allow_val_selection"):
+        raise ConfigError(f"selection split and report split are both {report!r}: the report would be chosen on "
+                          "itself; P-Tuning v2's released code does this: set task.allow_val_selection=true to "
+                          "reproduce it (its records and table cells are marked)")
     if method.output_space == "labels":
         method.set_num_labels(task.n_out)
     fit_info = None
@@ -423,6 +441,9 @@ def run_classification(cfg: Mapping, backbone, method, task_class: type = Classi
         "metrics": metrics,
         "selection_split": selection,
         "report_split": report,
+        **({"protocol": {"selection_split": selection, "report_split": report, "seeds": [task.seed],
+                         "selection_rule": f"best state on {report}, the split it reports (task.allow_val_selection: "
+                                           "P-Tuning v2's code; optimistic)"}} if on_report else {}),
         "extra": {
             "dataset": task.task, "variant": task.variant, "mode": task.mode, "decoding": task.decoding,
             "multi_token": task.multi_token,
@@ -431,5 +452,6 @@ def run_classification(cfg: Mapping, backbone, method, task_class: type = Classi
             "n_examples": {split: len(task.examples(split)) for split in eval_splits},
             "fit": fit_info,
             "demonstrations": demonstrations,
+            "selected_on_report": on_report,
         },
     }

@@ -6,6 +6,8 @@
 - ``kind: splits`` (records): per column key (e.g. LM-BFF's templates / label words), one dot per
   seed (data split) and the mean with its std; ``grid`` picks each seed's configuration as the
   tables do; one figure per model row.
+- ``kind: patterns`` (records, not groups): per task, each pattern's score per model and series
+  (:mod:`bench.tables.pattern_figures`); one figure per task.
 Colours and labels come from one series file (``conf/figures/rules/series.yaml``) so a method has
 the same colour in every figure; sizes fit a two-column paper (7 in full width, 3.3 in a column).
 ``python -m bench.tables.figures`` rebuilds them all.
@@ -46,7 +48,7 @@ def load_figure_specs(directory: Path = FIGURES_DIR, only: list[str] | None = No
             spec["column_key"] = load_rules(spec["column_key"], path, "column_key", FIGURES_DIR.parent / "tables" / "rules")
         spec.setdefault("split", "report")
         spec.setdefault("keep", {})
-        spec["source"] = "records" if spec.get("kind") == "splits" else "groups"
+        spec["source"] = "records" if spec.get("kind") in ("splits", "patterns") else "groups"
         spec["value"].setdefault("scale", 1)
         specs.append(spec)
     return specs
@@ -213,8 +215,16 @@ def figures_for(spec: dict, frames: Frames):
             fig = distribution_figure(spec, data, variant)
             if fig is not None:
                 yield f"{spec['name']}_{variant}", fig
+    elif spec["kind"] == "patterns":
+        from bench.tables.pattern_figures import patterns_figure
+
+        for task in sorted(t for t in data["task"].dropna().unique()):
+            fig = patterns_figure(spec, data, task, STYLE)
+            if fig is not None:
+                yield f"{spec['name']}_{task}", fig
     else:
-        raise ValueError(f"{spec.get('name')}: unknown figure kind {spec['kind']!r} (spread, distribution or splits)")
+        raise ValueError(f"{spec.get('name')}: unknown figure kind {spec['kind']!r} "
+                         "(spread, distribution, splits or patterns)")
 
 
 def write_figures(frames: Frames, out_dir: Path, specs: list[dict] | None = None) -> list[Path]:

@@ -7,6 +7,7 @@ against the paper. Missing cells read "—"; the notes group them by row instead
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pandas as pd
@@ -59,6 +60,18 @@ def _paper_text(paper: dict | None, digits: int) -> str:
     return fmt(paper["value"], digits) + ("*" if paper["checked"] == "no" else "")
 
 
+def _unavailable(spec: dict, column: dict, row_key: Any) -> str | None:
+    """``unavailable``: a dotted ``f(fields) -> reason | None`` for cells without records (e.g. "missing data")."""
+    name = spec.get("unavailable")
+    if not name:
+        return None
+    module, _, attr = str(name).rpartition(".")
+    fields = {**(spec.get("select") or {}), **(column.get("select") or {})}
+    if isinstance(row_key, tuple):
+        fields.update(zip(spec["rows"]["by"], row_key, strict=False))
+    return getattr(importlib.import_module(module), attr)(fields)
+
+
 def layout(spec: dict, row_keys: list[tuple], extra_rows: list, group_keys: list[tuple], cells: dict,
            pub: pd.DataFrame | None, samples: dict, departures: dict[str, list[str]]):
     digits = spec["value"]["digits"]
@@ -107,6 +120,9 @@ def layout(spec: dict, row_keys: list[tuple], extra_rows: list, group_keys: list
                 cell = cells.get((column["key"], row_key, group))
                 header = _header(glabel, column["label"])
                 text = show(column["show"], cell, digits) if cell is not None and cell.records else DASH
+                gap = _unavailable(spec, column, row_key) if text == DASH and extra_label is None else None
+                if gap:
+                    text = gap
                 notes_of = sorted({d for n in (cell.records if cell else []) for d in departures.get(n, [])})
                 if cell is not None and cell.value is not None and notes_of:
                     text += "†"
@@ -138,6 +154,8 @@ def layout(spec: dict, row_keys: list[tuple], extra_rows: list, group_keys: list
                     unchecked = True
                 if (ours is None and extra_label is None and column["missing_note"] and spec["missing_notes"]):
                     why = "no finished record" if cell is None or not cell.records else "the record scored nothing"
+                    if gap:
+                        why = f"{gap}: the prepared data lacks a split these runs need ({spec['unavailable']})"
                     missing.setdefault(why, {}).setdefault(row_name, []).append(header)
                 if cell is not None or paper is not None:
                     tidy_rows += _tidy(spec, out, labels, glabel, column, cell, paper, delta)

@@ -25,7 +25,7 @@ RULES_DIR = TABLES_DIR / "rules"
 STATS = ("mean", "std", "pstd", "min", "max", "n", "median", "first", "range", "value")
 TOP_KEYS = {"name", "title", "source", "select", "split", "value", "keep", "column_key", "rows", "column_groups",
             "columns", "derived", "published", "grid", "protocol_notes", "notes", "for_each", "missing_notes",
-            "show_empty_columns", "label", "wide", "for_each_values", "file"}
+            "show_empty_columns", "label", "wide", "for_each_values", "file", "unavailable"}
 ROW_KEYS = {"by", "labels", "from", "extra", "sort"}
 COLUMN_KEYS = {"key", "keys", "label", "select", "show", "prefer", "lowest", "per", "stat", "then", "join",
                "within", "missing_note"}
