@@ -114,8 +114,8 @@ def grid_points(cfg: DictConfig) -> list[dict]:
 
 
 def missing_data(cfg: DictConfig) -> MissingDataError | None:
-    """The task's data check (``task.preflight``: a dotted ``f(resolved_cfg, method)``), before weights load."""
-    name = cfg.task.get("preflight")
+    """The task's data check (``task.data_check``: a dotted ``f(resolved_cfg, method)``), before weights load."""
+    name = cfg.task.get("data_check")
     if not name:
         return None
     try:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.errors import MissingDataError
+from bench.errors import DataError, MissingDataError
 from bench.paths import data_dir
 from bench.superglue import data as sg
 
@@ -21,6 +21,14 @@ FETCH_FIX = (f"with network access run `{FETCH_COMMAND}` (official SuperGLUE v2 
              "dl.fbaipublicfiles.com, see data_prep/superglue/full.py); offline, only RTE, WiC and WSC have full "
              "train sets (task.variant=fewglue runs every task)")
 MISSING_DATA = "missing data"
+OFFLINE_FULL_TRAIN = {"RTE", "WiC", "WSC"}  # the only full train sets in the local mirror
+
+
+def mirror_lacks(task: str, split: str, variant: str) -> bool:
+    """Whether the local mirror has no source for this split (so `make data` cannot prepare it)."""
+    if task == "ReCoRD" and split == "val":
+        return True
+    return variant == "superglue" and split in ("train", "heldout") and task not in OFFLINE_FULL_TRAIN
 
 
 def needed_splits(task_cfg: Mapping[str, Any], trains: bool = True) -> list[str]:
@@ -43,15 +51,25 @@ def missing_files(task_cfg: Mapping[str, Any], trains: bool = True, root: Path |
 
 
 def check_data(cfg: Mapping[str, Any], method: Any = None) -> None:
-    """Raise :class:`MissingDataError` naming every missing file and the fetch command."""
+    """Raise :class:`MissingDataError` (the mirror lacks it: the fetch command) or :class:`DataError` (not
+    prepared: ``make data``) naming every missing file."""
     task_cfg, trains = cfg["task"], bool(getattr(method, "trains", True))
     root = (cfg.get("paths") or {}).get("data_dir")
-    missing = missing_files(task_cfg, trains, Path(root) if root else None)
-    if missing:
-        task = sg.canonical_task(task_cfg["dataset"])
-        names = ", ".join(str(p) for p in missing)
-        raise MissingDataError(f"{MISSING_DATA}: {task} ({task_cfg.get('variant')}) needs {names}, which the local "
-                               "mirror does not have", file=missing[0], fix=FETCH_FIX)
+    root = Path(root) if root else None
+    task = sg.canonical_task(task_cfg["dataset"])
+    variant = str(task_cfg.get("variant") or "fewglue")
+    missing = {split: sg.split_file(task, split, variant, root) for split in needed_splits(task_cfg, trains)}
+    missing = {split: path for split, path in missing.items() if not path.is_file()}
+    if not missing:
+        return
+    unprepared = [path for split, path in missing.items() if not mirror_lacks(task, split, variant)]
+    if unprepared:
+        raise DataError(f"{task} ({variant}) data is not prepared: {', '.join(map(str, dict.fromkeys(unprepared)))}",
+                        file=unprepared[0], fix="run `make data` (python -m data_prep superglue) to prepare it from "
+                        "../shared/data, or point paths.data_dir at a prepared data folder")
+    names = ", ".join(str(p) for p in dict.fromkeys(missing.values()))
+    raise MissingDataError(f"{MISSING_DATA}: {task} ({variant}) needs {names}, which the local mirror does not have",
+                           file=next(iter(missing.values())), fix=FETCH_FIX)
 
 
 def cell_reason(fields: Mapping[str, Any]) -> str | None:
