@@ -424,7 +424,7 @@ def run_classification(cfg: Mapping, backbone, method, task_class: type = Classi
         result = fit(method, task, trainer_cfg, selection or LAST, seed=task.seed, steps_per_epoch=per_epoch)
         fit_info = {"n_train": n_train, "best_step": result.best_step, "best_epoch": result.best_epoch,
                     "best_value": result.best_value if selection else None, "steps": result.steps,
-                    "epochs": result.epochs, "losses": result.losses,
+                    "epochs": result.epochs, "losses": result.losses, "selection_rule": result.selection_rule,
                     "history": result.history if selection else []}
     method.eval_mode()
     scorer = method.scorer()
@@ -441,9 +441,10 @@ def run_classification(cfg: Mapping, backbone, method, task_class: type = Classi
         "metrics": metrics,
         "selection_split": selection,
         "report_split": report,
-        **({"protocol": {"selection_split": selection, "report_split": report, "seeds": [task.seed],
-                         "selection_rule": f"best state on {report}, the split it reports (task.allow_val_selection: "
-                                           "P-Tuning v2's code; optimistic)"}} if on_report else {}),
+        "protocol": {"selection_split": selection, "report_split": report, "seeds": [task.seed],
+                     "selection_rule": (f"best state on {report}, the split it reports (task.allow_val_selection: "
+                                        "P-Tuning v2's code; optimistic)") if on_report else
+                     (fit_info["selection_rule"] if fit_info else "no training")},
         "extra": {
             "dataset": task.task, "variant": task.variant, "mode": task.mode, "decoding": task.decoding,
             "multi_token": task.multi_token,
