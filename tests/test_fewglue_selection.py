@@ -162,3 +162,22 @@ def test_few_shot_encoder_has_the_reference_shapes():
     assert shapes["lstm.weight_ih_l0"] == (32, 16) and shapes["lstm.weight_hh_l0"] == (32, 8)
     assert shapes["lstm.weight_ih_l1"] == (32, 16) and shapes["mlp.0.weight"] == (8, 16)
     assert shapes["mlp.2.weight"] == (16, 8) and enc().shape == (3, 16)
+
+
+def test_presets_compose_to_the_reference_recipes_and_smoke_caps_them():
+    from bench.study import compose_job, hydra_context
+
+    with hydra_context():
+        rte = compose_job("fewglue_ptuning_rte", "tiny-albert", [])
+        cb = compose_job("fewglue_ptuning_cb", "tiny-albert", [])
+        pet = compose_job("fewglue_pet_multirc", "tiny-albert", [])
+        smoke = compose_job("fewglue_pet_cb", "tiny-albert", ["debug=smoke"])
+    # PT-Fewshot/scripts/rte_pt_few_shot.sh: 3500 steps, warmup 150, lr 1e-4, length 256; wrapper.py defaults
+    assert (rte.trainer.max_steps, rte.trainer.warmup_steps, rte.trainer.lr, rte.task.max_length) == (3500, 150, 1e-4, 256)
+    assert (rte.trainer.backbone_lr, rte.trainer.weight_decay, rte.trainer.method_weight_decay) == (1e-5, 0.1, 0.0)
+    assert (rte.trainer.eval_every, rte.trainer.early_stopping_patience, rte.trainer.selection_rule) == (20, 10, "max")
+    assert list(cb.trainer.selection_metrics) == ["accuracy", "f1_macro"] and cb.trainer.lr == 1e-5
+    assert cb.method.component.encoder == "lstm_full" and cb.method.component.hidden_size == 128
+    assert (pet.trainer.max_steps, pet.trainer.batch_size, pet.trainer.lr, pet.trainer.weight_decay) == (250, 16, 1e-5, 0.01)
+    assert pet.task.max_length == 512 and pet.task.selection_split is None and pet.trainer.selection_rule == "last"
+    assert smoke.trainer.max_steps == 10 and smoke.task.max_length == 256  # debug=smoke caps the recipe's steps
