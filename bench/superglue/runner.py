@@ -40,6 +40,8 @@ from bench.prompts.template import Field, Target, check_template
 from bench.prompts.text2text import label_ids, text2text_entry
 from bench.prompts.verbalizer import check_label_words
 from bench.superglue import data as sg
+from bench.superglue.aux_mlm import UnlabeledLM
+from bench.superglue.losses import hinge_loss, mixed_loss
 from bench.superglue.metrics import superglue_metrics, words_match
 from bench.train import fit
 
@@ -133,6 +135,7 @@ class ClassificationTask:
         self._items: dict[tuple[str, bool], list[Item]] = {}
         self._last = 0
         self._word_ids: torch.Tensor | None = None
+        self.aux, self.aux_weight = None, float((cfg.get("trainer") or {}).get("aux_mlm_weight") or 0.0)
         self.demonstrations_used: dict[str, list[str]] = {}  # icl: example uid -> demonstration uids that fit
         self.template = self.verbalizer = self.answer_field = None
         if method.output_space == "labels":
@@ -254,7 +257,7 @@ class ClassificationTask:
             if demos:
                 template, values = self.method.with_demonstrations(self.template, ex.fields, demos, self.family)
             rendered = render(template, values, self.tok, self.family, max_length=None if demos else budget,
-                              num_target_tokens=k)
+                              num_target_tokens=k, truncation=str(self.task_cfg.get("truncation") or "pet"))
             if not demos or len(rendered.input_ids) <= budget:
                 if icl:  # several options may fit different numbers: the example keeps the fewest
                     seen = self.demonstrations_used.get(ex.uid)
@@ -368,8 +371,14 @@ class ClassificationTask:
 
     def loss(self, scores: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
         if self.mode == "span":  # masked-LM loss of the answer tokens (and PET's pad masks)
-            return F.cross_entropy(scores.float(), batch.slot_tokens)
-        return F.cross_entropy(self.option_scores(scores, batch), batch.labels)
+            loss = F.cross_entropy(scores.float(), batch.slot_tokens)
+        elif self.mode == "options" and self.labels is None and self.task_cfg.get("choice_loss") == "hinge":
+            loss = hinge_loss(self.option_scores(scores, batch), batch.labels)  # PET's COPA / ReCoRD loss
+        else:
+            loss = F.cross_entropy(self.option_scores(scores, batch), batch.labels)
+        if self.aux is not None and self.aux.available:  # PET's auxiliary MLM loss (bench.superglue.aux_mlm)
+            loss = mixed_loss(loss, self.aux.loss(), 1.0 - self.aux_weight)
+        return loss
 
     def predict(self, split: str, scorer) -> list[int]:
         """Predicted option index per example of ``split`` (span mode: 1 = the answer was generated)."""
@@ -421,10 +430,13 @@ def run_classification(cfg: Mapping, backbone, method, task_class: type = Classi
         trainer_cfg = cfg["trainer"]
         n_train = len(task.items("train", train=True))
         per_epoch = -(-n_train // int(trainer_cfg.get("batch_size", 8)))
+        if task.aux_weight and task.family == "mlm":
+            task.aux = UnlabeledLM(task, int(trainer_cfg.get("unlabeled_batch_size") or 32), task.seed)
         result = fit(method, task, trainer_cfg, selection or LAST, seed=task.seed, steps_per_epoch=per_epoch)
         fit_info = {"n_train": n_train, "best_step": result.best_step, "best_epoch": result.best_epoch,
                     "best_value": result.best_value if selection else None, "steps": result.steps,
                     "epochs": result.epochs, "losses": result.losses, "selection_rule": result.selection_rule,
+                    "aux_mlm": task.aux.status if task.aux is not None else "off",
                     "history": result.history if selection else []}
     method.eval_mode()
     scorer = method.scorer()

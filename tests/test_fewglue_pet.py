@@ -1,0 +1,81 @@
+"""PET's losses, truncation order and second stage, each against a hand or plain recomputation."""
+
+import math
+
+import pytest
+import torch
+from test_prompt_tokenizers import minilm
+
+from bench.prompts import parse_template, render
+from bench.superglue.losses import hinge_loss, mask_for_mlm, mixed_loss, mlm_loss
+from bench.superglue.pet import distillation_loss, ensemble_logits, soft_targets
+
+NEG = float("-inf")
+
+
+def test_hinge_loss_by_hand():
+    # scores are summed log-probs (-CE). ex 1: 1 + 1 - 3 < 0 -> 0; ex 2: 1 + 2 - 1.5 = 1.5; mean 0.75
+    scores = torch.tensor([[-1.0, -3.0], [-2.0, -1.5]])
+    assert hinge_loss(scores, torch.tensor([0, 0])).item() == pytest.approx(0.75)
+    # an absent option (-inf) adds nothing; two wrong options add up: (1 + 1 - 1.2) + (1 + 1 - 1.5) = 1.3
+    assert hinge_loss(torch.tensor([[-1.0, -1.2, NEG]]), torch.tensor([0])).item() == pytest.approx(0.8)
+    assert hinge_loss(torch.tensor([[-1.0, -1.2, -1.5]]), torch.tensor([0])).item() == pytest.approx(1.3)
+
+
+def test_mlm_masking_follows_pets_recipe():
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.full((200, 50), 7)
+    special = torch.zeros_like(ids, dtype=torch.bool)
+    special[:, 0] = special[:, -1] = True
+    inputs, labels = mask_for_mlm(ids, special, mask_id=3, vocab_size=10, generator=gen)
+    chosen = labels != -100
+    assert not chosen[special].any() and bool((labels[chosen] == 7).all())
+    assert 0.13 < chosen.float().mean().item() / (48 / 50) < 0.17  # 15% of the non-special tokens
+    assert bool((inputs[~chosen] == 7).all())
+    masked = (inputs[chosen] == 3).float().mean().item()
+    assert 0.75 < masked < 0.85  # 80% [MASK]; the rest random (half of 20%) or kept
+
+
+def test_auxiliary_loss_by_hand():
+    logits = torch.tensor([[[0.0, math.log(3.0), 0.0], [5.0, 0.0, 0.0]]])
+    labels = torch.tensor([[1, -100]])
+    lm = mlm_loss(logits, labels)  # only position 0: -log(3 / 5)
+    assert lm.item() == pytest.approx(-math.log(3 / 5))
+    assert mixed_loss(torch.tensor(2.0), lm, 0.9999).item() == pytest.approx(0.9999 * 2 + 1e-4 * -math.log(0.6))
+
+
+def test_pet_truncation_takes_the_last_truncatable_part_first():
+    tok = minilm()
+    one = parse_template("{a:trunc} ? [MASK] , {b:trunc}")
+    example = {"a": "one two three four five six", "b": "red green"}
+    # one sequence: the last shortenable part ({b}) loses tokens first, then {a}
+    p = render(one, example, tok, "mlm", max_length=11, truncation="pet")
+    assert p.tokens(tok) == ["[CLS]", "one", "two", "three", "four", "five", "six", "?", "[MASK]", ",", "[SEP]"]
+    p = render(one, example, tok, "mlm", max_length=9, truncation="pet")
+    assert p.tokens(tok) == ["[CLS]", "one", "two", "three", "four", "?", "[MASK]", ",", "[SEP]"]
+    # a pair: the text with more truncatable tokens loses one at a time (ties: the second text)
+    pair = parse_template("{a:trunc} ? [SEP] [MASK] , {b:trunc}")
+    full = render(pair, {"a": "one two three", "b": "red green blue white"}, tok, "mlm", truncation="pet")
+    assert len(full.input_ids) == 13
+    p = render(pair, {"a": "one two three", "b": "red green blue white"}, tok, "mlm", max_length=10,
+               truncation="pet")  # b 4 > a 3: b -> 3; tie 3 = 3: b -> 2; a 3 > 2: a -> 2
+    assert p.tokens(tok) == ["[CLS]", "one", "two", "?", "[SEP]", "[MASK]", ",", "red", "green", "[SEP]"]
+
+
+def test_ensemble_soft_labels_and_distillation_equal_a_plain_recomputation():
+    a = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    b = torch.tensor([[3.0, 0.0], [1.0, 0.0]])
+    merged = ensemble_logits([a, b], [0.25, 0.75])  # np.average(weights=[.25, .75])
+    assert merged.tolist() == [[2.5, 0.5], [1.5, 1.0]]
+    assert ensemble_logits([a, b], [0.25, 0.75], "mean").tolist() == [[2.0, 1.0], [2.0, 2.0]]
+    q = soft_targets(merged, 2.0)
+    assert q[0, 0].item() == pytest.approx(1 / (1 + math.exp(-1.0)))  # softmax([1.25, 0.25])
+    student = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
+    plain = 0.0
+    for s_row, t_row in zip(student.tolist(), merged.tolist(), strict=True):
+        zs = [math.exp(v / 2) for v in s_row]
+        zt = [math.exp(v / 2) for v in t_row]
+        ps = [v / sum(zs) for v in zs]
+        qt = [v / sum(zt) for v in zt]
+        plain += sum(qi * math.log(qi / pi) for qi, pi in zip(qt, ps, strict=True))
+    assert distillation_loss(student, merged.float(), 2.0).item() == pytest.approx(plain * 4 / 2, rel=1e-6)
