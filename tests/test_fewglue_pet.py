@@ -79,3 +79,79 @@ def test_ensemble_soft_labels_and_distillation_equal_a_plain_recomputation():
         qt = [v / sum(zt) for v in zt]
         plain += sum(qi * math.log(qi / pi) for qi, pi in zip(qt, ps, strict=True))
     assert distillation_loss(student, merged.float(), 2.0).item() == pytest.approx(plain * 4 / 2, rel=1e-6)
+
+
+@pytest.mark.slow
+def test_pet_two_patterns_two_repetitions_soft_labels_equal_a_plain_recomputation(tiny_backbone):
+    """4 PET pattern runs (WiC, tiny-albert, 1 step): their train accuracy before training, their
+    unlabeled logits and the ensemble's soft labels, each recomputed with plain forward passes."""
+    import copy
+    import dataclasses
+
+    import yaml
+
+    from bench.methods.pet import PatternTuning
+    from bench.paths import REPO_ROOT, data_dir
+    from bench.prompts import templates_for, verbalizer_for
+    from bench.superglue.data import LABELS, load_split
+    from bench.superglue.pet_stage import ensemble_from_records
+    from bench.superglue.runner import run_classification
+
+    if not (data_dir() / "fewglue/WiC/unlabeled.jsonl").is_file():
+        pytest.skip("FewGLUE WiC is not prepared")
+    template_cfg = yaml.safe_load((REPO_ROOT / "conf/template/pet_wic.yaml").read_text())
+    task_cfg = {**yaml.safe_load((REPO_ROOT / "conf/task/wic.yaml").read_text()), "limit": 4,
+                "selection_split": None, "eval_splits": ["val"]}
+    trainer = {"optimizer": "adamw", "lr": 1e-4, "weight_decay": 0.01, "no_decay": ["bias", "LayerNorm.weight"],
+               "schedule": "linear", "batch_size": 4, "max_steps": 1, "max_epochs": 1, "selection_rule": "last",
+               "early_stopping_patience": None, "grad_clip": 1.0, "pet_unlabeled_logits": True,
+               "aux_mlm_weight": 1e-4, "unlabeled_batch_size": 2}
+    base = tiny_backbone("tiny-albert")
+    tok = base.tokenizer
+
+    def plain_logits(model, template, words, examples):
+        ids = [[tok.convert_tokens_to_ids(w) for w in words[label]] for label in LABELS["WiC"]]
+        out = []
+        for ex in examples:
+            r = render(template, ex.fields, tok, "mlm", max_length=256, truncation="pet")
+            types = None if r.token_type_ids is None else torch.tensor([r.token_type_ids])
+            with torch.no_grad():
+                logits = model(input_ids=torch.tensor([r.input_ids]), token_type_ids=types).logits[0]
+            at = logits[r.target_positions[0]]
+            out.append([sum(at[i].item() for i in row) / len(row) for row in ids])
+        return out
+
+    unlabeled = load_split("WiC", "unlabeled", "fewglue", root=data_dir(), limit=4)
+    train = load_split("WiC", "train", "fewglue", root=data_dir(), limit=4)
+    records = []
+    for rank in (0, 1):
+        t_cfg = {**template_cfg, "rank": rank}
+        template = templates_for(t_cfg, family="mlm")[0]
+        words = {k: [tok.tokenize(" " + w)[-1] if len(tok.tokenize(" " + w)) == 1 else w for w in v]
+                 for k, v in verbalizer_for(t_cfg).label_words.items()}
+        for seed in (1, 2):
+            backbone = dataclasses.replace(base, model=copy.deepcopy(base.model))
+            before = plain_logits(backbone.model, template, words, train)
+            acc_before = sum(int(max(range(2), key=row.__getitem__) == ex.label)
+                             for row, ex in zip(before, train, strict=True)) / len(train)
+            cfg = {"task": task_cfg, "template": t_cfg, "seed": seed, "trainer": trainer,
+                   "paths": {"data_dir": str(data_dir())}}
+            method = PatternTuning()
+            method.setup(backbone)
+            payload = run_classification(cfg, backbone, method)
+            pet = payload["extra"]["pet"]
+            assert pet["train_accuracy_before"] == pytest.approx(acc_before)
+            plain = plain_logits(backbone.model, template, words, unlabeled)
+            assert payload["extra"]["fit"]["steps"] == 1 and payload["extra"]["fit"]["aux_mlm"].startswith("on")
+            assert sum(pet["unlabeled_logits"], []) == pytest.approx(sum(plain, []), abs=1e-4)
+            records.append({"name": f"r{rank}s{seed}", "extra": payload["extra"]})
+    merged = ensemble_from_records(records)
+    weights = [r["extra"]["pet"]["train_accuracy_before"] for r in records]
+    for i in range(len(unlabeled)):
+        for j in range(2):
+            expected = sum(w * r["extra"]["pet"]["unlabeled_logits"][i][j] for w, r in zip(weights, records,
+                                                                                           strict=True)) / sum(weights)
+            assert merged["logits"][i, j].item() == pytest.approx(expected)
+        row = merged["logits"][i].tolist()
+        z = [math.exp(v / 2) for v in row]
+        assert merged["soft_labels"][i].tolist() == pytest.approx([v / sum(z) for v in z])

@@ -40,6 +40,7 @@ from bench.prompts.template import Field, Target, check_template
 from bench.prompts.text2text import label_ids, text2text_entry
 from bench.prompts.verbalizer import check_label_words
 from bench.superglue import data as sg
+from bench.superglue import pet_stage
 from bench.superglue.aux_mlm import UnlabeledLM
 from bench.superglue.losses import hinge_loss, mixed_loss
 from bench.superglue.metrics import superglue_metrics, words_match
@@ -425,13 +426,17 @@ def run_classification(cfg: Mapping, backbone, method, task_class: type = Classi
                           "reproduce it (its records and table cells are marked)")
     if method.output_space == "labels":
         method.set_num_labels(task.n_out)
-    fit_info = None
+    fit_info = pet_before = None
     if method.trains:
         trainer_cfg = cfg["trainer"]
         n_train = len(task.items("train", train=True))
         per_epoch = -(-n_train // int(trainer_cfg.get("batch_size", 8)))
         if task.aux_weight and task.family == "mlm":
             task.aux = UnlabeledLM(task, int(trainer_cfg.get("unlabeled_batch_size") or 32), task.seed)
+        pet_before = None
+        if trainer_cfg.get("pet_unlabeled_logits"):  # PET's second stage inputs (bench.superglue.pet_stage)
+            method.eval_mode()
+            pet_before = pet_stage.train_accuracy(task, method.scorer())
         result = fit(method, task, trainer_cfg, selection or LAST, seed=task.seed, steps_per_epoch=per_epoch)
         fit_info = {"n_train": n_train, "best_step": result.best_step, "best_epoch": result.best_epoch,
                     "best_value": result.best_value if selection else None, "steps": result.steps,
@@ -442,6 +447,7 @@ def run_classification(cfg: Mapping, backbone, method, task_class: type = Classi
     scorer = method.scorer()
     with autocast_for(backbone):
         metrics = {split: task.evaluate(split, scorer)[0] for split in eval_splits}
+    pet_extra = pet_stage.unlabeled_record(task, scorer, pet_before) if fit_info and pet_before is not None else None
     log.info("%s %s: %s", task.task, report, metrics.get(report, {}).get("overall"))
     demonstrations = None
     if method.uses_demonstrations:
@@ -464,6 +470,7 @@ def run_classification(cfg: Mapping, backbone, method, task_class: type = Classi
             "verbalizer": None if task.verbalizer is None else {k: list(v) for k, v in task.verbalizer.label_words.items()},
             "n_examples": {split: len(task.examples(split)) for split in eval_splits},
             "fit": fit_info,
+            **({"pet": pet_extra} if pet_extra is not None else {}),
             "demonstrations": demonstrations,
             "selected_on_report": on_report,
         },
