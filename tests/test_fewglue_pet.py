@@ -155,3 +155,34 @@ def test_pet_two_patterns_two_repetitions_soft_labels_equal_a_plain_recomputatio
         row = merged["logits"][i].tolist()
         z = [math.exp(v / 2) for v in row]
         assert merged["soft_labels"][i].tolist() == pytest.approx([v / sum(z) for v in z])
+
+
+def test_multirc_question_grouping_survives_batching(tiny_backbone):
+    """Answer options batched 3 at a time or all at once: the same predictions, and EM regroups them
+    by question exactly as a plain per-question recomputation does."""
+    import yaml
+
+    from bench.methods.pet import PatternTuning
+    from bench.paths import REPO_ROOT, data_dir
+    from bench.superglue.runner import ClassificationTask
+
+    if not (data_dir() / "superglue/MultiRC/val.jsonl").is_file():
+        pytest.skip("MultiRC val is not prepared")
+    backbone = tiny_backbone("tiny-albert")
+    method = PatternTuning()
+    method.setup(backbone)
+    task_cfg = {**yaml.safe_load((REPO_ROOT / "conf/task/multirc.yaml").read_text()), "limit": 1}
+    cfg = {"task": task_cfg, "template": yaml.safe_load((REPO_ROOT / "conf/template/pet_multirc.yaml").read_text()),
+           "seed": 0, "paths": {"data_dir": str(data_dir())}}
+    small = ClassificationTask({**cfg, "task": {**task_cfg, "batch_size": 3}}, backbone, method)
+    whole = ClassificationTask({**cfg, "task": {**task_cfg, "batch_size": 512}}, backbone, method)
+    preds = small.predict("val", method.scorer())
+    assert preds == whole.predict("val", method.scorer())
+    examples = small.examples("val")
+    assert len({ex.group for ex in examples}) > 1 and len(examples) > 3
+    by_question: dict = {}
+    for ex, p in zip(examples, preds, strict=True):
+        by_question.setdefault(ex.group, []).append(p == ex.label)
+    em = sum(all(v) for v in by_question.values()) / len(by_question)
+    metrics = small.evaluate("val", method.scorer())[0]["overall"]
+    assert metrics["em"] == pytest.approx(em) and metrics["n_questions"] == len(by_question)
