@@ -48,6 +48,8 @@ def train_accuracy(task, scorer) -> float:
 
 
 def unlabeled_record(task, scorer, before: float) -> dict:
+    if task.mode == "span":  # PET's generative WSC: no per-label logits (PET does not distil it either)
+        return {"train_accuracy_before": before, "unlabeled": "not applicable: generative (answer_field) pattern"}
     try:
         examples = task.examples("unlabeled")
     except DataError as err:
