@@ -48,7 +48,7 @@ def train_accuracy(task, scorer) -> float:
 
 
 def unlabeled_record(task, scorer, before: float) -> dict:
-    if task.mode == "span":  # PET's generative WSC: no per-label logits (PET does not distil it either)
+    if task.mode == "span":  # PET's generative WSC: no per-label logits to ensemble here
         return {"train_accuracy_before": before, "unlabeled": "not applicable: generative (answer_field) pattern"}
     try:
         examples = task.examples("unlabeled")
