@@ -186,3 +186,67 @@ def test_multirc_question_grouping_survives_batching(tiny_backbone):
     em = sum(all(v) for v in by_question.values()) / len(by_question)
     metrics = small.evaluate("val", method.scorer())[0]["overall"]
     assert metrics["em"] == pytest.approx(em) and metrics["n_questions"] == len(by_question)
+
+
+@pytest.mark.slow
+def test_distilled_classifier_trains_on_the_ensembles_soft_labels(tiny_backbone, tmp_path):
+    """Two hand-made pattern records -> the classifier's targets are their weighted mean, and one
+    training step's loss is PET's KL (T = 2) recomputed plainly from the classifier's outputs."""
+    import copy
+    import dataclasses
+    import json
+
+    import yaml
+
+    from bench.methods.finetune import FineTune
+    from bench.paths import REPO_ROOT, data_dir
+    from bench.superglue.distill import DistillTask, pattern_records, run_distillation
+    from bench.superglue.pet_stage import ensemble_from_records
+    from bench.superglue.runner import ClassificationTask
+
+    if not (data_dir() / "fewglue/WiC/unlabeled.jsonl").is_file():
+        pytest.skip("FewGLUE WiC is not prepared")
+    task_cfg = {**yaml.safe_load((REPO_ROOT / "conf/task/wic.yaml").read_text()), "limit": 4,
+                "selection_split": None, "eval_splits": ["val"]}
+    cfg = {"task": task_cfg, "model": {"name": "tiny-albert"}, "tag": "t", "seed": 1,
+           "template": yaml.safe_load((REPO_ROOT / "conf/template/pet_wic.yaml").read_text()),
+           "paths": {"data_dir": str(data_dir()), "results_dir": str(tmp_path)},
+           "trainer": {"optimizer": "adamw", "lr": 1e-5, "weight_decay": 0.01, "schedule": "linear", "batch_size": 4,
+                       "max_steps": 1, "max_epochs": 1, "selection_rule": "last", "early_stopping_patience": None,
+                       "grad_clip": 1.0, "distill_temperature": 2.0, "distill_reduction": "wmean"}}
+    from bench.superglue.data import load_split
+
+    uids = [ex.uid for ex in load_split("WiC", "unlabeled", "fewglue", root=data_dir(), limit=4)]
+    logits = {"a": [[1.0, 0.0], [0.0, 2.0], [0.5, 0.5], [3.0, 1.0]], "b": [[0.0, 1.0], [2.0, 0.0], [1.5, 0.5], [1.0, 1.0]]}
+    weights = {"a": 0.75, "b": 0.25}
+    for name in ("a", "b"):
+        rec = {"name": name, "status": "finished", "spec": {"method": "pet", "model": "tiny-albert", "tag": "t"},
+               "extra": {"pet": {"train_accuracy_before": weights[name], "unlabeled_uids": uids,
+                                 "unlabeled_logits": logits[name]}}}
+        (tmp_path / "runs" / "wic").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "runs" / "wic" / f"{name}.json").write_text(json.dumps(rec))
+    merged = ensemble_from_records(pattern_records(cfg))
+    expected = [[0.75 * x + 0.25 * y for x, y in zip(ra, rb, strict=True)] for ra, rb in zip(logits["a"], logits["b"],
+                                                                                              strict=True)]
+    assert sum(merged["logits"].tolist(), []) == pytest.approx(sum(expected, []))
+
+    base = tiny_backbone("tiny-albert")
+    backbone = dataclasses.replace(base, model=copy.deepcopy(base.model))
+    method = FineTune()
+    method.setup(backbone)
+    task = ClassificationTask(cfg, backbone, method)
+    method.set_num_labels(task.n_out)
+    dtask = DistillTask(task, merged["logits"].float(), 2.0)
+    batch = next(dtask.train_batches(4, torch.Generator().manual_seed(0)))
+    method.eval_mode()
+    with torch.no_grad():
+        student = task.option_scores(method.scorer()(batch), batch).tolist()
+        loss = dtask.loss(method.scorer()(batch), batch).item()
+    plain = 0.0
+    for s_row, t_row in zip(student, batch.teacher.tolist(), strict=True):
+        zs, zt = [math.exp(v / 2) for v in s_row], [math.exp(v / 2) for v in t_row]
+        plain += sum((b / sum(zt)) * math.log((b / sum(zt)) / (a / sum(zs))) for a, b in zip(zs, zt, strict=True))
+    assert loss == pytest.approx(plain * 4 / len(student), rel=1e-5)
+    payload = run_distillation(cfg, backbone, method)
+    assert payload["extra"]["distillation"]["pattern_runs"] == ["a", "b"] and payload["extra"]["fit"]["steps"] == 1
+    assert "distilled from 2 PET pattern runs" in payload["protocol"]["selection_rule"]
