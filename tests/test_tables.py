@@ -47,6 +47,10 @@ def _runs(root: Path) -> Path:
                          seed=43))
     save(runs, sg_record("boolq", albert, "pet", "pet_boolq", {"accuracy": 0.6}, rank=0))
     save(runs, sg_record("boolq", albert, "pet", "pet_boolq", {"accuracy": 0.7}, rank=1))
+    for seed, acc in ((42, 0.5), (43, 0.6), (44, 0.7)):
+        save(runs, sg_record("wic", albert, "finetune", "pet_wic", {"accuracy": acc}, seed=seed,
+                             preset="fewglue_pet_distill_wic"))
+    save(runs, sg_record("wic", albert, "finetune", "pet_wic", {"accuracy": 0.9}, config_hash="cls00000"))  # CLS
     return runs
 
 
@@ -150,6 +154,7 @@ EXPECTED = {
     "fewglue_pet": [("albert-xxlarge-v2", "BoolQ Acc", "65.0 (7.1)"),  # patterns 0, 1: 60, 70
                     ("albert-xxlarge-v2", "BoolQ Acc (paper)", "79.4*"),
                     ("albert-xxlarge-v2", "BoolQ Acc Δ", "-14.4")],  # 65.0 - 79.4
+    "fewglue_pet_distilled": [("albert-xxlarge-v2", "WiC Acc", "60.0 (10.0)")],  # 50, 60, 70 (sd 10); not the CLS 90
 }
 
 
