@@ -468,7 +468,7 @@ def run_classification(cfg: Mapping, backbone, method, task_class: type = Classi
             "multi_token": task.multi_token,
             "template": None if task.template is None else task.template.text,
             "verbalizer": None if task.verbalizer is None else {k: list(v) for k, v in task.verbalizer.label_words.items()},
-            "n_examples": {split: len(task.examples(split)) for split in eval_splits},
+            "n_examples": {split: len(task.examples(split)) for split in eval_splits}, "max_length": task.max_length,
             "fit": fit_info,
             **({"pet": pet_extra} if pet_extra is not None else {}),
             "demonstrations": demonstrations,
