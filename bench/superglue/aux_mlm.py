@@ -43,7 +43,7 @@ class UnlabeledLM:
         return bool(self.items)
 
     def next_batch(self) -> list[list[int]]:
-        if len(self.order) < self.batch_size:
+        while len(self.order) < self.batch_size:  # reshuffled passes over the unlabeled set, as PET's restarts
             self.order += torch.randperm(len(self.items), generator=self.generator).tolist()
         chosen, self.order = self.order[: self.batch_size], self.order[self.batch_size :]
         return [self.items[i] for i in chosen]
