@@ -33,7 +33,9 @@ from tqdm.auto import tqdm
 
 from bench import precision as precision_policy
 from bench.errors import ConfigError
+from bench.optim_groups import decay_rules
 from bench.precision import Precision
+from bench.selection import Selector
 
 log = logging.getLogger(__name__)
 OPTIMIZERS = ("adamw", "adam", "adafactor")
@@ -58,10 +60,11 @@ class FitResult:
     history: list[dict] = field(default_factory=list)  # one entry per evaluation
     losses: list[float] = field(default_factory=list)  # mean training loss per epoch
     selection_metrics: dict | None = None
+    selection_rule: str = ""  # the rule in words (bench.selection.Selector.describe)
 
 
 def build_optimizer(method, trainer_cfg: Mapping) -> torch.optim.Optimizer:
-    groups = method.param_groups(trainer_cfg)
+    groups = decay_rules(method, method.param_groups(trainer_cfg), trainer_cfg)
     if not any(p.requires_grad for g in groups for p in g["params"]):
         raise ValueError(f"method {method.name} declares no trainable parameters; it cannot be trained")
     name = str(trainer_cfg.get("optimizer", "adamw")).lower()
@@ -121,7 +124,6 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
     eval_every = trainer_cfg.get("eval_every")
     patience = trainer_cfg.get("early_stopping_patience")
     clip = trainer_cfg.get("grad_clip")
-    prefer_later = bool(trainer_cfg.get("prefer_later_on_tie", False))
     drop_last = bool(trainer_cfg.get("drop_last", False))
     before = bool(trainer_cfg.get("eval_before_epoch", False))
     if before and eval_every:
@@ -131,26 +133,26 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
 
     result = FitResult(best_value=None, best_step=0, best_epoch=0, steps=0, epochs=0)
     best_state = trainable_snapshot(method)
-    bad_evals = 0
+    selector = Selector.from_config(trainer_cfg)  # bench.selection: max | both (CB/MultiRC) | last (PET)
+    result.selection_rule = selector.describe()
 
     def evaluate(epoch: int, selectable: bool = True) -> bool:
         """Evaluate on the selection split; return True when training should stop early."""
-        nonlocal best_state, bad_evals
+        nonlocal best_state
         method.eval_mode()
         with precision.autocast():
             metrics, value = task.evaluate(selection_split, scorer)
         method.train_mode()
         result.history.append({"step": result.steps, "epoch": epoch, "value": value})
-        improved = selectable and (result.best_value is None or value > result.best_value)
-        if selectable and not improved and prefer_later and value == result.best_value:
-            improved = True  # P-Tuning's reference keeps the later epoch on a dev tie (>=)
-        if improved:
+        kept = selectable and selector.update(value, metrics)
+        if kept:
             result.best_value, result.best_step, result.best_epoch = value, result.steps, epoch
             result.selection_metrics = metrics
-            best_state, bad_evals = trainable_snapshot(method), 0
-        else:
-            bad_evals += 1
-        return patience is not None and bad_evals >= int(patience)
+            best_state = trainable_snapshot(method)
+        elif not selectable:
+            selector.bad_evals += 1  # the untrained start counts toward patience, never selected
+        result.history[-1]["kept"] = kept
+        return selector.exhausted(patience)
 
     method.train_mode()
     stop = False
@@ -199,7 +201,8 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
         if result.best_value is None:  # nothing selectable was scored (the reference fails here)
             log.warning("%s: no evaluation after training began; scoring the final state", method.name)
             evaluate(result.epochs)
-    elif not result.history or result.history[-1]["step"] != result.steps:
+    elif (not result.history or result.history[-1]["step"] != result.steps) and (
+            trainer_cfg.get("final_eval", True) or result.best_value is None):
         evaluate(result.epochs - 1)  # a step limit hit between evaluations: score the final state too
     restore_snapshot(method, best_state)
     method.eval_mode()

@@ -112,3 +112,20 @@ def kshot_record(task: str, model: str, method: str, template: str, test: float,
             "protocol": {"selection_split": "dev", "selection_rule": "best dev accuracy", "report_split": "test",
                          "seeds": [seed]},
             "config": {"task": {}, "model": {}, "method": {"name": method}}, "extra": {}}
+
+
+def sg_record(task: str, model: str, method: str, template: str, val: dict[str, float], *, seed=42, rank=0,
+              tag=None, config_hash="c0ffee00", preset=None) -> dict:
+    """A finished FewGLUE record (schema 2): the given ``val`` metrics, dev32 selected (score = their mean)."""
+    overall = {**val, "score": sum(val.values()) / len(val), "n": 10}
+    name_template = f"{template}-r{rank}"
+    name = "__".join([f"{task}-fewglue", model, method, name_template, f"seed{seed}", *([tag] if tag else []),
+                      config_hash])
+    spec = {"task": task, "variant": "fewglue", "model": model, "method": method, "template": template,
+            "seed": seed, "tag": tag, "rank": rank, "preset": preset, "config_hash": config_hash}
+    return {"schema_version": 2, "name": name, "status": "finished", "spec": spec,
+            "metrics": {"val": {"overall": overall, "groups": {}}, "dev32": {"overall": overall, "groups": {}}},
+            "selection_split": "dev32", "report_split": "val", "params": {"trainable": 0},
+            "protocol": {"selection_split": "dev32", "selection_rule": "scripted", "report_split": "val",
+                         "seeds": [seed]},
+            "config": {"task": {}, "model": {}, "method": {"name": method}}, "extra": {}}

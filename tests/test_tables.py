@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tables_fixture import P17_PROMPTS, kshot_record, record, save
+from tables_fixture import P17_PROMPTS, kshot_record, record, save, sg_record
 
 from bench.superglue.data import split_file
 from bench.tables import build_table, load_published, load_specs, read_frames
@@ -15,6 +15,7 @@ from bench.tables.spec import TABLES_DIR
 
 MISSING = "missing data" if not split_file("BoolQ", "train", "superglue").is_file() else "—"
 GOLDEN_PUBLISHED = Path(__file__).resolve().parent / "golden" / "published.csv"
+FEWGLUE_PUBLISHED = Path(__file__).resolve().parent / "fewglue_published.csv"  # two rows shaped like results/paper
 FOLLOWS = {"task": {"relations": ["P17", "P19"]}, "model": {}, "method": {}}  # no protocol departure
 
 
@@ -40,6 +41,16 @@ def _runs(root: Path) -> Path:
     save(runs, kshot_record("sst2", "roberta-large", "manual", "lmbff_sst2", 0.836, 0.8))
     for args in SUPERGLUE_RUNS:
         save(runs, superglue_record(*args[:5], **(args[5] if len(args) > 5 else {})))
+    albert = "albert-xxlarge-v2"
+    save(runs, sg_record("cb", albert, "ptuning_finetune", "ptuning_cb", {"accuracy": 0.8, "f1_macro": 0.7}, rank=1))
+    save(runs, sg_record("cb", albert, "ptuning_finetune", "ptuning_cb", {"accuracy": 0.9, "f1_macro": 0.5}, rank=1,
+                         seed=43))
+    save(runs, sg_record("boolq", albert, "pet", "pet_boolq", {"accuracy": 0.6}, rank=0))
+    save(runs, sg_record("boolq", albert, "pet", "pet_boolq", {"accuracy": 0.7}, rank=1))
+    for seed, acc in ((42, 0.5), (43, 0.6), (44, 0.7)):
+        save(runs, sg_record("wic", albert, "finetune", "pet_wic", {"accuracy": acc}, seed=seed,
+                             preset="fewglue_pet_distill_wic"))
+    save(runs, sg_record("wic", albert, "finetune", "pet_wic", {"accuracy": 0.9}, config_hash="cls00000"))  # CLS
     return runs
 
 
@@ -76,7 +87,7 @@ SUPERGLUE_RUNS = [  # (model, method, preset, task, val score[, options])
 def tables(tmp_path_factory):
     frames = read_frames(_runs(tmp_path_factory.mktemp("specs")))
     published = pd.concat([load_published(GOLDEN_PUBLISHED), load_published(GOLDEN_PUBLISHED.with_name(
-        "lmbff_published.csv"))], ignore_index=True)
+        "lmbff_published.csv")), load_published(FEWGLUE_PUBLISHED)], ignore_index=True)
     return {spec["name"]: build_table(spec, frames, published) for spec in load_specs()}
 
 
@@ -135,6 +146,15 @@ EXPECTED = {
     "superglue_frozen_ptuning": [("bert-large-cased", "RTE", "58.0 (—)")],
     "superglue_frozen_ptuning_v2": [("bert-large-cased", "RTE", "80.0 (—)"),  # held-out selection, beside ...
                                     ("bert-large-cased (protocol val_selection)", "RTE", "85.0 (—)†")],  # ... val, marked
+    "fewglue_ptuning": [("albert-xxlarge-v2", "CB Acc", "85.0 (7.1)"),  # seeds 42, 43: 80, 90; sd = sqrt(50)
+                        ("albert-xxlarge-v2", "CB F1", "60.0 (14.1)"),  # 70, 50; sd = sqrt(200)
+                        ("albert-xxlarge-v2", "CB F1 (paper)", "92.3*"),
+                        ("albert-xxlarge-v2", "CB F1 Δ", "-32.3"),  # 60.0 - 92.3
+                        ("albert-xxlarge-v2", "BoolQ Acc", "—")],  # PET records never enter P-Tuning's table
+    "fewglue_pet": [("albert-xxlarge-v2", "BoolQ Acc", "65.0 (7.1)"),  # patterns 0, 1: 60, 70
+                    ("albert-xxlarge-v2", "BoolQ Acc (paper)", "79.4*"),
+                    ("albert-xxlarge-v2", "BoolQ Acc Δ", "-14.4")],  # 65.0 - 79.4
+    "fewglue_pet_distilled": [("albert-xxlarge-v2", "WiC Acc", "60.0 (10.0)")],  # 50, 60, 70 (sd 10); not the CLS 90
 }
 
 

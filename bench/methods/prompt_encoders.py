@@ -10,6 +10,9 @@ and returns a ``(K * n, dim)`` tensor laid out prompt by prompt, which is exactl
   a 2-layer bidirectional LSTM with ``hidden // 2`` units per direction run over the n tokens of
   a prompt as ONE sequence (across all ``[P:n]`` blocks), then ``Linear(hidden, hidden) -> ReLU ->
   Linear(hidden, dim)``; ``hidden`` defaults to ``dim`` (the paper's h -> h/2 -> h -> h).
+- ``lstm_full``: P-Tuning's few-shot encoder (THUDM/P-tuning ``PT-Fewshot/pet/wrapper.py``): a 2-layer
+  bi-LSTM with ``hidden`` units *per direction*, then ``Linear(2 hidden, hidden) -> ReLU ->
+  Linear(hidden, dim)`` (the reference has ``hidden = dim = 128``, ALBERT's embedding size).
 - ``mlp``: the embedding through an MLP of ``mlp_layers`` Linear layers with ReLU between them
   (``dim -> hidden -> ... -> dim``); 2 by default (the paper's head without the LSTM); 3 layers
   with ``hidden`` = PEFT's ``encoder_hidden_size`` is PEFT's MLP reparameterisation.
@@ -22,7 +25,7 @@ from torch import nn
 
 from bench.errors import ConfigError
 
-ENCODERS = ("lstm", "mlp", "identity")
+ENCODERS = ("lstm", "lstm_full", "mlp", "identity")
 
 
 def _mlp(dim: int, hidden: int, layers: int) -> nn.Sequential:
@@ -50,7 +53,11 @@ class PromptEncoder(nn.Module):
         self.kind, self.num_tokens, self.num_prompts, self.dim = kind, num_tokens, num_prompts, dim
         hidden = int(hidden_size or dim)
         self.embedding = nn.Embedding(num_prompts * num_tokens, dim)
-        if kind == "lstm":
+        if kind == "lstm_full":
+            self.lstm = nn.LSTM(input_size=dim, hidden_size=hidden, num_layers=lstm_layers,
+                                dropout=dropout if lstm_layers > 1 else 0.0, bidirectional=True, batch_first=True)
+            self.mlp = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+        elif kind == "lstm":
             if hidden % 2:
                 raise ConfigError(f"the bidirectional LSTM encoder needs an even hidden size, got {hidden}")
             self.lstm = nn.LSTM(input_size=dim, hidden_size=hidden // 2, num_layers=lstm_layers,
@@ -61,7 +68,7 @@ class PromptEncoder(nn.Module):
 
     def forward(self) -> torch.Tensor:
         x = self.embedding.weight.view(self.num_prompts, self.num_tokens, self.dim)
-        if self.kind == "lstm":
+        if self.kind in ("lstm", "lstm_full"):
             x = self.mlp(self.lstm(x)[0])
         elif self.kind == "mlp":
             x = self.mlp(x)

@@ -117,15 +117,33 @@ def _target_ids(tokenizer, family: str, num_target_tokens: int) -> list[int]:
     return []
 
 
-def _truncate(pieces: list[_Piece], overflow: int, template: Template, max_length: int) -> None:
-    """Drop ``overflow`` tokens from the ends of the longest ``:trunc`` fields (PET's shortening)."""
+TRUNCATION = ("longest", "pet")
+
+
+def _truncate(pieces: list[_Piece], overflow: int, template: Template, max_length: int,
+              rule: str = "longest") -> None:
+    """Drop ``overflow`` tokens, one at a time, from the end of a ``:trunc`` field.
+
+    ``longest``: the longest field loses its last token (ties: the later field). ``pet``: PET's
+    ``PVP.truncate``: of the two texts of a pair (split at ``[SEP]``), the one with more
+    truncatable tokens loses (ties: the second); within it the *last* non-empty ``:trunc`` field.
+    """
+    if rule not in TRUNCATION:
+        raise ConfigError(f"truncation {rule!r}: use one of {', '.join(TRUNCATION)}")
+    split = next((i for i, p in enumerate(pieces) if p.kind == "sep"), len(pieces))
     for _ in range(overflow):
         candidates = [p for p in pieces if p.trunc and p.ids]
         if not candidates:
             raise ConfigError(f"template {template.text!r} does not fit max_length={max_length}: "
                               f"{overflow} tokens over and no {{field:trunc}} left to shorten")
-        longest = max(len(p.ids) for p in candidates)
-        victim = [p for p in candidates if len(p.ids) == longest][-1]
+        if rule == "pet":
+            first = [p for p in pieces[:split] if p.trunc and p.ids]
+            second = [p for p in pieces[split:] if p.trunc and p.ids]
+            side = first if sum(len(p.ids) for p in first) > sum(len(p.ids) for p in second) else second
+            victim = side[-1]
+        else:
+            longest = max(len(p.ids) for p in candidates)
+            victim = [p for p in candidates if len(p.ids) == longest][-1]
         victim.ids.pop()
 
 
@@ -138,6 +156,7 @@ def render(
     max_length: int | None = None,
     num_target_tokens: int = 1,
     soft_token_id: int | None = None,
+    truncation: str = "longest",
 ) -> RenderedPrompt:
     """Tokenise ``template`` filled with ``example`` for ``family`` ("mlm", "clm" or "seq2seq")."""
     if family not in FAMILIES:
@@ -168,7 +187,7 @@ def render(
     if max_length is not None:
         total = len(prefix) + len(suffix) + sum(p.count if p.kind == "soft" else len(p.ids) for p in pieces)
         if total > max_length:
-            _truncate(pieces, total - max_length, template, max_length)
+            _truncate(pieces, total - max_length, template, max_length, truncation)
 
     fill = next(c for c in (soft_token_id, tokenizer.unk_token_id, tokenizer.pad_token_id, 0) if c is not None)
     ids, targets, softs, anchors = list(prefix), [], [], []

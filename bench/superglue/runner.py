@@ -40,6 +40,9 @@ from bench.prompts.template import Field, Target, check_template
 from bench.prompts.text2text import label_ids, text2text_entry
 from bench.prompts.verbalizer import check_label_words
 from bench.superglue import data as sg
+from bench.superglue import pet_stage
+from bench.superglue.aux_mlm import UnlabeledLM
+from bench.superglue.losses import hinge_loss, mixed_loss
 from bench.superglue.metrics import superglue_metrics, words_match
 from bench.train import fit
 
@@ -133,6 +136,7 @@ class ClassificationTask:
         self._items: dict[tuple[str, bool], list[Item]] = {}
         self._last = 0
         self._word_ids: torch.Tensor | None = None
+        self.aux, self.aux_weight = None, float((cfg.get("trainer") or {}).get("aux_mlm_weight") or 0.0)
         self.demonstrations_used: dict[str, list[str]] = {}  # icl: example uid -> demonstration uids that fit
         self.template = self.verbalizer = self.answer_field = None
         if method.output_space == "labels":
@@ -254,7 +258,7 @@ class ClassificationTask:
             if demos:
                 template, values = self.method.with_demonstrations(self.template, ex.fields, demos, self.family)
             rendered = render(template, values, self.tok, self.family, max_length=None if demos else budget,
-                              num_target_tokens=k)
+                              num_target_tokens=k, truncation=str(self.task_cfg.get("truncation") or "pet"))
             if not demos or len(rendered.input_ids) <= budget:
                 if icl:  # several options may fit different numbers: the example keeps the fewest
                     seen = self.demonstrations_used.get(ex.uid)
@@ -368,8 +372,14 @@ class ClassificationTask:
 
     def loss(self, scores: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
         if self.mode == "span":  # masked-LM loss of the answer tokens (and PET's pad masks)
-            return F.cross_entropy(scores.float(), batch.slot_tokens)
-        return F.cross_entropy(self.option_scores(scores, batch), batch.labels)
+            loss = F.cross_entropy(scores.float(), batch.slot_tokens)
+        elif self.mode == "options" and self.labels is None and self.task_cfg.get("choice_loss") == "hinge":
+            loss = hinge_loss(self.option_scores(scores, batch), batch.labels)  # PET's COPA / ReCoRD loss
+        else:
+            loss = F.cross_entropy(self.option_scores(scores, batch), batch.labels)
+        if self.aux is not None and self.aux.available:  # PET's auxiliary MLM loss (bench.superglue.aux_mlm)
+            loss = mixed_loss(loss, self.aux.loss(), 1.0 - self.aux_weight)
+        return loss
 
     def predict(self, split: str, scorer) -> list[int]:
         """Predicted option index per example of ``split`` (span mode: 1 = the answer was generated)."""
@@ -416,20 +426,28 @@ def run_classification(cfg: Mapping, backbone, method, task_class: type = Classi
                           "reproduce it (its records and table cells are marked)")
     if method.output_space == "labels":
         method.set_num_labels(task.n_out)
-    fit_info = None
+    fit_info = pet_before = None
     if method.trains:
         trainer_cfg = cfg["trainer"]
         n_train = len(task.items("train", train=True))
         per_epoch = -(-n_train // int(trainer_cfg.get("batch_size", 8)))
+        if task.aux_weight and task.family == "mlm":
+            task.aux = UnlabeledLM(task, int(trainer_cfg.get("unlabeled_batch_size") or 32), task.seed)
+        pet_before = None
+        if trainer_cfg.get("pet_unlabeled_logits"):  # PET's second stage inputs (bench.superglue.pet_stage)
+            method.eval_mode()
+            pet_before = pet_stage.train_accuracy(task, method.scorer())
         result = fit(method, task, trainer_cfg, selection or LAST, seed=task.seed, steps_per_epoch=per_epoch)
         fit_info = {"n_train": n_train, "best_step": result.best_step, "best_epoch": result.best_epoch,
                     "best_value": result.best_value if selection else None, "steps": result.steps,
-                    "epochs": result.epochs, "losses": result.losses,
+                    "epochs": result.epochs, "losses": result.losses, "selection_rule": result.selection_rule,
+                    "aux_mlm": task.aux.status if task.aux is not None else "off",
                     "history": result.history if selection else []}
     method.eval_mode()
     scorer = method.scorer()
     with autocast_for(backbone):
         metrics = {split: task.evaluate(split, scorer)[0] for split in eval_splits}
+    pet_extra = pet_stage.unlabeled_record(task, scorer, pet_before) if fit_info and pet_before is not None else None
     log.info("%s %s: %s", task.task, report, metrics.get(report, {}).get("overall"))
     demonstrations = None
     if method.uses_demonstrations:
@@ -441,16 +459,18 @@ def run_classification(cfg: Mapping, backbone, method, task_class: type = Classi
         "metrics": metrics,
         "selection_split": selection,
         "report_split": report,
-        **({"protocol": {"selection_split": selection, "report_split": report, "seeds": [task.seed],
-                         "selection_rule": f"best state on {report}, the split it reports (task.allow_val_selection: "
-                                           "P-Tuning v2's code; optimistic)"}} if on_report else {}),
+        "protocol": {"selection_split": selection, "report_split": report, "seeds": [task.seed],
+                     "selection_rule": (f"best state on {report}, the split it reports (task.allow_val_selection: "
+                                        "P-Tuning v2's code; optimistic)") if on_report else
+                     (fit_info["selection_rule"] if fit_info else "no training")},
         "extra": {
             "dataset": task.task, "variant": task.variant, "mode": task.mode, "decoding": task.decoding,
             "multi_token": task.multi_token,
             "template": None if task.template is None else task.template.text,
             "verbalizer": None if task.verbalizer is None else {k: list(v) for k, v in task.verbalizer.label_words.items()},
-            "n_examples": {split: len(task.examples(split)) for split in eval_splits},
+            "n_examples": {split: len(task.examples(split)) for split in eval_splits}, "max_length": task.max_length,
             "fit": fit_info,
+            **({"pet": pet_extra} if pet_extra is not None else {}),
             "demonstrations": demonstrations,
             "selected_on_report": on_report,
         },

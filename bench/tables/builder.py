@@ -134,6 +134,9 @@ def build_table(spec: dict, frames: Frames, published: pd.DataFrame | None = Non
     for column in spec["columns"]:
         rows = select(frame, column.get("select")) if "select" in column else (
             frame[frame["column"].isin(column["keys"])] if "keys" in column else frame[frame["column"] == column["key"]])
+        if "metric" in column and not rows.empty:  # a column's own metric (e.g. CB accuracy beside its F1)
+            own = pd.to_numeric(rows[column["metric"]], errors="coerce") if column["metric"] in rows.columns else float("nan")
+            rows = rows.assign(_value=own * spec["value"]["scale"])
         join = column.get("join", by)
         if join == by:
             created_rows += list(rows["_row"])

@@ -122,12 +122,13 @@ def _pick_per(rows: pd.DataFrame, grid: dict, scores: dict[str, float]) -> tuple
 
 def reduce_cell(rows: pd.DataFrame, keep: dict[str, str], grid: dict | None, scores: dict[str, float]) -> Cell:
     """Reduce one cell's records (rows of the frame): grid pick or ``‡`` across configs, then stats."""
-    configs = sorted({_config(c) for c in rows["config_hash"]})
+    by = "grid_hash" if "grid_hash" in rows.columns else "config_hash"  # seed and rank are reduced over, not a grid
+    configs = sorted({_config(c) for c in rows[by]})
     cell = Cell(configs=[c for c in configs if c])
     if len(configs) > 1:
         points = []
         for config in configs:
-            part = rows[rows["config_hash"].map(_config) == config]
+            part = rows[rows[by].map(_config) == config]
             score = [scores.get(n) for n in part["path"]]
             score = [s for s in score if s is not None]
             points.append({"config_hash": config or None, **stats_of(part),
@@ -142,7 +143,7 @@ def reduce_cell(rows: pd.DataFrame, keep: dict[str, str], grid: dict | None, sco
             if scored:
                 pick = (max if grid["select"] == "max" else min)(scored, key=lambda p: p["grid_score"])
                 cell.chosen_config = pick["config_hash"]
-                rows = rows[rows["config_hash"].map(_config) == (pick["config_hash"] or "")]
+                rows = rows[rows[by].map(_config) == (pick["config_hash"] or "")]
             else:
                 cell.mixed = True
         else:

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +17,12 @@ from typing import Any
 
 import pandas as pd
 
+from bench.identity import config_hash, identity_config
 from bench.tables.load import Problem, load_records
 
 SPEC_FIELDS = ["task", "variant", "model", "method", "template", "rank", "seed", "tag", "preset", "config_hash"]
 PAPER_SETTING = {"protocol": "paper", "train_facts": "original"}  # a missing key means the paper's value
-BASE_COLUMNS = ["name", "path", "schema_version", *SPEC_FIELDS, "template_rank", "set", "row", "protocol",
+BASE_COLUMNS = ["name", "path", "schema_version", *SPEC_FIELDS, "grid_hash", "template_rank", "set", "row", "protocol",
                 "train_facts", "setting", "selection_split", "report_split"]
 
 
@@ -36,10 +39,25 @@ def setting_of(record: dict) -> dict[str, str]:
     return {key: str(task.get(key) or default) for key, default in PAPER_SETTING.items()}
 
 
+def grid_hash(record: dict) -> str | None:
+    """The record's configuration apart from seed and prompt rank, which tables reduce over (mean, std,
+    n): records that differ only there are one configuration, not a grid (``‡``)."""
+    config, own = record.get("config"), record["spec"].get("config_hash")
+    if not own or not isinstance(config, dict) or config_hash(config) != own:
+        return own  # no config, or not the one hashed (hand-made records): the record's own hash
+    tree = identity_config(config)
+    tree.pop("seed", None)
+    if isinstance(tree.get("template"), dict):
+        tree["template"].pop("rank", None)
+    body = json.dumps(tree, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()[:8]
+
+
 def base_row(path: Path, record: dict) -> dict[str, Any]:
     spec = record["spec"]
     row: dict[str, Any] = {"name": record["name"], "path": str(path), "schema_version": record["schema_version"],
                            **{key: spec.get(key) for key in SPEC_FIELDS}}
+    row["grid_hash"] = grid_hash(record)
     rank = int(spec.get("rank") or 0)
     row["rank"] = rank
     row["template_rank"] = f"{spec['template']}-r{rank}" if rank else spec["template"]

@@ -27,7 +27,7 @@ TOP_KEYS = {"name", "title", "source", "select", "split", "value", "keep", "colu
             "columns", "derived", "published", "grid", "protocol_notes", "notes", "for_each", "missing_notes",
             "show_empty_columns", "label", "wide", "for_each_values", "file", "unavailable"}
 ROW_KEYS = {"by", "labels", "from", "extra", "sort"}
-COLUMN_KEYS = {"key", "keys", "label", "select", "show", "prefer", "lowest", "per", "stat", "then", "join",
+COLUMN_KEYS = {"metric", "key", "keys", "label", "select", "show", "prefer", "lowest", "per", "stat", "then", "join",
                "within", "missing_note"}
 PUBLISHED_KEYS = {"table", "variant", "match", "show", "normalise", "delta", "label_field", "all_models"}
 

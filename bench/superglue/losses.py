@@ -1,0 +1,48 @@
+"""PET's training losses beyond plain cross-entropy (timoschick/pet ``pet/task_helpers.py``, ``pet/wrapper.py``).
+
+- :func:`hinge_loss`: COPA and ReCoRD. Per example, the correct choice's token cross-entropy ``CE+``
+  against every wrong choice's ``CE-``: ``sum_wrong max(0, 1 + CE+ - CE-)``, averaged over the batch.
+  Option scores here are summed token log-probabilities, i.e. ``-CE``.
+- :func:`mask_for_mlm` + :func:`mixed_loss`: the auxiliary masked-LM loss on unlabeled examples
+  (``--lm_training``): 15% of the non-special tokens are chosen; of those 80% become the mask
+  token, 10% a random token, 10% stay; the loss is ``alpha * task + (1 - alpha) * mlm`` with PET's
+  ``alpha = 0.9999`` (the MLM term weighs ``1e-4``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def hinge_loss(option_scores: torch.Tensor, labels: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
+    """``option_scores``: (n, options) summed log-probabilities (-inf for absent options); labels: (n,)."""
+    correct = option_scores.gather(1, labels[:, None])  # -CE+
+    wrong = torch.ones_like(option_scores, dtype=torch.bool).scatter(1, labels[:, None], False)
+    wrong &= torch.isfinite(option_scores)
+    terms = torch.clamp(margin - correct + option_scores, min=0.0)  # 1 + CE+ - CE-
+    return torch.where(wrong, terms, torch.zeros_like(terms)).sum(1).mean()
+
+
+def mask_for_mlm(input_ids: torch.Tensor, special: torch.Tensor, mask_id: int, vocab_size: int,
+                 generator: torch.Generator, probability: float = 0.15) -> tuple[torch.Tensor, torch.Tensor]:
+    """(masked inputs, labels with -100 where no loss is taken); ``special``: True at specials and padding."""
+    labels = input_ids.clone()
+    chosen = (torch.rand(input_ids.shape, generator=generator) < probability) & ~special
+    labels[~chosen] = -100
+    inputs = input_ids.clone()
+    replaced = (torch.rand(input_ids.shape, generator=generator) < 0.8) & chosen
+    inputs[replaced] = mask_id
+    randomised = (torch.rand(input_ids.shape, generator=generator) < 0.5) & chosen & ~replaced
+    inputs[randomised] = torch.randint(vocab_size, input_ids.shape, generator=generator)[randomised]
+    return inputs, labels
+
+
+def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean token cross-entropy over the chosen positions (the model's own masked-LM loss)."""
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+
+
+def mixed_loss(task_loss: torch.Tensor, lm_loss: torch.Tensor, alpha: float) -> torch.Tensor:
+    """PET: ``alpha * task + (1 - alpha) * lm``."""
+    return alpha * task_loss + (1.0 - alpha) * lm_loss
