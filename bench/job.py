@@ -169,7 +169,7 @@ def selection_rule(resolved: Mapping, method) -> str:
             f"stop after {trainer.get('early_stopping_patience')} evaluations without improvement")
 
 
-def _payload(run: PlannedRun, resolved: dict, backbone, method, device, dtype, started: float, started_at: str) -> dict:
+def _payload(resolved: dict, backbone, method, device, dtype, started: float, started_at: str) -> dict:
     from bench.methods.base import count_parameters
     from bench.provenance import data_checksums, git_state, machine, package_versions
 
@@ -229,19 +229,13 @@ def run_job(cfg: DictConfig, preset: str | None = None) -> JobOutcome:
     preset = preset or preset_of(cfg)
     outcome = JobOutcome()
     why = not_applicable(cfg)
-    missing = None if why else missing_data(cfg)
-    if missing:  # checked before weights load; a study records the gap, a single run fails with the fetch command
-        if cfg.get("ranks") == "preset":
-            log.warning("skip %s x %s: %s", preset, cfg.model.name, missing)
-            outcome.not_applicable = str(missing).splitlines()[0]
+    gap = None if why else missing_data(cfg)  # before weights load: data the local mirror lacks
+    if why or gap:
+        if cfg.get("ranks") == "preset":  # inside a study: another architecture's preset or a data gap is no failure
+            log.warning("skip %s x %s: %s", preset, cfg.model.name, why or gap)
+            outcome.not_applicable = why or str(gap).splitlines()[0]
             return outcome
-        raise missing
-    if why:
-        if cfg.get("ranks") == "preset":  # inside a study: a preset for other architectures is not a failure
-            log.info("skip %s x %s: %s", preset, cfg.model.name, why)
-            outcome.not_applicable = why
-            return outcome
-        raise ConfigError(f"experiment={preset} is {why}")
+        raise gap or ConfigError(f"experiment={preset} is {why}")
     runs = plan_job(cfg, preset)
     force = bool(cfg.get("force"))
     todo = [r for r in runs if force or not is_finished(r.path)]
@@ -251,14 +245,14 @@ def run_job(cfg: DictConfig, preset: str | None = None) -> JobOutcome:
     if not todo:
         return outcome
     results = Path(cfg.paths.results_dir)
+    first = resolved_config(todo[0].cfg)
     try:
-        preflight(resolved_config(todo[0].cfg))  # inputs, outputs, device: before any weights load
+        preflight(first)  # inputs, outputs, device: before any weights load
     except BenchError as err:
         with contextlib.suppress(OSError):  # an unwritable results folder cannot take a failure record
             _fail(todo, err, results)
         raise
     try:
-        first = resolved_config(todo[0].cfg)
         check_compatible(first["task"], method := instantiate(todo[0].cfg.method.component))
         device = pick_device(pick_job_device(cfg.device))
         precision = precision_for_method(device, first, method)  # bench.precision: fp32 masters, autocast
@@ -279,7 +273,7 @@ def run_job(cfg: DictConfig, preset: str | None = None) -> JobOutcome:
                 backbone = load_backbone(first["model"], device=device, precision=precision,
                                          models_dir=first["paths"]["models_dir"])
             method.setup(backbone)
-            payload = _payload(run, resolved, backbone, method, device, dtype, started, started_at)
+            payload = _payload(resolved, backbone, method, device, dtype, started, started_at)
             payload["precision"] = precision.as_record()
             write_record(run.path, run.spec, payload, force=force)
         except KeyboardInterrupt:
