@@ -1,6 +1,8 @@
 """``make bench`` (bench.speed): the faster LAMA evaluation predicts exactly what a plain recomputation
 does, the benchmark's baselines compute what they claim, and its FLOP and memory accounting is right."""
 
+import time
+
 import pytest
 import torch
 
@@ -104,11 +106,12 @@ def test_peak_memory_sees_a_large_tensor_and_only_while_it_lives():
     cpu = torch.device("cpu")
     with PeakMemory(cpu) as peak:
         big = torch.ones(16 * 2**20)  # 64 MiB
-        torch.cuda.synchronize() if torch.cuda.is_available() else None
-        import time
-
-        time.sleep(0.05)
+        seen = peak.samples
+        deadline = time.monotonic() + 30
+        while peak.samples < seen + 2 and time.monotonic() < deadline:  # the sampler read it at least once
+            time.sleep(0.005)
         del big
+    assert peak.samples >= seen + 2, "the sampling thread never ran"
     assert peak.bytes >= 60 * 2**20
     with PeakMemory(cpu) as quiet:
         torch.ones(16)

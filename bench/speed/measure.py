@@ -71,6 +71,7 @@ class PeakMemory:
 
     def __init__(self, device: torch.device, interval: float = 0.001) -> None:
         self.device, self.interval, self.bytes = device, interval, 0
+        self.samples = 0  # resident-set readings taken so far (CPU)
         self._stop = threading.Event()
 
     def __enter__(self) -> PeakMemory:
@@ -87,6 +88,7 @@ class PeakMemory:
     def _sample(self) -> None:
         while not self._stop.is_set():
             self._peak = max(self._peak, _rss_bytes())
+            self.samples += 1
             time.sleep(self.interval)
 
     def __exit__(self, *exc) -> None:
