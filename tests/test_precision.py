@@ -69,6 +69,11 @@ def test_fp16_autocast_scales_the_loss_and_updates_like_fp32_on_the_steps_it_too
     torch has fp16 autocast too. Every step goes through the scaler; a step whose scaled gradients
     overflow is skipped (the scale halves, the weights and Adam's state stay), so the fp16 run must
     match an fp32 run on the batches it did step on, with the bf16 tolerance."""
+    backbone = tiny_backbone("tiny-albert")
+    _fp16_matches_fp32_on_the_steps_it_took(backbone, monkeypatch)
+
+
+def _fp16_matches_fp32_on_the_steps_it_took(backbone, monkeypatch) -> None:
     skipped = []
     original = torch.amp.GradScaler.update
 
@@ -78,7 +83,6 @@ def test_fp16_autocast_scales_the_loss_and_updates_like_fp32_on_the_steps_it_too
         skipped.append(self.get_scale() < before)
 
     monkeypatch.setattr(torch.amp.GradScaler, "update", spy)
-    backbone = tiny_backbone("tiny-albert")
     fp16 = update(backbone, "autocast", compute=torch.float16)
     assert len(skipped) == 3 and not all(skipped)
     fp32 = update(backbone, "fp32", steps=3, keep=[i for i, s in enumerate(skipped) if not s])
@@ -97,9 +101,10 @@ def test_fit_refuses_trainable_weights_that_are_not_fp32(tiny_backbone):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 with a grad scaler needs CUDA")
-def test_fp16_training_on_cuda_scales_the_loss_and_updates_the_fp32_masters(tiny_backbone):
+def test_fp16_training_on_cuda_scales_the_loss_and_updates_the_fp32_masters(tiny_backbone, monkeypatch):
+    """As on CPU: a scaled step that overflows is skipped (on an H200 the first of three was), so
+    the comparison is with fp32 on the steps fp16 took."""
     backbone = dataclasses.replace(tiny_backbone("tiny-albert"), device=CUDA)
     moved = dataclasses.replace(backbone, model=copy.deepcopy(backbone.model).to(CUDA))
-    fp32, fp16 = update(moved, "fp32"), update(moved, "autocast", compute=torch.float16)
-    assert changed_share(fp16) > 0.95 and distance(fp16, fp32) < 0.05
+    _fp16_matches_fp32_on_the_steps_it_took(moved, monkeypatch)
     assert Precision("cuda", torch.float16, torch.float32, True, True).make_scaler() is not None
