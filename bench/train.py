@@ -23,7 +23,6 @@ compute dtype; the backward pass and the optimizer step run outside it; fp16 sca
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -108,6 +107,22 @@ def restore_snapshot(method, snapshot: list[torch.Tensor]) -> None:
             param.copy_(saved)
 
 
+
+CHECK_EVERY = 100  # steps between reads of the losses (one device sync each)
+
+
+def _check_finite(losses: list[torch.Tensor], first_step: int) -> float:
+    """The mean of an epoch's losses; FloatingPointError naming the first step whose loss is not finite."""
+    if not losses:
+        return float("nan")
+    values = torch.stack([v.float() for v in losses]).cpu()
+    bad = (~torch.isfinite(values)).nonzero()
+    if len(bad):
+        step = int(bad[0])
+        raise FloatingPointError(f"training loss is {float(values[step])} at step {first_step + step}")
+    return float(values.mean())
+
+
 def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str, seed: int = 0,
         steps_per_epoch: int | None = None, precision: Precision | None = None) -> FitResult:
     """Train ``method`` on ``task``; early-stop on ``selection_split``; restore the best state."""
@@ -165,8 +180,6 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
         for batch in tqdm(batches, desc=f"{method.name} epoch {epoch}", unit="step", leave=False, mininterval=2.0):
             with precision.autocast():
                 loss = task.loss(scorer(batch), batch)
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"training loss is {loss.item()} at step {result.steps}")
             optimizer.zero_grad(set_to_none=True)
             if scaler is None:
                 loss.backward()
@@ -182,8 +195,10 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
                 scaler.update()
             if step_per == "step":
                 scheduler.step()
-            losses.append(loss.item())
+            losses.append(loss.detach())  # read back once per epoch: no device sync per step
             result.steps += 1
+            if len(losses) % CHECK_EVERY == 0:
+                _check_finite(losses, result.steps - len(losses))
             if eval_every and result.steps % int(eval_every) == 0 and evaluate(epoch):
                 stop = True
             if stop or (max_steps and result.steps >= int(max_steps)):
@@ -191,7 +206,7 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
                 break
         if step_per == "epoch":
             scheduler.step()
-        result.losses.append(sum(losses) / len(losses) if losses else float("nan"))
+        result.losses.append(_check_finite(losses, result.steps - len(losses)))
         result.epochs = epoch + 1
         if stop:
             break

@@ -113,6 +113,34 @@ def test_placeholder_id_does_not_matter(tiny_backbone, name):
     assert torch.equal(scores[0], scores[1]) and torch.equal(scores[0], scores[2])
 
 
+def test_slot_counts_and_prompt_indices_are_checked_on_the_host(tiny_backbone):
+    """pad_batch counts the pseudo tokens per row and the largest prompt vector asked for, so the
+    scorer refuses a bad batch without reading device tensors; a batch without those counts (built
+    elsewhere) is still checked, from its tensors."""
+    from bench.errors import ConfigError
+
+    backbone = tiny_backbone("tiny-bert")
+    method = PTuning(encoder="mlp")
+    method.setup(backbone)
+    template = method.adapt_template(template_for(backbone))  # 6 pseudo tokens
+    tok = backbone.tokenizer
+    rendered = [render(template, {"x": x}, tok, backbone.family) for x in ["Italy", "Spain"]]
+    args = ([r.input_ids for r in rendered], [r.target_positions for r in rendered], pad_id_of(tok))
+    good = pad_batch(*args, soft_positions=[r.soft_positions for r in rendered])
+    assert good.soft_per_row == (6, 6) and good.soft_max_id == 5
+    short = pad_batch(*args, soft_positions=[rendered[0].soft_positions, rendered[1].soft_positions[:5]])
+    assert short.soft_per_row == (6, 5)
+    far = pad_batch(*args, soft_positions=[r.soft_positions for r in rendered], prompt_index=[0, 1])
+    assert far.soft_max_id == 11
+    scorer = method.scorer()
+    with torch.no_grad():
+        scorer(good)
+        for bad, message in ((short, r"6 pseudo tokens, got \[5, 6\]"), (far, "prompt vector 11 but the method has 6")):
+            for batch in (bad, dataclasses.replace(bad, soft_per_row=None, soft_max_id=None)):
+                with pytest.raises(ConfigError, match=message):
+                    scorer(batch)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_frozen_training_changes_only_the_prompt_encoder(tiny_backbone, name):
     backbone = fresh(tiny_backbone(name))

@@ -1,5 +1,6 @@
 """The shared training loop on a toy method and task whose numbers can be followed by hand."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -106,3 +107,21 @@ def test_exponential_schedule_decays_once_per_epoch_and_backbone_is_untouched():
         train_mod.build_optimizer = real_build
     assert lrs == [0.1, 0.05, 0.025]
     assert all(torch.equal(a, b) for a, b in zip(before, method.backbone.model.parameters(), strict=True))
+
+
+def test_a_non_finite_loss_names_its_step_and_the_epoch_mean_is_exact():
+    """Losses are read back once per epoch (no device sync per step); a NaN still fails the run, naming
+    the first bad step. Epoch 0 loss by hand: w starts at 0, Adam's first steps move w by lr=0.1 each,
+    so the losses are (0-1)^2=1 and (0.1-1)^2=0.81: mean 0.905."""
+    method, task = ToyMethod(), ToyTask([0.1] * 5, steps_per_epoch=2)
+    result = fit(method, task, {**CFG, "max_epochs": 1}, "dev")
+    assert abs(result.losses[0] - 0.905) < 1e-6
+
+    class NanAtThird(ToyTask):
+        def loss(self, scores, batch):
+            self.steps = getattr(self, "steps", 0) + 1
+            value = super().loss(scores, batch)
+            return value * float("nan") if self.steps == 3 else value
+
+    with pytest.raises(FloatingPointError, match="training loss is nan at step 2"):
+        fit(ToyMethod(), NanAtThird([0.1] * 5, steps_per_epoch=4), {**CFG, "max_epochs": 1}, "dev")

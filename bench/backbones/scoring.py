@@ -53,6 +53,9 @@ class ScoringBatch:
     soft_ids: torch.Tensor | None = None  # (n_soft,) which prompt vector fills it (prompt k: k * len + j)
     forward_patch: ForwardPatch | None = None  # deep prompts: adds past_key_values etc. to each backbone call
     token_type_ids: torch.Tensor | None = None  # (batch, seq) segment ids for BERT/ALBERT sentence pairs
+    # host-side facts about the pseudo-token slots, so that checks need no device sync per step
+    soft_per_row: tuple[int, ...] | None = None  # pseudo tokens in each row
+    soft_max_id: int | None = None  # largest prompt vector index asked for
 
     def to(self, device: torch.device, non_blocking: bool = False) -> ScoringBatch:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -94,6 +97,8 @@ def pad_batch(
         soft = [(row, col, prompt_index[row] * len(cols_) + j)
                 for row, cols_ in enumerate(soft_positions) for j, col in enumerate(cols_)]
         batch.soft_rows, batch.soft_cols, batch.soft_ids = (torch.tensor(v, dtype=torch.long) for v in zip(*soft, strict=True))
+        batch.soft_per_row = tuple(len(cols_) for cols_ in soft_positions)
+        batch.soft_max_id = max(k for _, _, k in soft)
     if token_type_ids is not None and any(t for t in token_type_ids):
         types = torch.zeros((len(sequences), width), dtype=torch.long)  # padding is segment 0, masked anyway
         for row, seq in enumerate(token_type_ids):

@@ -55,8 +55,9 @@ def embed_batch(model: nn.Module, batch: ScoringBatch, vectors: torch.Tensor) ->
     if batch.soft_rows is None:
         raise ConfigError("batch has no pseudo-token slots: render the method's adapted template "
                           "(method.adapt_template) so that [P] slots are marked")
-    if int(batch.soft_ids.max()) >= vectors.shape[0]:
-        raise ConfigError(f"batch asks for prompt vector {int(batch.soft_ids.max())} but the method has "
+    largest = batch.soft_max_id if batch.soft_max_id is not None else int(batch.soft_ids.max())  # host int: no sync
+    if largest >= vectors.shape[0]:
+        raise ConfigError(f"batch asks for prompt vector {largest} but the method has "
                           f"{vectors.shape[0]} (prompt_index out of range or template length mismatch)")
     embeds = input_embeddings(model)(batch.input_ids)
     embeds = embeds.index_put((batch.soft_rows, batch.soft_cols), vectors[batch.soft_ids].to(embeds.dtype))
@@ -132,11 +133,12 @@ class SoftPromptMethod(Method):
 
         def score(batch: ScoringBatch) -> torch.Tensor:
             vectors = self.prompt_vectors()
-            per_row = torch.bincount(batch.soft_rows, minlength=batch.input_ids.shape[0]) \
-                if batch.soft_rows is not None else None
-            if per_row is not None and bool((per_row != self.encoder.num_tokens).any()):
+            per_row = batch.soft_per_row  # counted on the host when the batch was padded: no device sync
+            if per_row is None and batch.soft_rows is not None:
+                per_row = tuple(torch.bincount(batch.soft_rows, minlength=batch.input_ids.shape[0]).tolist())
+            if per_row is not None and any(n != self.encoder.num_tokens for n in per_row):
                 raise ConfigError(f"{self.name}: every example must have {self.encoder.num_tokens} pseudo tokens, "
-                                  f"got {sorted(set(per_row.tolist()))}")
+                                  f"got {sorted(set(per_row))}")
             return target_logits(model, embed_batch(model, batch, vectors))
 
         return score
