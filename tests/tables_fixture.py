@@ -115,16 +115,18 @@ def kshot_record(task: str, model: str, method: str, template: str, test: float,
 
 
 def sg_record(task: str, model: str, method: str, template: str, val: dict[str, float], *, seed=42, rank=0,
-              tag=None, config_hash="c0ffee00", preset=None) -> dict:
-    """A finished FewGLUE record (schema 2): the given ``val`` metrics, dev32 selected (score = their mean)."""
+              tag=None, config_hash="c0ffee00", preset=None, dev32: dict[str, float] | None = None) -> dict:
+    """A finished FewGLUE record (schema 2): the given ``val`` metrics, dev32 selected (score = their mean);
+    ``dev32`` gives that split other metrics (default: val's)."""
     overall = {**val, "score": sum(val.values()) / len(val), "n": 10}
+    dev = overall if dev32 is None else {**dev32, "score": sum(dev32.values()) / len(dev32), "n": 32}
     name_template = f"{template}-r{rank}"
     name = "__".join([f"{task}-fewglue", model, method, name_template, f"seed{seed}", *([tag] if tag else []),
                       config_hash])
     spec = {"task": task, "variant": "fewglue", "model": model, "method": method, "template": template,
             "seed": seed, "tag": tag, "rank": rank, "preset": preset, "config_hash": config_hash}
     return {"schema_version": 2, "name": name, "status": "finished", "spec": spec,
-            "metrics": {"val": {"overall": overall, "groups": {}}, "dev32": {"overall": overall, "groups": {}}},
+            "metrics": {"val": {"overall": overall, "groups": {}}, "dev32": {"overall": dev, "groups": {}}},
             "selection_split": "dev32", "report_split": "val", "params": {"trainable": 0},
             "protocol": {"selection_split": "dev32", "selection_rule": "scripted", "report_split": "val",
                          "seeds": [seed]},

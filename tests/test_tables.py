@@ -45,8 +45,12 @@ def _runs(root: Path) -> Path:
     save(runs, sg_record("cb", albert, "ptuning_finetune", "ptuning_cb", {"accuracy": 0.8, "f1_macro": 0.7}, rank=1))
     save(runs, sg_record("cb", albert, "ptuning_finetune", "ptuning_cb", {"accuracy": 0.9, "f1_macro": 0.5}, rank=1,
                          seed=43))
-    save(runs, sg_record("boolq", albert, "pet", "pet_boolq", {"accuracy": 0.6}, rank=0))
-    save(runs, sg_record("boolq", albert, "pet", "pet_boolq", {"accuracy": 0.7}, rank=1))
+    save(runs, sg_record("boolq", albert, "pet", "pet_boolq", {"accuracy": 0.6}, rank=0, dev32={"accuracy": 0.9}))
+    save(runs, sg_record("boolq", albert, "pet", "pet_boolq", {"accuracy": 0.7}, rank=1, dev32={"accuracy": 0.5}))
+    for seed, rank, val, dev in ((42, 0, 0.60, 0.50), (43, 0, 0.70, 0.75), (42, 1, 0.80, 0.75), (43, 1, 0.90, 0.50),
+                                 (42, 2, 0.55, 0.50), (43, 2, 0.65, 0.75)):  # RTE dev32 means: 0.625 each
+        save(runs, sg_record("rte", albert, "pet", "pet_rte", {"accuracy": val}, rank=rank, seed=seed,
+                             dev32={"accuracy": dev}))
     for seed, acc in ((42, 0.5), (43, 0.6), (44, 0.7)):
         save(runs, sg_record("wic", albert, "finetune", "pet_wic", {"accuracy": acc}, seed=seed,
                              preset="fewglue_pet_distill_wic"))
@@ -154,6 +158,9 @@ EXPECTED = {
     "fewglue_pet": [("albert-xxlarge-v2", "BoolQ Acc", "65.0 (7.1)"),  # patterns 0, 1: 60, 70
                     ("albert-xxlarge-v2", "BoolQ Acc (paper)", "79.4*"),
                     ("albert-xxlarge-v2", "BoolQ Acc Δ", "-14.4")],  # 65.0 - 79.4
+    "fewglue_pet_best": [("albert-xxlarge-v2", "BoolQ Acc", "60.0 (—)"),  # pattern 0 (dev32 90 vs 50), not val's best 70
+                         ("albert-xxlarge-v2", "RTE Acc", "65.0 (7.1)"),  # three-way dev32 tie: pattern 0 (60, 70)
+                         ("albert-xxlarge-v2", "CB Acc", "—")],  # no PET records for CB
     "fewglue_pet_distilled": [("albert-xxlarge-v2", "WiC Acc", "60.0 (10.0)")],  # 50, 60, 70 (sd 10); not the CLS 90
 }
 
@@ -218,3 +225,11 @@ def test_the_worked_example_of_the_docs_renders(tmp_path):
     assert "| bert-base-cased | 40.0 | 31.1* | +8.9 |" in markdown  # (50 + 30) / 2 - 31.1
     assert "| bert-large-cased | — | 32.3* | — |" in markdown
     assert "Model | Manual prompt | Manual prompt (paper) | Manual prompt Δ" in markdown
+
+
+def test_pet_best_names_the_kept_pattern_in_the_csv(tables):
+    tidy = tables["fewglue_pet_best"].tidy
+    boolq = tidy[(tidy["column"] == "boolq") & tidy["selected"]].iloc[0]
+    assert boolq["best"] == "rank=0 (dev32 0.9000)" and boolq["n"] == 1
+    rte = tidy[(tidy["column"] == "rte") & tidy["selected"]].iloc[0]
+    assert rte["best"] == "rank=0 (dev32 0.6250)" and rte["mean"] == pytest.approx(65.0)

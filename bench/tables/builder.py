@@ -16,6 +16,7 @@ from bench.tables.cells import (
     column_of,
     fill,
     label_fields,
+    pick_best,
     pick_rows,
     reduce_cell,
     select,
@@ -94,17 +95,21 @@ def _key(row: dict, fields: list[str]) -> tuple:
     return tuple(clean(row.get(f)) for f in fields)
 
 
-def grid_scores(spec: dict, frames: Frames) -> dict[str, float]:
-    """Record path -> the grid metric on the grid split (``selection`` = each record's own)."""
-    grid = spec.get("grid")
-    if not grid or frames.records.empty:
-        return {}
+def split_scores(frames: Frames, split: str, metric: str) -> dict[str, float]:
+    """Record path -> ``metric`` on ``split`` (``selection`` = each record's own selection split)."""
     rec = frames.records
-    split = grid.get("split", "selection")
-    rows = rec[rec["is_selection"].astype(bool)] if split == "selection" else rec[rec["split"] == split]
-    if grid["metric"] not in rows.columns:
+    if rec.empty:
         return {}
-    return {p: float(v) for p, v in zip(rows["path"], rows[grid["metric"]], strict=True) if clean(v) is not None}
+    rows = rec[rec["is_selection"].astype(bool)] if split == "selection" else rec[rec["split"] == split]
+    if metric not in rows.columns:
+        return {}
+    return {p: float(v) for p, v in zip(rows["path"], rows[metric], strict=True) if clean(v) is not None}
+
+
+def grid_scores(spec: dict, frames: Frames) -> dict[str, float]:
+    """Record path -> the grid metric on the grid split."""
+    grid = spec.get("grid")
+    return split_scores(frames, grid.get("split", "selection"), grid["metric"]) if grid else {}
 
 
 def build_table(spec: dict, frames: Frames, published: pd.DataFrame | None = None) -> Table | None:
@@ -120,6 +125,8 @@ def build_table(spec: dict, frames: Frames, published: pd.DataFrame | None = Non
         samples.setdefault(("group", g), r)
     pub = _published(spec, published)
     scores = grid_scores(spec, frames)
+    best = spec.get("best")
+    best_scores = split_scores(frames, best["split"], best["metric"]) if best else {}
 
     # column groups
     group_frame = select(frame, (spec.get("column_groups") or {}).get("select"))
@@ -146,7 +153,7 @@ def build_table(spec: dict, frames: Frames, published: pd.DataFrame | None = Non
             part_g = rows[rows["_group"] == group] if groups_by else rows
             for jk, part in part_g.groupby("_join", sort=False):
                 for row_key in _rows_for(jk, join, by, created_rows):
-                    _fill_cell(spec, column, cells, row_key, group, part, scores)
+                    _fill_cell(spec, column, cells, row_key, group, part, scores, best_scores)
     row_keys = _row_order(spec, frame, created_rows, pub, cells, samples)
     extra_rows = []
     for i, extra in enumerate(spec["rows"].get("extra", [])):
@@ -179,8 +186,9 @@ def _rows_for(jk: tuple, join: list[str], by: list[str], created: list[tuple]) -
 
 
 def _fill_cell(spec: dict, column: dict, cells: dict, row_key: tuple, group: tuple, part: pd.DataFrame,
-               scores: dict) -> None:
+               scores: dict, best_scores: dict) -> None:
     part, chosen = pick_rows(part, column)
+    part, best = pick_best(part, spec.get("best"), best_scores)
     if part.empty:
         return
     within = column.get("within")
@@ -192,7 +200,7 @@ def _fill_cell(spec: dict, column: dict, cells: dict, row_key: tuple, group: tup
         cell = two_stage(part, column, spec["_keep"], spec.get("grid"), scores, allowed)
     else:
         cell = reduce_cell(part, spec["_keep"], spec.get("grid"), scores)
-    cell.key = chosen or column["key"]
+    cell.key, cell.best = chosen or column["key"], best
     cells[(column["key"], row_key, group)] = cell
 
 

@@ -77,6 +77,7 @@ class Cell:
     keep: dict[str, Any] = field(default_factory=dict)
     per_values: dict[Any, float] = field(default_factory=dict)  # two-stage cells: value per group
     points: list[dict[str, Any]] = field(default_factory=list)  # every configuration's stats (grid)
+    best: str | None = None  # ``best``: which group was kept, e.g. "rank=2 (dev32 0.8125)"
 
     @property
     def value(self) -> float | None:
@@ -157,6 +158,24 @@ def reduce_cell(rows: pd.DataFrame, keep: dict[str, str], grid: dict | None, sco
         else:
             cell.keep[name] = None
     return cell
+
+
+def pick_best(rows: pd.DataFrame, best: dict | None, scores: dict[str, float]) -> tuple[pd.DataFrame, str | None]:
+    """``best: {by, split, metric}``: only the records of the ``by`` value (e.g. a PET pattern's rank)
+    whose mean metric on ``split`` is highest (PET-best); ties keep the lowest value; groups with no
+    score on that split never win, and a cell with none scored stays empty."""
+    if not best or rows.empty:
+        return rows, None
+    means = {}
+    for value, part in rows.groupby(best["by"], sort=True):
+        got = [scores[p] for p in part["path"] if p in scores]
+        if got:
+            means[value] = sum(got) / len(got)
+    if not means:
+        return rows.iloc[0:0], None
+    top = max(means.values())
+    pick = min(v for v, m in means.items() if m == top)
+    return rows[rows[best["by"]] == pick], f"{best['by']}={pick} ({best['split']} {top:.4f})"
 
 
 def pick_rows(rows: pd.DataFrame, column: dict, key_field: str = "column") -> tuple[pd.DataFrame, str | None]:

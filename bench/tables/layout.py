@@ -196,7 +196,8 @@ def _tidy(spec, out, labels, glabel, column, cell, paper, delta) -> list[dict]:
     rows = [{**base, **stats, **paper_fields, **{f"ours_{k}": (cell.keep.get(k) if cell else None) for k in spec.get("_keep", {})},
              "records": ";".join(cell.records) if cell else None, "mixed": bool(cell.mixed) if cell else False,
              "config_hash": cell.chosen_config if cell and cell.chosen_config else (
-                 ";".join(cell.configs) if cell and cell.configs else None), "selected": True}]
+                 ";".join(cell.configs) if cell and cell.configs else None), "selected": True,
+             "best": cell.best if cell else None}]
     for point in (cell.points if cell else []):
         if cell.chosen_config is not None and point["config_hash"] not in cell.chosen_config.split(";"):
             rows.append({**base, **{k: point.get(k) for k in stats}, "config_hash": point["config_hash"],

@@ -25,7 +25,7 @@ RULES_DIR = TABLES_DIR / "rules"
 STATS = ("mean", "std", "pstd", "min", "max", "n", "median", "first", "range", "value")
 TOP_KEYS = {"name", "title", "source", "select", "split", "value", "keep", "column_key", "rows", "column_groups",
             "columns", "derived", "published", "grid", "protocol_notes", "notes", "for_each", "missing_notes",
-            "show_empty_columns", "label", "wide", "for_each_values", "file", "unavailable"}
+            "show_empty_columns", "label", "wide", "for_each_values", "file", "unavailable", "best"}
 ROW_KEYS = {"by", "labels", "from", "extra", "sort"}
 COLUMN_KEYS = {"metric", "key", "keys", "label", "select", "show", "prefer", "lowest", "per", "stat", "then", "join",
                "within", "missing_note"}
@@ -129,6 +129,11 @@ def check_spec(spec: dict, path: Path, rules_dir: Path = RULES_DIR) -> dict:
                     "grid: {select: max, metric: overall.<key>, split: selection}")
     elif not isinstance(spec["grid"].get("per", []), list):
         raise _fail(path, "grid.per", "grid.per must be a list of record fields", "per: [seed]")
+    if "best" in spec:
+        _check_keys(path, "best", spec["best"], {"by", "split", "metric"})
+        if set(spec["best"]) != {"by", "split", "metric"}:
+            raise _fail(path, "best", "best needs by, split and metric",
+                        "best: {by: rank, split: dev32, metric: overall.score}")
     spec.setdefault("notes", [])
     spec.setdefault("missing_notes", True)
     spec.setdefault("show_empty_columns", True)
