@@ -55,6 +55,10 @@ def _runs(root: Path) -> Path:
         save(runs, sg_record("wic", albert, "finetune", "pet_wic", {"accuracy": acc}, seed=seed,
                              preset="fewglue_pet_distill_wic"))
     save(runs, sg_record("wic", albert, "finetune", "pet_wic", {"accuracy": 0.9}, config_hash="cls00000"))  # CLS
+    for seed, acc in ((42, 0.55), (43, 0.65)):  # few-shot CLS fine-tuning and Prompt Tuning rows
+        save(runs, sg_record("rte", albert, "finetune", "pet_rte", {"accuracy": acc}, seed=seed,
+                             preset="fewglue_clsft_rte"))
+    save(runs, sg_record("rte", albert, "prompt_tuning", "pet_rte", {"accuracy": 0.52}, preset="fewglue_prompt_tuning_rte"))
     return runs
 
 
@@ -161,6 +165,9 @@ EXPECTED = {
     "fewglue_pet_best": [("albert-xxlarge-v2", "BoolQ Acc", "60.0 (—)"),  # pattern 0 (dev32 90 vs 50), not val's best 70
                          ("albert-xxlarge-v2", "RTE Acc", "65.0 (7.1)"),  # three-way dev32 tie: pattern 0 (60, 70)
                          ("albert-xxlarge-v2", "CB Acc", "—")],  # no PET records for CB
+    "fewglue_fewshot_finetune": [("albert-xxlarge-v2", "RTE Acc", "60.0 (7.1)"),  # 55, 65; not the distilled WiC runs
+                                 ("albert-xxlarge-v2", "WiC Acc", "—")],
+    "fewglue_fewshot_prompt_tuning": [("albert-xxlarge-v2", "RTE Acc", "52.0 (—)")],
     "fewglue_pet_distilled": [("albert-xxlarge-v2", "WiC Acc", "60.0 (10.0)")],  # 50, 60, 70 (sd 10); not the CLS 90
 }
 
