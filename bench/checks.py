@@ -272,7 +272,7 @@ class _Unattached:
 def _classification_inputs(cfg: Mapping, method, tokenizer) -> None:
     from hydra.utils import get_method
 
-    from bench.superglue.runner import ClassificationTask
+    from bench.superglue.task import ClassificationTask
 
     family = cfg["model"]["family"]
     stub = SimpleNamespace(family=family, tokenizer=tokenizer, device=None, name=cfg["model"]["name"])

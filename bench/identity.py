@@ -62,3 +62,13 @@ def spec_from_config(cfg: DictConfig | Mapping, preset: str | None = None) -> Ru
                    template=str(resolved["template"]["name"]), rank=None if rank is None else int(rank),
                    seed=int(resolved["seed"]), tag=resolved.get("tag"), preset=preset,
                    config_hash=config_hash(resolved))
+
+
+def family_hash(resolved: Mapping[str, Any], drop: tuple[str, ...] = ()) -> str:
+    """The config hash without seed, prompt rank and the dotted ``drop`` keys: the runs that differ only
+    there (PET's patterns x repetitions of one generation) are one family."""
+    tree = identity_config(resolved)
+    for key in ("seed", "template.rank", *drop):
+        _drop(tree, key)
+    body = json.dumps(tree, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()[:HASH_CHARS]

@@ -11,13 +11,9 @@ import yaml
 
 from bench.errors import ConfigError
 from bench.paths import REPO_ROOT, data_dir, mirror_dir
-from bench.superglue.runner import (
-    LAST,
-    run_classification,
-    scatter_options,
-    unit_log_probs,
-    word_scores,
-)
+from bench.superglue.batching import scatter_options, unit_log_probs, word_scores
+from bench.superglue.runner import run_classification
+from bench.superglue.task import LAST
 
 
 def test_word_scores_average_each_labels_words_like_pet_m2c():
@@ -67,7 +63,7 @@ def test_selection_on_the_report_split_is_refused(tiny_backbone, tmp_path):
 
 def test_no_selection_split_keeps_the_last_state(tiny_backbone, tmp_path):
     from bench.methods.pet import PatternTuning
-    from bench.superglue.runner import ClassificationTask
+    from bench.superglue.task import ClassificationTask
 
     cfg = {"task": {**conf("task", "rte"), "selection_split": None, "report_split": "dev32"},
            "template": conf("template", "pet_rte"), "seed": 0, "paths": {"data_dir": str(rte_tree(tmp_path))}}

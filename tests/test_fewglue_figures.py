@@ -10,8 +10,10 @@ from bench.tables.frame import read_frames
 def test_pattern_chart_has_one_point_per_seed_and_pattern(tmp_path):
     runs = tmp_path / "runs"
     for rank, seed, acc in [(0, 42, 0.5), (0, 43, 0.7), (1, 42, 0.6), (1, 43, 0.8)]:
-        save(runs, sg_record("rte", "tiny-albert", "pet", "pet_rte", {"accuracy": acc}, rank=rank, seed=seed))
-    save(runs, sg_record("rte", "tiny-albert", "ptuning_finetune", "ptuning_rte", {"accuracy": 0.9}, rank=1))
+        save(runs, sg_record("rte", "tiny-albert", "pet", "pet_rte", {"accuracy": acc}, rank=rank, seed=seed,
+                             preset="fewglue_pet_rte"))
+    save(runs, sg_record("rte", "tiny-albert", "ptuning_finetune", "ptuning_rte", {"accuracy": 0.9}, rank=1,
+                         preset="fewglue_ptuning_rte"))
     spec = load_figure_specs(only=["fewglue_patterns"])[0]
     figures = dict(figures_for(spec, read_frames(runs)))
     assert list(figures) == ["fewglue_patterns_rte"]
@@ -32,7 +34,7 @@ def test_seeds_and_ranks_of_one_configuration_are_not_a_grid(tmp_path):
         config = {"seed": seed, "template": {"name": "pet_rte", "rank": rank}, "trainer": {"lr": lr},
                   "task": {}, "model": {}, "method": {"name": "pet"}}
         rec = sg_record("rte", "albert-xxlarge-v2", "pet", "pet_rte", {"accuracy": acc}, seed=seed, rank=rank,
-                        config_hash=config_hash(config))
+                        config_hash=config_hash(config), preset="fewglue_pet_rte")
         rec["config"] = config
         save(runs, rec)
 

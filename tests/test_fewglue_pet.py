@@ -164,7 +164,7 @@ def test_multirc_question_grouping_survives_batching(tiny_backbone):
 
     from bench.methods.pet import PatternTuning
     from bench.paths import REPO_ROOT, data_dir
-    from bench.superglue.runner import ClassificationTask
+    from bench.superglue.task import ClassificationTask
 
     if not (data_dir() / "superglue/MultiRC/val.jsonl").is_file():
         pytest.skip("MultiRC val is not prepared")
@@ -200,9 +200,9 @@ def test_distilled_classifier_trains_on_the_ensembles_soft_labels(tiny_backbone,
 
     from bench.methods.finetune import FineTune
     from bench.paths import REPO_ROOT, data_dir
-    from bench.superglue.distill import DistillTask, pattern_records, run_distillation
-    from bench.superglue.pet_stage import ensemble_from_records
-    from bench.superglue.runner import ClassificationTask
+    from bench.superglue.distill import DistillTask, run_distillation
+    from bench.superglue.pet_stage import ensemble_from_records, pattern_records
+    from bench.superglue.task import ClassificationTask
 
     if not (data_dir() / "fewglue/WiC/unlabeled.jsonl").is_file():
         pytest.skip("FewGLUE WiC is not prepared")
@@ -225,7 +225,7 @@ def test_distilled_classifier_trains_on_the_ensembles_soft_labels(tiny_backbone,
                                  "unlabeled_logits": logits[name]}}}
         (tmp_path / "runs" / "wic").mkdir(parents=True, exist_ok=True)
         (tmp_path / "runs" / "wic" / f"{name}.json").write_text(json.dumps(rec))
-    merged = ensemble_from_records(pattern_records(cfg))
+    merged = ensemble_from_records(pattern_records(cfg, 0))
     expected = [[0.75 * x + 0.25 * y for x, y in zip(ra, rb, strict=True)] for ra, rb in zip(logits["a"], logits["b"],
                                                                                               strict=True)]
     assert sum(merged["logits"].tolist(), []) == pytest.approx(sum(expected, []))

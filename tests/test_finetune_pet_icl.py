@@ -14,7 +14,7 @@ from bench.methods.icl import InContext, demonstration_text
 from bench.methods.pet import PatternTuning
 from bench.paths import REPO_ROOT, data_dir, mirror_dir
 from bench.prompts import parse_template
-from bench.superglue.runner import ClassificationTask
+from bench.superglue.task import ClassificationTask
 from bench.train import build_optimizer
 
 FAMILIES = ["tiny-bert", "tiny-roberta", "tiny-albert", "tiny-gpt2", "tiny-t5"]

@@ -57,7 +57,7 @@ def test_nothing_imports_the_entry_point():
 def test_loading_a_model_never_reaches_pretraining_or_runners():
     below = reachable(import_graph(), "bench.backbones.loading")
     assert not {m for m in below if m.startswith(("bench.pretrain.build", "bench.pretrain.train", "bench.pretrain.publish",
-                                                  "bench.lama.runner", "bench.superglue.runner", "bench.job"))}
+                                                  "bench.lama.runner", "bench.superglue.runner", "bench.superglue.task", "bench.job"))}
 
 
 def test_a_graph_with_a_cycle_is_caught():

@@ -18,7 +18,7 @@ from bench.errors import ConfigError
 from bench.lmbff.data import LABELS
 from bench.paths import REPO_ROOT
 from bench.prompts import render, templates_for, verbalizer_for
-from bench.superglue.runner import _check_left_to_right
+from bench.superglue.task import check_left_to_right
 
 SST = {"sentence": "a gripping , funny film ."}
 SNLI = {"premise": "A man plays a guitar.", "hypothesis": "A man is playing music."}
@@ -99,4 +99,4 @@ def test_every_table1_row_has_a_golden_prompt_per_tokenizer_family():
 def test_gpt2_refuses_snli_templates_with_text_after_the_mask(rank):
     _, parsed = _render("tiny-roberta", "lmbff_snli", rank)
     with pytest.raises(ConfigError, match="after the target slot"):
-        _check_left_to_right(parsed)
+        check_left_to_right(parsed)

@@ -45,12 +45,19 @@ def _runs(root: Path) -> Path:
     save(runs, sg_record("cb", albert, "ptuning_finetune", "ptuning_cb", {"accuracy": 0.8, "f1_macro": 0.7}, rank=1))
     save(runs, sg_record("cb", albert, "ptuning_finetune", "ptuning_cb", {"accuracy": 0.9, "f1_macro": 0.5}, rank=1,
                          seed=43))
-    save(runs, sg_record("boolq", albert, "pet", "pet_boolq", {"accuracy": 0.6}, rank=0, dev32={"accuracy": 0.9}))
-    save(runs, sg_record("boolq", albert, "pet", "pet_boolq", {"accuracy": 0.7}, rank=1, dev32={"accuracy": 0.5}))
+    save(runs, sg_record("boolq", albert, "pet", "pet_boolq", {"accuracy": 0.6}, rank=0, dev32={"accuracy": 0.9},
+                         preset="fewglue_pet_boolq"))
+    save(runs, sg_record("boolq", albert, "pet", "pet_boolq", {"accuracy": 0.7}, rank=1, dev32={"accuracy": 0.5},
+                         preset="fewglue_pet_boolq"))
+    save(runs, sg_record("boolq", albert, "pet", "pet_boolq", {"accuracy": 0.99}, rank=2, dev32={"accuracy": 0.99},
+                         preset="fewglue_ipet_g1_boolq", config_hash="1ce00000"))  # iPET generation 1: not PET's
+    for seed, acc in ((42, 0.62), (43, 0.68)):
+        save(runs, sg_record("wic", albert, "finetune", "pet_wic", {"accuracy": acc}, seed=seed, config_hash="1ced0000",
+                             preset="fewglue_ipet_distill_wic"))
     for seed, rank, val, dev in ((42, 0, 0.60, 0.50), (43, 0, 0.70, 0.75), (42, 1, 0.80, 0.75), (43, 1, 0.90, 0.50),
                                  (42, 2, 0.55, 0.50), (43, 2, 0.65, 0.75)):  # RTE dev32 means: 0.625 each
         save(runs, sg_record("rte", albert, "pet", "pet_rte", {"accuracy": val}, rank=rank, seed=seed,
-                             dev32={"accuracy": dev}))
+                             dev32={"accuracy": dev}, preset="fewglue_pet_rte"))
     for seed, acc in ((42, 0.5), (43, 0.6), (44, 0.7)):
         save(runs, sg_record("wic", albert, "finetune", "pet_wic", {"accuracy": acc}, seed=seed,
                              preset="fewglue_pet_distill_wic"))
@@ -168,6 +175,7 @@ EXPECTED = {
     "fewglue_fewshot_finetune": [("albert-xxlarge-v2", "RTE Acc", "60.0 (7.1)"),  # 55, 65; not the distilled WiC runs
                                  ("albert-xxlarge-v2", "WiC Acc", "—")],
     "fewglue_fewshot_prompt_tuning": [("albert-xxlarge-v2", "RTE Acc", "52.0 (—)")],
+    "fewglue_ipet": [("albert-xxlarge-v2", "WiC Acc", "65.0 (4.2)")],  # 62, 68: sd sqrt(18); not PET's 50/60/70
     "fewglue_pet_distilled": [("albert-xxlarge-v2", "WiC Acc", "60.0 (10.0)")],  # 50, 60, 70 (sd 10); not the CLS 90
 }
 

@@ -14,7 +14,7 @@ from bench.prompts import render, templates_for
 from bench.prompts.multitoken import entries_batch
 from bench.prompts.render import SENTINEL
 from bench.prompts.text2text import label_ids, text2text_entry
-from bench.superglue.runner import unit_log_probs
+from bench.superglue.batching import unit_log_probs
 
 FIELDS = {"premise": "The cat sat on the mat.", "hypothesis": "A cat is sitting.", "hypothesis_bare": "A cat is sitting"}
 

@@ -31,8 +31,10 @@ from bench.lmbff import data as kd
 from bench.lmbff import demos as ds
 from bench.prompts import render
 from bench.prompts.pieces import tokenizer_info
+from bench.superglue.batching import Item
 from bench.superglue.metrics import accuracy
-from bench.superglue.runner import LAST, ClassificationTask, Item, run_classification
+from bench.superglue.runner import run_classification
+from bench.superglue.task import LAST, ClassificationTask
 
 SELECTION_RULE = ("best accuracy on the k-shot dev split over the evaluations every trainer.eval_every steps "
                   "(LM-BFF: every 100 of 1,000 steps, plus the final state if the steps are not a multiple); "

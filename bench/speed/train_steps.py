@@ -157,7 +157,7 @@ def pet_figures(spec, device: torch.device, batch_size: int, length: int, steps:
     from bench.backbones.scoring import pad_batch
     from bench.methods.pet import PatternTuning
     from bench.speed.shapes import build_model
-    from bench.superglue.runner import word_scores
+    from bench.superglue.batching import word_scores
 
     model = build_model(spec, device)
     generator = torch.Generator().manual_seed(0)

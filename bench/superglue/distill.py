@@ -3,7 +3,8 @@
 ``task.runner: bench.superglue.distill.run_distillation`` with ``method=finetune`` (a classifier
 head on the backbone, plain text pairs). The finished PET pattern records of the same task, model
 and tag under ``<results_dir>/runs/<task>/`` (every pattern and repetition; ``extra.pet``) are
-merged by :func:`bench.superglue.pet_stage.ensemble_from_records` (``trainer.distill_reduction``,
+merged by :func:`bench.superglue.pet_stage.ensemble_from_records` (iPET: the runs of generation
+``trainer.ipet_generation``) (``trainer.distill_reduction``,
 PET: ``wmean``); the classifier trains on the unlabeled examples against ``softmax(logits / T)``
 with PET's KL loss (``trainer.distill_temperature``, PET: 2), keeps its last state and is scored
 on the task's eval splits. The run must come after the pattern runs (the study lists it later).
@@ -11,38 +12,18 @@ on the task's eval splits. The run must come after the pattern runs (the study l
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 
 from bench.errors import ConfigError
 from bench.superglue.pet import distillation_loss
-from bench.superglue.pet_stage import ensemble_from_records
-from bench.superglue.runner import LAST, ClassificationTask
+from bench.superglue.pet_stage import ensemble_from_records, pattern_records
+from bench.superglue.task import LAST, ClassificationTask
 from bench.train import fit
 
 log = logging.getLogger(__name__)
-
-
-def pattern_records(cfg: Mapping) -> list[dict]:
-    """Finished PET pattern records of this task, model and tag that carry unlabeled logits."""
-    task_name, model = str(cfg["task"]["name"]), str(cfg["model"]["name"])
-    folder = Path(cfg["paths"]["results_dir"]) / "runs" / task_name
-    found = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        rec = json.loads(path.read_text(encoding="utf-8"))
-        spec = rec.get("spec") or {}
-        if (rec.get("status") == "finished" and spec.get("method") == "pet" and spec.get("model") == model
-                and spec.get("tag") == cfg.get("tag") and "unlabeled_logits" in (rec.get("extra") or {}).get("pet", {})):
-            found.append(rec)
-    if not found:
-        raise ConfigError(f"no finished PET pattern records with unlabeled logits for {task_name} x {model} "
-                          f"(tag {cfg.get('tag')}) under {folder}: run the fewglue_pet_{task_name} preset first "
-                          "(it needs the task's FewGLUE unlabeled file)")
-    return found
 
 
 class DistillTask:
@@ -76,7 +57,8 @@ def run_distillation(cfg: Mapping, backbone, method) -> dict:
     if method.output_space != "labels":
         raise ConfigError("PET's distillation trains a sequence classifier: use method=finetune")
     trainer = cfg["trainer"]
-    records = pattern_records(cfg)
+    generation = int(trainer.get("ipet_generation") or 0)  # iPET: distil the last generation's ensemble
+    records = pattern_records(cfg, generation)
     merged = ensemble_from_records(records, str(trainer.get("distill_reduction") or "wmean"))
     task = ClassificationTask(cfg, backbone, method)
     method.set_num_labels(task.n_out)
@@ -93,9 +75,11 @@ def run_distillation(cfg: Mapping, backbone, method) -> dict:
     return {
         "metrics": metrics, "selection_split": None, "report_split": task.report_split,
         "protocol": {"selection_split": None, "report_split": task.report_split, "seeds": [task.seed],
-                     "selection_rule": f"{result.selection_rule}; distilled from {len(records)} PET pattern runs"},
+                     "selection_rule": f"{result.selection_rule}; distilled from {len(records)} PET pattern runs"
+                                       + (f" of iPET generation {generation}" if generation else "")},
         "extra": {"dataset": task.task, "variant": task.variant, "mode": task.mode,
                   "distillation": {"pattern_runs": [r["name"] for r in records], "n_unlabeled": len(uids),
+                                   "ipet_generation": generation,
                                    "reduction": str(trainer.get("distill_reduction") or "wmean"),
                                    "temperature": temperature},
                   "fit": {"steps": result.steps, "epochs": result.epochs, "losses": result.losses}},

@@ -4,12 +4,15 @@ A pattern run records, under ``extra.pet``: its accuracy on the training set *be
 (PET's ``train_set_before_training``, the ``wmean`` weight) and its per-label logits on the
 unlabeled set (PET's ``logits.txt``) with the examples' ids. :func:`ensemble_from_records` merges
 the runs of one task (all patterns x repetitions) into PET's soft labels
-(:mod:`bench.superglue.pet`). The distilled sequence classifier is not trained yet (docs/fewglue.md).
+(:mod:`bench.superglue.pet`); :func:`pattern_records` finds those records (a distillation run,
+:mod:`bench.superglue.distill`, or iPET's next generation, :mod:`bench.superglue.ipet`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import torch
 
@@ -72,3 +75,26 @@ def ensemble_from_records(records: Sequence[Mapping], reduction: str = "wmean",
     merged = ensemble_logits([torch.tensor(s["unlabeled_logits"]) for s in stages],
                              [s["train_accuracy_before"] for s in stages], reduction)
     return {"uids": uids, "logits": merged, "soft_labels": soft_targets(merged, temperature)}
+
+
+def pattern_records(cfg: Mapping, generation: int, accept: Callable[[dict], bool] | None = None) -> list[dict]:
+    """Finished PET pattern records of this task, model and tag, of iPET generation ``generation``
+    (0: PET's), with unlabeled logits; ``accept`` narrows them further (e.g. to one config family)."""
+    from bench.superglue.ipet import generation_of
+
+    task_name, model = str(cfg["task"]["name"]), str(cfg["model"]["name"])
+    folder = Path(cfg["paths"]["results_dir"]) / "runs" / task_name
+    found = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        spec = rec.get("spec") or {}
+        if (rec.get("status") == "finished" and spec.get("method") == "pet" and spec.get("model") == model
+                and spec.get("tag") == cfg.get("tag") and "unlabeled_logits" in (rec.get("extra") or {}).get("pet", {})
+                and generation_of(rec) == generation and (accept is None or accept(rec))):
+            found.append(rec)
+    if not found:
+        preset = f"fewglue_pet_{task_name}" if generation == 0 else f"fewglue_ipet_g{generation}_{task_name}"
+        raise ConfigError(f"no finished PET pattern records of generation {generation} with unlabeled logits for "
+                          f"{task_name} x {model} (tag {cfg.get('tag')}) under {folder}: run the {preset} preset "
+                          "first (it needs the task's FewGLUE unlabeled file)")
+    return found
