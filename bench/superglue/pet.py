@@ -6,8 +6,8 @@
 - :func:`soft_targets`: the distillation targets, ``softmax(logits / T)`` (T = 2).
 - :func:`distillation_loss`: PET's KL divergence ``sum KL(q || softmax(s / T)) * T^2 / n``.
 
-Not wired into a run yet: the pattern runs do not save their unlabeled logits, so no study job
-distils; see docs/fewglue.md.
+Runs use them through :mod:`bench.superglue.pet_stage` (the records' unlabeled logits),
+:mod:`bench.superglue.distill` (PET's classifier) and :mod:`bench.superglue.ipet` (iPET's labels).
 """
 
 from __future__ import annotations
