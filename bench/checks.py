@@ -169,6 +169,8 @@ def validate_config(cfg: Any) -> None:
     else:
         _enum("task.variant", task.get("variant"), tuple(sg.VARIANTS))
         sg.canonical_task(str(task.get("dataset")))
+    _enum("task.choice_loss", task.get("choice_loss", "ce"), ("ce", "hinge", "hinge_batch"))
+    _enum("task.train_choice_masks", task.get("train_choice_masks", "own"), ("own", "longest"))
     _enum("trainer.schedule", trainer.get("schedule", "constant"), SCHEDULES)
     _enum("trainer.optimizer", str(trainer.get("optimizer", "adamw")).lower(), OPTIMIZERS)
     _enum("dtype", tree.get("dtype", "auto"), (*DTYPE_CHOICES, *DTYPES), " (auto: bf16 on GPUs with bf16, else fp32)")

@@ -250,3 +250,62 @@ def test_distilled_classifier_trains_on_the_ensembles_soft_labels(tiny_backbone,
     payload = run_distillation(cfg, backbone, method)
     assert payload["extra"]["distillation"]["pattern_runs"] == ["a", "b"] and payload["extra"]["fit"]["steps"] == 1
     assert "distilled from 2 PET pattern runs" in payload["protocol"]["selection_rule"]
+
+
+def test_batch_hinge_is_pets_copa_loss_by_hand():
+    """Two examples; correct choices' summed log-probs -2 (1 token) and -6 (2 tokens): CE+ = 8 / 3; wrong
+    ones -3 (1 token), -3 (1 token): CE- = 3; 1 + 8/3 - 3 = 2/3. A large margin in favour: clipped at 0."""
+    from bench.superglue.losses import batch_hinge_loss
+
+    unit = torch.tensor([-2.0, -3.0, -3.0, -6.0])  # ex 0: choice 0 (gold), 1; ex 1: choice 0, 1 (gold)
+    tokens = torch.tensor([1.0, 1.0, 1.0, 2.0])
+    correct = torch.tensor([True, False, False, True])
+    assert batch_hinge_loss(unit, tokens, correct).item() == pytest.approx(2 / 3)
+    assert batch_hinge_loss(torch.tensor([-0.1, -9.0]), torch.tensor([1.0, 1.0]), torch.tensor([True, False])).item() == 0.0
+
+
+@pytest.mark.slow
+def test_copa_training_input_has_the_longer_choices_masks_and_pets_loss(tiny_backbone):
+    """train_choice_masks=longest: both choices share one input with max(len) masks, each targets its first
+    masks; inference keeps one input per choice with its own masks. The batch loss equals PET's
+    recomputed from a plain forward pass: CrossEntropyLoss over each choice's target tokens."""
+    import yaml
+
+    from bench.methods.pet import PatternTuning
+    from bench.paths import REPO_ROOT, data_dir
+    from bench.superglue.task import ClassificationTask
+
+    if not (data_dir() / "fewglue/COPA/train.jsonl").is_file():
+        pytest.skip("FewGLUE COPA is not prepared")
+    backbone = tiny_backbone("tiny-albert")
+    method = PatternTuning()
+    method.setup(backbone)
+    task_cfg = {**yaml.safe_load((REPO_ROOT / "conf/task/copa.yaml").read_text()), "limit": 8,
+                "train_choice_masks": "longest", "choice_loss": "hinge_batch", "mirror_copa": False}
+    cfg = {"task": task_cfg, "template": {**yaml.safe_load((REPO_ROOT / "conf/template/pet_copa.yaml").read_text()),
+                                          "rank": 0}, "seed": 0, "paths": {"data_dir": str(data_dir())}}
+    task = ClassificationTask(cfg, backbone, method)
+    items = task.items("train", train=True)
+    uneven = [it for it in items if len({len(e.token_ids) for e in it.entries}) > 1]
+    assert uneven, "the first 8 COPA examples should include choices of different token lengths"
+    for it in items:
+        a, b = it.entries
+        assert a.input_ids == b.input_ids  # one input per example
+        masks = [i for i, t in enumerate(a.input_ids) if t == backbone.tokenizer.mask_token_id]
+        assert len(masks) == max(len(a.token_ids), len(b.token_ids))
+        assert a.target_positions == masks[: len(a.token_ids)] and b.target_positions == masks[: len(b.token_ids)]
+    for it in task.items("val"):  # inference: each choice with its own number of masks
+        for e in it.entries:
+            assert sum(t == backbone.tokenizer.mask_token_id for t in e.input_ids) == len(e.token_ids)
+    batch = task.collate(items)
+    method.eval_mode()
+    with torch.no_grad():
+        loss = task.loss(method.scorer()(batch), batch).item()
+        ce = {True: [], False: []}
+        for it in items:
+            logits = backbone.model(input_ids=torch.tensor([it.entries[0].input_ids])).logits[0]
+            for j, e in enumerate(it.entries):
+                for pos, tok in zip(e.target_positions, e.token_ids, strict=True):
+                    ce[j == it.example.label].append(-torch.log_softmax(logits[pos], -1)[tok].item())
+    plain = max(0.0, 1 + sum(ce[True]) / len(ce[True]) - sum(ce[False]) / len(ce[False]))
+    assert plain > 0 and loss == pytest.approx(plain, rel=1e-4, abs=1e-6)

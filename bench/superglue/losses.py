@@ -1,6 +1,9 @@
 """PET's training losses beyond plain cross-entropy (timoschick/pet ``pet/task_helpers.py``, ``pet/wrapper.py``).
 
-- :func:`hinge_loss`: COPA and ReCoRD. Per example, the correct choice's token cross-entropy ``CE+``
+- :func:`batch_hinge_loss`: COPA as ``CopaTaskHelper.train_step`` computes it: the mean token
+  cross-entropy of every correct choice in the batch ``CE+`` and of every wrong one ``CE-`` (one
+  ``CrossEntropyLoss`` each over all their target tokens), then ``max(0, 1 + CE+ - CE-)``.
+- :func:`hinge_loss`: ReCoRD's form. Per example, the correct choice's token cross-entropy ``CE+``
   against every wrong choice's ``CE-``: ``sum_wrong max(0, 1 + CE+ - CE-)``, averaged over the batch.
   Option scores here are summed token log-probabilities, i.e. ``-CE``.
 - :func:`mask_for_mlm` + :func:`mixed_loss`: the auxiliary masked-LM loss on unlabeled examples
@@ -22,6 +25,14 @@ def hinge_loss(option_scores: torch.Tensor, labels: torch.Tensor, margin: float 
     wrong &= torch.isfinite(option_scores)
     terms = torch.clamp(margin - correct + option_scores, min=0.0)  # 1 + CE+ - CE-
     return torch.where(wrong, terms, torch.zeros_like(terms)).sum(1).mean()
+
+
+def batch_hinge_loss(unit_log_probs: torch.Tensor, unit_tokens: torch.Tensor, correct: torch.Tensor,
+                     margin: float = 1.0) -> torch.Tensor:
+    """Per scored choice its summed token log-probs and token count; ``correct``: whether it is the gold one."""
+    ce_correct = -unit_log_probs[correct].sum() / unit_tokens[correct].sum()
+    ce_wrong = -unit_log_probs[~correct].sum() / unit_tokens[~correct].sum()
+    return torch.clamp(margin + ce_correct - ce_wrong, min=0.0)
 
 
 def mask_for_mlm(input_ids: torch.Tensor, special: torch.Tensor, mask_id: int, vocab_size: int,

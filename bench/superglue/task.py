@@ -33,13 +33,13 @@ import torch.nn.functional as F
 from bench.backbones.scoring import ScoringBatch, pad_batch
 from bench.errors import ConfigError
 from bench.prompts import render, target_token_ids, templates_for, verbalizer_for
-from bench.prompts.multitoken import greedy_fill, iterative_scores, make_entry
+from bench.prompts.multitoken import Entry, greedy_fill, iterative_scores, make_entry
 from bench.prompts.template import Field, Target, check_template
 from bench.prompts.text2text import label_ids, text2text_entry
 from bench.prompts.verbalizer import check_label_words
 from bench.superglue import data as sg
 from bench.superglue.batching import Item, TaskBatch, pad_id_for, scatter_options, unit_log_probs, word_scores
-from bench.superglue.losses import hinge_loss, mixed_loss
+from bench.superglue.losses import batch_hinge_loss, hinge_loss, mixed_loss
 from bench.superglue.metrics import superglue_metrics, words_match
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,14 @@ class ClassificationTask:
             tokens = tokens + [self.pad_id] * extra
             return Item(ex, entries=[make_entry(self._render(ex, len(tokens)), tokens, self.family)])
         entries = []
-        for tokens in self._option_tokens(ex, space):
+        options = self._option_tokens(ex, space)
+        if train and self.family == "mlm" and self.labels is None and self.task_cfg.get("train_choice_masks") == "longest":
+            # PET's COPA / ReCoRD training input: as many masks as the longest choice, each choice scored on
+            # its first masks (the rest have no target); inference renders each choice with its own masks
+            rendered = self._render(ex, max(len(t) for t in options))
+            return Item(ex, entries=[Entry(list(rendered.input_ids), list(rendered.target_positions[: len(t)]), list(t),
+                                           None, list(rendered.soft_positions)) for t in options])
+        for tokens in options:
             budget = self.max_length - (len(tokens) - 1 if self.family == "clm" else 0)
             entries.append(make_entry(self._render(ex, len(tokens), budget), tokens, self.family))
         return Item(ex, entries=entries)
@@ -323,7 +330,12 @@ class ClassificationTask:
         if self.mode == "span":  # masked-LM loss of the answer tokens (and PET's pad masks)
             loss = F.cross_entropy(scores.float(), batch.slot_tokens)
         elif self.mode == "options" and self.labels is None and self.task_cfg.get("choice_loss") == "hinge":
-            loss = hinge_loss(self.option_scores(scores, batch), batch.labels)  # PET's COPA / ReCoRD loss
+            loss = hinge_loss(self.option_scores(scores, batch), batch.labels)  # per example (ReCoRD's form)
+        elif self.mode == "options" and self.labels is None and self.task_cfg.get("choice_loss") == "hinge_batch":
+            n_units = batch.unit_owner.numel()  # PET's COPA: hinge on the batch's mean token CEs
+            unit = unit_log_probs(scores, batch.slot_tokens, batch.slot_owner, n_units)
+            tokens = torch.bincount(batch.slot_owner, minlength=n_units).to(unit.dtype)
+            loss = batch_hinge_loss(unit, tokens, batch.unit_option == batch.labels[batch.unit_owner])
         else:
             loss = F.cross_entropy(self.option_scores(scores, batch), batch.labels)
         if self.aux is not None and self.aux.available:  # PET's auxiliary MLM loss (bench.superglue.aux_mlm)
