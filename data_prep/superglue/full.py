@@ -1,9 +1,10 @@
 """Full SuperGLUE train sets (and ReCoRD val) from the official release: NEEDS NETWORK.
 
 ``python -m data_prep superglue --full --download`` downloads the SuperGLUE v2 zips from the
-canonical URL below, checks each against ``SHA256SUMS_FULL`` when a digest is pinned there (the
-digests could not be computed offline: the first download prints the digest and refuses to go on
-until it is pinned, unless ``BENCH_TRUST_UNPINNED=1``), and writes ``data/superglue/<Task>/train.jsonl``
+canonical URL below, checks each against ``SHA256SUMS_FULL`` (the sha256 digests Hugging Face's
+``super_glue`` loader pins for the same URLs: huggingface/datasets @040102f,
+``datasets/super_glue/dataset_infos.json`` ``download_checksums``; not recomputed here, which has no
+network; a zip without a pinned digest is refused unless ``BENCH_TRUST_UNPINNED=1``), and writes ``data/superglue/<Task>/train.jsonl``
 (BoolQ, CB, COPA, MultiRC, ReCoRD) and ``data/superglue/ReCoRD/val.jsonl`` in the same normalised
 form as the mirror build (``validate.normalise``). Row counts are checked against the SuperGLUE paper's.
 """
