@@ -1,4 +1,4 @@
-"""SuperGLUE / FewGLUE classification runs: examples -> method inputs -> (training) -> metrics.
+"""One SuperGLUE / FewGLUE task for one method: examples -> method inputs -> option scores -> metrics.
 
 How a method's scores become one score per option (label or choice), by mode:
 
@@ -14,7 +14,8 @@ How a method's scores become one score per option (label or choice), by mode:
   text pairs; their ``(rows, n_out)`` output is used as is (one row per option for COPA/ReCoRD).
 
 Training is cross-entropy over the option scores (``span``: the masked-LM loss of the target
-tokens). Model selection (``bench.train.fit``): ``fewglue`` selects on ``dev32`` (P-Tuning's
+tokens; choice tasks may use PET's hinge losses, ``task.choice_loss``, and PET's training input
+with the longest choice's masks, ``task.train_choice_masks``). Model selection (``bench.train.fit``): ``fewglue`` selects on ``dev32`` (P-Tuning's
 FewGLUE_32dev), ``superglue`` on ``heldout`` (a fixed 10% of the full training set); the report
 split is ``val``. ReCoRD has no validation set here: it reports ``dev32`` and keeps the last state.
 """
