@@ -2,7 +2,7 @@
 pretrained encoder available offline, all-MiniLM-L6-v2 (../shared/data/models, BERT architecture, no MLM head),
 through the suite's runner on RTE's full train set (selection on the held-out 10%) must beat every constant
 prediction on RTE val (the majority class of train scores 47.3 there, of val 52.7) by MARGIN accuracy points.
-Tens of minutes on a shared CPU (one epoch took 26 min here)."""
+About 15 minutes on 2 CPU cores (4 epochs); measured: 57.0% on val, +4.3 points (docs/superglue.md)."""
 
 import os
 from collections import Counter
@@ -31,13 +31,13 @@ def test_cls_finetuning_of_minilm_on_rte_beats_the_majority_class():
     torch.manual_seed(0)
     model_cfg = {**load_model_config("all-minilm-l6-v2"), "path": str(MODEL_DIR)}
     backbone = load_backbone(model_cfg, device="cpu", dtype="fp32")
-    method = FineTune(dropout=0.1, hidden_layer=True)
+    method = FineTune(dropout=0.1, hidden_layer=True, pool="mean")  # the model's own pooling (sentence-transformers)
     method.setup(backbone)
     cfg = {"seed": 42, "paths": {}, "template": {},
            "task": {"dataset": "RTE", "variant": "superglue", "max_length": 128, "batch_size": 64,
                     "heldout_fraction": 0.1},
-           "trainer": {"optimizer": "adamw", "lr": 3e-5, "weight_decay": 0.01, "schedule": "linear",
-                       "warmup_steps": 40, "batch_size": 16, "max_epochs": int(os.environ.get("BENCH_REAL_EPOCHS", 3)),
+           "trainer": {"optimizer": "adamw", "lr": 5e-5, "weight_decay": 0.01, "schedule": "linear",
+                       "warmup_steps": 40, "batch_size": 16, "max_epochs": int(os.environ.get("BENCH_REAL_EPOCHS", 4)),
                        "early_stopping_patience": 3, "grad_clip": 1.0}}
     payload = run_classification(cfg, backbone, method)
     train, val = load_split("RTE", "train", "superglue"), load_split("RTE", "val", "superglue")
