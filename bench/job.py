@@ -225,8 +225,13 @@ def run_job(cfg: DictConfig, preset: str | None = None) -> JobOutcome:
     from bench.device import pick_device
     from bench.precision import precision_for_method
 
-    validate_config(cfg)  # unknown keys, enumerations: before anything is read
     preset = preset or preset_of(cfg)
+    try:
+        validate_config(cfg)  # unknown keys, enumerations: before anything is read
+    except BenchError as err:  # a study then lists the job's runs as failed, with the reason, not as missing
+        with contextlib.suppress(Exception):  # a config too broken to plan leaves the error alone
+            _fail(plan_job(cfg, preset), err, Path(cfg.paths.results_dir))
+        raise
     outcome = JobOutcome()
     why = not_applicable(cfg)
     gap = None if why else missing_data(cfg)  # before weights load: data the local mirror lacks

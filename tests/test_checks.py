@@ -91,6 +91,15 @@ def test_added_unknown_key_is_refused_with_the_closest_known_key(tmp_path, no_we
         validate_config(cfg_for(tmp_path, *RTE, "+method.component.k=8"))
 
 
+def test_a_refused_config_leaves_a_failure_record_naming_the_reason(tmp_path, no_weights):
+    """Inside a study the job's runs then read as failed, with the reason, instead of missing."""
+    fails_early(cfg_for(tmp_path, *RTE, "trainer.schedule=cosine"), ConfigError, r"trainer.schedule='cosine'")
+    (failure,) = (tmp_path / "results" / "failed").glob("*.json")
+    record = json.loads(failure.read_text())
+    assert record["spec"]["task"] == "rte" and "trainer.schedule='cosine'" in json.dumps(record)
+    assert not (tmp_path / "results" / "runs").exists()
+
+
 def test_every_shipped_method_and_task_config_passes_validation(tmp_path):
     for task in ("rte", "cb", "copa", "boolq", "lama", "lama29k"):
         for method in sorted(p.stem for p in (REPO_ROOT / "conf/method").glob("*.yaml")):
