@@ -64,22 +64,22 @@ def variant_parts(variant: str) -> tuple[str, str]:
     return VARIANTS[variant]
 
 
+def _checked(task_cfg, key: str, default: str, allowed, docs: str) -> str:
+    value = task_cfg.get(key) or default
+    if value not in allowed:
+        raise ConfigError(f"task.{key}={value!r} is not allowed; choose one of {', '.join(allowed)} "
+                          f"(conf/task/lama.yaml, conf/task/lama29k.yaml{docs})")
+    return str(value)
+
+
 def train_facts_of(task_cfg) -> str:
     """``task.train_facts``, checked (default ``original``, the reference's folder)."""
-    value = task_cfg.get("train_facts") or "original"
-    if value not in TRAIN_FACTS:
-        raise ConfigError(f"task.train_facts={value!r} is not allowed; choose one of {', '.join(TRAIN_FACTS)} "
-                          "(conf/task/lama.yaml, conf/task/lama29k.yaml)")
-    return str(value)
+    return _checked(task_cfg, "train_facts", "original", TRAIN_FACTS, "")
 
 
 def protocol_of(task_cfg) -> str:
     """``task.protocol``, checked (default ``paper``)."""
-    value = task_cfg.get("protocol") or "paper"
-    if value not in PROTOCOLS:
-        raise ConfigError(f"task.protocol={value!r} is not allowed; choose one of {', '.join(PROTOCOLS)} "
-                          "(conf/task/lama.yaml, conf/task/lama29k.yaml; docs/lama-protocol.md)")
-    return str(value)
+    return _checked(task_cfg, "protocol", "paper", PROTOCOLS, "; docs/lama-protocol.md")
 
 
 def facts_folder(variant: str, split: str, train_facts: str | None = None) -> str:
