@@ -82,8 +82,8 @@ def test_missing_encoder_names_the_fix(tmp_path):
 
 
 # the task with demonstrations ------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def demo_task():
+def sst2_demo_task(model: str, family: str, limit: int, **method_args):
+    """A KShotTask on the first ``limit`` rows of SST-2 split 13, over a tiny tokenizer (no weights)."""
     from omegaconf import OmegaConf
     from test_prompt_tiny import tiny_tokenizer
 
@@ -91,12 +91,16 @@ def demo_task():
     from bench.lmbff.runner import KShotTask
     from bench.paths import REPO_ROOT
 
-    tok = tiny_tokenizer("tiny-roberta")
-    backbone = SimpleNamespace(family="mlm", tokenizer=tok, device=torch.device("cpu"))
-    cfg = {"task": OmegaConf.to_container(OmegaConf.load(REPO_ROOT / "conf/task/sst2.yaml")) | {"limit": 4},
+    backbone = SimpleNamespace(family=family, tokenizer=tiny_tokenizer(model), device=torch.device("cpu"))
+    cfg = {"task": OmegaConf.to_container(OmegaConf.load(REPO_ROOT / "conf/task/sst2.yaml")) | {"limit": limit},
            "template": OmegaConf.to_container(OmegaConf.load(REPO_ROOT / "conf/template/lmbff_sst2.yaml")),
            "seed": 13, "paths": {}}
-    task = KShotTask(cfg, backbone, PromptDemoTuning(num_sample=2))
+    return KShotTask(cfg, backbone, PromptDemoTuning(**method_args))
+
+
+@pytest.fixture(scope="module")
+def demo_task():
+    task = sst2_demo_task("tiny-roberta", "mlm", 4, num_sample=2)
     gen = torch.Generator().manual_seed(0)
     emb = {split: {ex.meta["row"]: torch.randn(8, generator=gen) for ex in task.examples(split)}
            for split in ("train", "dev")}
@@ -203,19 +207,8 @@ def test_table_mean_and_std_over_splits_equal_a_plain_computation(tmp_path):
 
 
 def test_gpt2_reads_demonstrations_before_the_input_with_blank_lines():
-    from omegaconf import OmegaConf
-    from test_prompt_tiny import tiny_tokenizer
-
-    from bench.lmbff.method import PromptDemoTuning
-    from bench.lmbff.runner import KShotTask
-    from bench.paths import REPO_ROOT
-
-    tok = tiny_tokenizer("tiny-gpt2")
-    backbone = SimpleNamespace(family="clm", tokenizer=tok, device=torch.device("cpu"))
-    cfg = {"task": OmegaConf.to_container(OmegaConf.load(REPO_ROOT / "conf/task/sst2.yaml")) | {"limit": 2},
-           "template": OmegaConf.to_container(OmegaConf.load(REPO_ROOT / "conf/template/lmbff_sst2.yaml")),
-           "seed": 13, "paths": {}}
-    task = KShotTask(cfg, backbone, PromptDemoTuning(num_sample=1, filter_rate=None))
+    task = sst2_demo_task("tiny-gpt2", "clm", 2, num_sample=1, filter_rate=None)
+    tok = task.tok
     query = task.examples("dev")[0]
     demos = task.demonstrations(query, 0)
     rendered = task.render_with(query, demos)
