@@ -197,8 +197,8 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
                 scheduler.step()
             losses.append(loss.detach())  # read back once per epoch: no device sync per step
             result.steps += 1
-            if len(losses) % CHECK_EVERY == 0:
-                _check_finite(losses, result.steps - len(losses))
+            if len(losses) % CHECK_EVERY == 0:  # only the window not read yet
+                _check_finite(losses[-CHECK_EVERY:], result.steps - CHECK_EVERY)
             if eval_every and result.steps % int(eval_every) == 0 and evaluate(epoch):
                 stop = True
             if stop or (max_steps and result.steps >= int(max_steps)):

@@ -132,8 +132,10 @@ def test_generation_one_run_trains_on_the_labelled_examples_and_records_them(tin
     assert pet["generation"] == 1 and sorted(pet["ipet"]["labelled_by"]) == ["g0-p1", "g0-p2"]
     n_new = new_example_count(len(train), 5, 1)
     assert pet["ipet"]["n_new"] == n_new == 16 and payload["extra"]["fit"]["n_train"] == 4 + 16
-    # the mean of the two runs' logits labels u0 (1, 0.5) -> 0, u1 (1.5, 1) -> 0, u2 (0.5, 1) -> 1, u3 (0.5, 0.5) -> 0
     counts = examples_per_label(train, 2, n_new)
     assert sum(counts) <= n_new and pet["ipet"]["per_label"] == counts
+    # the mean of the two runs' logits labels u0 (1, 0.5) -> 0, u1 (1.5, 1) -> 0, u2 (0.5, 1) -> 1, u3 (0.5, 0.5) -> 0:
+    # both labels have candidates, so no label falls back to the whole set
+    assert pet["ipet"]["labels_predicted_by_none"] == []
     assert math.isfinite(payload["extra"]["fit"]["losses"][0]) and len(pet["unlabeled_logits"]) == 4
     assert torch.tensor(pet["unlabeled_logits"]).shape == (4, 2)

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+import bench.train
 from bench.methods.base import Method
 from bench.train import fit
 
@@ -109,7 +110,7 @@ def test_exponential_schedule_decays_once_per_epoch_and_backbone_is_untouched():
     assert all(torch.equal(a, b) for a, b in zip(before, method.backbone.model.parameters(), strict=True))
 
 
-def test_a_non_finite_loss_names_its_step_and_the_epoch_mean_is_exact():
+def test_a_non_finite_loss_names_its_step_and_the_epoch_mean_is_exact(monkeypatch):
     """Losses are read back once per epoch (no device sync per step); a NaN still fails the run, naming
     the first bad step. Epoch 0 loss by hand: w starts at 0, Adam's first steps move w by lr=0.1 each,
     so the losses are (0-1)^2=1 and (0.1-1)^2=0.81: mean 0.905."""
@@ -125,3 +126,8 @@ def test_a_non_finite_loss_names_its_step_and_the_epoch_mean_is_exact():
 
     with pytest.raises(FloatingPointError, match="training loss is nan at step 2"):
         fit(ToyMethod(), NanAtThird([0.1] * 5, steps_per_epoch=4), {**CFG, "max_epochs": 1}, "dev")
+    monkeypatch.setattr(bench.train, "CHECK_EVERY", 2)  # read back every 2 steps: caught at step 4 of 10
+    task = NanAtThird([0.1] * 5, steps_per_epoch=10)
+    with pytest.raises(FloatingPointError, match="training loss is nan at step 2"):
+        fit(ToyMethod(), task, {**CFG, "max_epochs": 1}, "dev")
+    assert task.steps == 4

@@ -29,32 +29,16 @@ import zlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import torch
 
 from bench.errors import ConfigError
 from bench.superglue.data import Example
-from bench.superglue.pet import ensemble_logits
+from bench.superglue.pet_stage import ensemble_from_records
 
 
 def run_key(record: Mapping) -> tuple[int, int]:
     """(pattern rank, seed) of a pattern record: the run a later generation continues."""
     spec = record["spec"]
     return int(spec.get("rank") or 0), int(spec["seed"])
-
-
-def generation_of(record: Mapping) -> int:
-    return int(((record.get("extra") or {}).get("pet") or {}).get("generation") or 0)
-
-
-def label_probabilities(records: Sequence[Mapping], reduction: str = "wmean") -> tuple[list[str], torch.Tensor]:
-    """The chosen runs' unlabeled logits merged as PET merges them, then softmaxed: (uids, (n, labels))."""
-    stages = [r["extra"]["pet"] for r in records]
-    uids = stages[0]["unlabeled_uids"]
-    if any(s["unlabeled_uids"] != uids for s in stages):
-        raise ConfigError("the previous generation's runs scored different unlabeled examples (task.limit differs?)")
-    merged = ensemble_logits([torch.tensor(s["unlabeled_logits"]) for s in stages],
-                             [s["train_accuracy_before"] for s in stages], reduction)
-    return uids, torch.softmax(merged, dim=-1)
 
 
 def examples_per_label(train: Sequence[Example], n_labels: int, n_new: int) -> list[int]:
@@ -91,7 +75,8 @@ def ipet_train_set(previous: Sequence[Mapping], own: tuple[int, int], generation
         raise ConfigError(f"iPET: {len(others)} other runs x ipet_logits_percentage "
                           f"{cfg.get('ipet_logits_percentage')} rounds to no run; run more patterns or seeds")
     chosen = py_rng.sample(others, k=k)
-    uids, probs = label_probabilities(chosen, str(cfg.get("ipet_reduction") or "wmean"))
+    merged = ensemble_from_records(chosen, str(cfg.get("ipet_reduction") or "wmean"), temperature=1.0)
+    uids, probs = merged["uids"], merged["soft_labels"]  # softmax of the merged logits (T = 1)
     by_uid = {ex.uid: ex for ex in unlabeled}
     if set(uids) != set(by_uid):
         raise ConfigError("the previous generation scored other unlabeled examples than this run loads (task.limit?)")

@@ -77,11 +77,14 @@ def ensemble_from_records(records: Sequence[Mapping], reduction: str = "wmean",
     return {"uids": uids, "logits": merged, "soft_labels": soft_targets(merged, temperature)}
 
 
+def generation_of(record: Mapping) -> int:
+    """The iPET generation a pattern record belongs to (0: PET's first stage)."""
+    return int(((record.get("extra") or {}).get("pet") or {}).get("generation") or 0)
+
+
 def pattern_records(cfg: Mapping, generation: int, accept: Callable[[dict], bool] | None = None) -> list[dict]:
     """Finished PET pattern records of this task, model and tag, of iPET generation ``generation``
     (0: PET's), with unlabeled logits; ``accept`` narrows them further (e.g. to one config family)."""
-    from bench.superglue.ipet import generation_of
-
     task_name, model = str(cfg["task"]["name"]), str(cfg["model"]["name"])
     folder = Path(cfg["paths"]["results_dir"]) / "runs" / task_name
     found = []

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from bench.backbones.scoring import ScoringBatch, pad_batch
 from bench.errors import ConfigError
 from bench.prompts import render, target_token_ids, templates_for, verbalizer_for
-from bench.prompts.multitoken import Entry, greedy_fill, iterative_scores, make_entry
+from bench.prompts.multitoken import greedy_fill, iterative_scores, make_entry
 from bench.prompts.template import Field, Target, check_template
 from bench.prompts.text2text import label_ids, text2text_entry
 from bench.prompts.verbalizer import check_label_words
@@ -246,8 +246,8 @@ class ClassificationTask:
             # PET's COPA / ReCoRD training input: as many masks as the longest choice, each choice scored on
             # its first masks (the rest have no target); inference renders each choice with its own masks
             rendered = self._render(ex, max(len(t) for t in options))
-            return Item(ex, entries=[Entry(list(rendered.input_ids), list(rendered.target_positions[: len(t)]), list(t),
-                                           None, list(rendered.soft_positions)) for t in options])
+            return Item(ex, entries=[make_entry(replace(rendered, target_positions=rendered.target_positions[: len(t)]),
+                                                t, self.family) for t in options])
         for tokens in options:
             budget = self.max_length - (len(tokens) - 1 if self.family == "clm" else 0)
             entries.append(make_entry(self._render(ex, len(tokens), budget), tokens, self.family))
