@@ -83,7 +83,8 @@ def test_suite_p_at_1_equals_plain_transformers_recomputation(name, tmp_path, ti
         pytest.skip("needs the raw LAMA mirror (../shared/data) for the independent side")
     tiny_backbone(name)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    overrides = [f"model={name}", "task=lama", "method=manual", "template=lama", f"task.relations=[{','.join(RELATIONS)}]",
+    # the plain side runs fp32 on the CPU: pin the suite's side too (device=auto would pick bf16 on a GPU host)
+    overrides = ["device=cpu", "dtype=fp32", f"model={name}", "task=lama", "method=manual", "template=lama", f"task.relations=[{','.join(RELATIONS)}]",
                  f"task.limit_per_relation={LIMIT}", "task.eval_splits=[test]", "task.save_predictions=true",
                  f"paths.results_dir={tmp_path}", f"paths.root={REPO_ROOT}"]
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):

@@ -51,10 +51,17 @@ def test_build_is_deterministic_and_reloads_identically_through_the_hub_cache(na
     assert torch.equal(_logits(loaded.model, loaded.tokenizer, family), _logits(fresh.model, fresh.tokenizer, family))
 
 
-def test_ensure_built_reuses_the_current_build(tiny_backbone, capsys):
-    first = tiny_backbone("tiny-gpt2")
-    again = load_backbone(load_model_config("tiny-gpt2"), device="cpu", dtype="fp32")
-    assert again.revision == first.revision
+@pytest.fixture
+def built_gpt2(tmp_path):
+    """tiny-gpt2 built by this test into its own models folder: no earlier test needs to have built it."""
+    return build_tiny(load_model_config("tiny-gpt2"), tmp_path), tmp_path
+
+
+def test_ensure_built_reuses_the_current_build(built_gpt2, capsys):
+    first, folder = built_gpt2
+    capsys.readouterr()  # the fixture's own build message
+    again = load_backbone(load_model_config("tiny-gpt2"), device="cpu", dtype="fp32", models_dir=folder)
+    assert again.source == "built" and again.revision == first.revision
     assert "building tiny model" not in capsys.readouterr().out
 
 
