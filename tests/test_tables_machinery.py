@@ -164,5 +164,8 @@ def test_latex_escapes_specials_and_marks_and_goes_wide(tmp_path):
     per_relation = build_table(_spec("lama34k_per_relation"), read_frames(runs), None)
     per_relation.wide = True
     assert r"\begin{table*}" in to_latex(per_relation)
-    body = [line for line in latex.splitlines() if line.endswith(r"\\") and "&" in line]
-    assert all(len(re.findall(r"(?<!\\)&", line)) == len(table.display.columns) - 1 for line in body)
+    blocks = latex.split("\\begin{tabular}{")[1:]  # column blocks: each row has one cell per block column
+    assert sum(len(b.split("}")[0]) - 1 for b in blocks) == len(table.display.columns) - 1
+    for block in blocks:
+        body = [line for line in block.splitlines() if line.endswith(r"\\") and "&" in line]
+        assert body and all(len(re.findall(r"(?<!\\)&", line)) == len(block.split("}")[0]) - 1 for line in body)

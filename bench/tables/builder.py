@@ -41,6 +41,7 @@ class Table:
     wide: bool = False
     label: str = ""
     n_labels: int = 1
+    fit: str = "blocks"  # LaTeX: blocks, resize or landscape (bench.tables.latex_fit)
 
 
 def load_published(path: Path) -> pd.DataFrame:
@@ -174,7 +175,7 @@ def build_table(spec: dict, frames: Frames, published: pd.DataFrame | None = Non
     display, tidy, notes, wide = layout(spec, row_keys, extra_rows, group_keys, cells, pub, samples, departures)
     title = spec["title"]
     return Table(spec["name"], title, display, tidy, notes, wide, spec.get("label") or f"tab:{spec['name']}",
-                 len(spec["rows"]["labels"]))
+                 len(spec["rows"]["labels"]), spec.get("fit", "blocks"))
 
 
 def _rows_for(jk: tuple, join: list[str], by: list[str], created: list[tuple]) -> list[tuple]:

@@ -18,6 +18,7 @@ import yaml
 
 from bench.errors import DataError
 from bench.paths import REPO_ROOT
+from bench.tables.latex_fit import FITS
 
 TABLES_DIR = REPO_ROOT / "conf" / "tables"
 FIGURES_DIR = REPO_ROOT / "conf" / "figures"
@@ -25,7 +26,7 @@ RULES_DIR = TABLES_DIR / "rules"
 STATS = ("mean", "std", "pstd", "min", "max", "n", "median", "first", "range", "value")
 TOP_KEYS = {"name", "title", "source", "select", "split", "value", "keep", "column_key", "rows", "column_groups",
             "columns", "derived", "published", "grid", "protocol_notes", "notes", "for_each", "missing_notes",
-            "show_empty_columns", "label", "wide", "for_each_values", "file", "unavailable", "best"}
+            "show_empty_columns", "label", "wide", "for_each_values", "file", "unavailable", "best", "fit"}
 ROW_KEYS = {"by", "labels", "from", "extra", "sort"}
 COLUMN_KEYS = {"metric", "key", "keys", "label", "select", "show", "prefer", "lowest", "per", "stat", "then", "join",
                "within", "missing_note"}
@@ -134,6 +135,9 @@ def check_spec(spec: dict, path: Path, rules_dir: Path = RULES_DIR) -> dict:
         if set(spec["best"]) != {"by", "split", "metric"}:
             raise _fail(path, "best", "best needs by, split and metric",
                         "best: {by: rank, split: dev32, metric: overall.score}")
+    if spec.setdefault("fit", "blocks") not in FITS:
+        raise _fail(path, "fit", f"unknown fit {spec['fit']!r}",
+                    "fit: blocks (column blocks that fit the line), resize (scaled to it) or landscape")
     spec.setdefault("notes", [])
     spec.setdefault("missing_notes", True)
     spec.setdefault("show_empty_columns", True)
