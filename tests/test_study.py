@@ -60,7 +60,11 @@ def test_lama_study_jobs_expand_their_ranks(lama_data, tmp_path):
         pt = compose_job("lama34k_ptuning", "tiny-gpt2", [])
     assert (pt.trainer.optimizer, pt.trainer.lr, pt.trainer.weight_decay, pt.trainer.gamma) == ("adam", 1e-5, 5e-4, 0.98)
     assert (pt.trainer.batch_size, pt.trainer.max_epochs, pt.trainer.early_stopping_patience) == (8, 100, 20)
-    assert list(pt.template.shape.clm) == [3, 3, 0] and pt.template.order == "paper" and pt.seed == 34
+    assert list(pt.template.shape.clm) == [3, 3, 0] and pt.template.order == "code" and pt.seed == 34
+    assert pt.task.protocol == "reference"  # the released code's protocol, which produced the published numbers
+    with hydra_context():
+        paper = compose_job("lama34k_ptuning_paper", "tiny-gpt2", [])
+    assert (paper.task.protocol, paper.template.order, paper.trainer.lr) == ("paper", "paper", 1e-5)
 
 
 def test_config_hash_covers_what_changes_a_result_only():
