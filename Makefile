@@ -55,10 +55,10 @@ lama-manual: setup data ## LAMA-34k manual-prompt runs for MODELS (skips finishe
 	  $(PY) -m bench.run experiment=lama34k_manual model=$$m $(ARGS); \
 	done
 
-reproduce-%: setup data ## run a study (conf/study/<name>.yaml) for MODELS through Hydra's multirun, then tables and figures (LAUNCHER=basic|local|slurm)
+reproduce-%: setup data ## run a study (conf/study/<name>.yaml) for MODELS through Hydra's multirun, then that study's tables and figures (LAUNCHER=basic|local|slurm)
 	@status=0; \
 	$(PY) -m bench.study run $(subst -,_,$*) $(if $(filter command line environment,$(origin MODELS)),--models $(MODELS),) --launcher $(LAUNCHER) $(ARGS) || status=$$?; \
-	$(PY) -m bench.tables $(TABLE_FILTERS) && $(PY) -m bench.tables.figures $(TABLE_FILTERS) || status=1; \
+	$(PY) -m bench.tables --study $(subst -,_,$*) $(TABLE_FILTERS) && $(PY) -m bench.tables.figures --study $(subst -,_,$*) $(TABLE_FILTERS) || status=1; \
 	exit $$status
 
 status-%: setup ## list done / missing / failed runs of a study for MODELS (nothing runs)

@@ -169,3 +169,48 @@ def test_latex_escapes_specials_and_marks_and_goes_wide(tmp_path):
     for block in blocks:
         body = [line for line in block.splitlines() if line.endswith(r"\\") and "&" in line]
         assert body and all(len(re.findall(r"(?<!\\)&", line)) == len(block.split("}")[0]) - 1 for line in body)
+
+
+def test_a_filter_that_matches_nothing_stops_naming_the_known_values(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    save(runs, record("lama", "tiny-bert", "manual", "lama", {"P17": 0.2}, config=FOLLOWS, tag="smoke"))
+    out = tmp_path / "tables"
+    assert main(["--results", str(tmp_path), "--out", str(out), "--tags", "smok"]) == 2
+    err = capsys.readouterr().err
+    assert "--tags smok matches nothing; known values: smoke" in err
+    assert main(["--results", str(tmp_path), "--out", str(out), "--models", "tiny-bret,tiny-bert"]) == 2
+    assert "--models tiny-bret matches nothing; known values: tiny-bert" in capsys.readouterr().err
+    save(runs, record("lama", "bert-base-cased", "manual", "lama", {"P17": 0.5}, config=FOLLOWS))
+    assert main(["--results", str(tmp_path), "--out", str(out), "--models", "tiny-bert", "--tags", "none"]) == 2
+    assert "keeps no record" in capsys.readouterr().err  # each value matches, the two together nothing
+    assert main(["--results", str(tmp_path), "--out", str(out), "--only", "lama34", "--study", "lama"]) == 2
+    assert "--only lama34 matches nothing" in capsys.readouterr().err
+    assert main(["--results", str(tmp_path), "--out", str(out), "--study", "lmbf"]) == 2
+    assert "known values: fewglue, lama, lama_options, lmbff, superglue, superglue_frozen" in capsys.readouterr().err
+    assert not out.exists()  # nothing was rewritten
+
+
+def test_a_study_rebuilds_its_own_tables_only(tmp_path):
+    """make reproduce-superglue MODELS=tiny-bert must not rebuild the LM-BFF tables filtered to tiny-bert."""
+    from tables_fixture import kshot_record
+
+    runs = tmp_path / "runs"
+    save(runs, kshot_record("sst2", "tiny-roberta", "pet", "lmbff_sst2", 0.9, 0.8, tag="smoke"))
+    save(runs, record("lama", "tiny-bert", "manual", "lama", {"P17": 0.2}, config=FOLLOWS, tag="smoke"))
+    out = tmp_path / "tables"
+    assert main(["--results", str(tmp_path), "--out", str(out)]) == 0
+    before = (out / "lmbff_table1_sst2.md").read_text()
+    assert "tiny-roberta [smoke]" in before
+    assert main(["--results", str(tmp_path), "--out", str(out), "--study", "lama", "--models", "tiny-bert"]) == 0
+    assert (out / "lmbff_table1_sst2.md").read_text() == before  # another study's table is untouched
+    assert "tiny-bert [smoke]" in (out / "lama34k.md").read_text()
+    for path in sorted(TABLES_DIR.glob("*.yaml")):  # every spec belongs to a study
+        assert all(s["study"] for s in load_spec(path)), path.name
+
+
+def test_a_spec_names_only_studies_that_exist(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: t\ntitle: T\nstudy: [lamma]\nvalue: {metric: m}\ncolumns: [{key: a, select: {}}]\n")
+    with pytest.raises(DataError, match="no study 'lamma'") as err:
+        load_spec(bad)
+    assert "bad.yaml (field 'study')" in str(err.value) and "fix: list studies" in str(err.value)

@@ -27,7 +27,7 @@ import yaml  # noqa: E402
 
 from bench.tables.builder import prepare  # noqa: E402
 from bench.tables.cells import column_of, fill, select  # noqa: E402
-from bench.tables.frame import Frames, read_frames  # noqa: E402
+from bench.tables.frame import Frames  # noqa: E402
 from bench.tables.spec import FIGURES_DIR, load_rules  # noqa: E402
 
 FULL_WIDTH, COLUMN_WIDTH = 7.0, 3.3  # inches
@@ -43,6 +43,8 @@ def load_figure_specs(directory: Path = FIGURES_DIR, only: list[str] | None = No
         if only is not None and spec.get("name") not in only and path.stem not in only:
             continue
         rules = Path(directory) / "rules"
+        spec["file"] = str(path)
+        spec["study"] = [spec["study"]] if isinstance(spec.get("study"), str) else list(spec.get("study") or [])
         spec["series"] = load_rules(spec.get("series", "series"), path, "series", rules)
         if "column_key" in spec:
             spec["column_key"] = load_rules(spec["column_key"], path, "column_key", FIGURES_DIR.parent / "tables" / "rules")
@@ -236,13 +238,17 @@ def write_figures(frames: Frames, out_dir: Path, specs: list[dict] | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.tables.__main__ import _list, parser
+    from bench.tables.__main__ import FilterError, _list, chosen_specs, filtered_frames, parser
 
     args = parser("Rebuild results/figures/ (PDF + PNG) from results/runs/.").parse_args(argv)
-    frames = read_frames(args.results / "runs", _list(args.models), _list(args.tags))
+    try:
+        specs = chosen_specs(args.specs or FIGURES_DIR, _list(args.only), args.study, load_figure_specs)
+        frames = filtered_frames(args.results / "runs", _list(args.models), _list(args.tags))
+    except FilterError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     for problem in frames.problems:
         print(f"skipped record {problem}", file=sys.stderr)
-    specs = load_figure_specs(args.specs or FIGURES_DIR, _list(args.only))
     written = write_figures(frames, args.out or args.results / "figures", specs)
     if not written:
         print(f"no LAMA records with per-relation P@1 under {args.results / 'runs'}: no figure")

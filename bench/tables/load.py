@@ -95,7 +95,7 @@ def read_record(path: Path) -> tuple[dict | None, Problem | None]:
     return normalise(record), None
 
 
-def _wanted(value: Any, allowed: Iterable[str] | None) -> bool:
+def wanted(value: Any, allowed: Iterable[str] | None) -> bool:
     if allowed is None:
         return True
     allowed = set(allowed)
@@ -116,6 +116,6 @@ def load_records(runs_dir: Path, models: Iterable[str] | None = None,
         if record is None:
             continue
         spec = record["spec"]
-        if _wanted(spec.get("model"), models) and _wanted(spec.get("tag"), tags):
+        if wanted(spec.get("model"), models) and wanted(spec.get("tag"), tags):
             records.append((path, record))
     return records, problems

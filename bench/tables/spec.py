@@ -23,14 +23,19 @@ from bench.tables.latex_fit import FITS
 TABLES_DIR = REPO_ROOT / "conf" / "tables"
 FIGURES_DIR = REPO_ROOT / "conf" / "figures"
 RULES_DIR = TABLES_DIR / "rules"
+STUDY_DIR = REPO_ROOT / "conf" / "study"
 STATS = ("mean", "std", "pstd", "min", "max", "n", "median", "first", "range", "value")
 TOP_KEYS = {"name", "title", "source", "select", "split", "value", "keep", "column_key", "rows", "column_groups",
             "columns", "derived", "published", "grid", "protocol_notes", "notes", "for_each", "missing_notes",
-            "show_empty_columns", "label", "wide", "for_each_values", "file", "unavailable", "best", "fit"}
+            "show_empty_columns", "label", "wide", "for_each_values", "file", "unavailable", "best", "fit", "study"}
 ROW_KEYS = {"by", "labels", "from", "extra", "sort"}
 COLUMN_KEYS = {"metric", "key", "keys", "label", "select", "show", "prefer", "lowest", "per", "stat", "then", "join",
                "within", "missing_note"}
 PUBLISHED_KEYS = {"table", "variant", "match", "show", "normalise", "delta", "label_field", "all_models"}
+
+
+def study_names() -> list[str]:
+    return sorted(p.stem for p in STUDY_DIR.glob("*.yaml"))
 
 
 def _fail(path: Path, key: str, message: str, fix: str) -> DataError:
@@ -135,6 +140,12 @@ def check_spec(spec: dict, path: Path, rules_dir: Path = RULES_DIR) -> dict:
         if set(spec["best"]) != {"by", "split", "metric"}:
             raise _fail(path, "best", "best needs by, split and metric",
                         "best: {by: rank, split: dev32, metric: overall.score}")
+    studies = spec.get("study", [])
+    spec["study"] = studies = [studies] if isinstance(studies, str) else list(studies)
+    unknown = [s for s in studies if not (STUDY_DIR / f"{s}.yaml").is_file()]
+    if unknown:
+        raise _fail(path, "study", f"no study {unknown[0]!r} under {STUDY_DIR}",
+                    f"list studies whose reproduce target rebuilds this table: {', '.join(study_names())}")
     if spec.setdefault("fit", "blocks") not in FITS:
         raise _fail(path, "fit", f"unknown fit {spec['fit']!r}",
                     "fit: blocks (column blocks that fit the line), resize (scaled to it) or landscape")
