@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from bench.errors import BenchError, ConfigError, MissingDataError
 from bench.gpu_slots import pick_job_device
 from bench.identity import resolved_config, spec_from_config
+from bench.inputs import resolve_inputs
 from bench.paths import uses_run_paths
 from bench.records import RunSpec, is_finished, record_path, write_failure, write_record
 
@@ -125,6 +126,16 @@ def missing_data(cfg: DictConfig) -> MissingDataError | None:
     return None
 
 
+def check_data_files(cfg: DictConfig) -> dict:
+    """The task's prepared data family against data_prep's MANIFEST (bench.data_check); what was verified."""
+    from bench.data_check import check_family
+
+    family, data = cfg.task.get("data_family"), Path(str(cfg.paths.data_dir))
+    if not family or not data.is_dir():  # no folder: preflight names it with the fix
+        return {"verified": False, "reason": "no data_family" if not family else f"no folder {data}"}
+    return check_family(data, str(family))
+
+
 def plan_job(cfg: DictConfig, preset: str | None = None) -> list[PlannedRun]:
     """The runs of one job: one per grid point and rank, the rank written into ``template.rank``."""
     runs = []
@@ -169,7 +180,8 @@ def selection_rule(resolved: Mapping, method) -> str:
             f"stop after {trainer.get('early_stopping_patience')} evaluations without improvement")
 
 
-def _payload(resolved: dict, backbone, method, device, dtype, started: float, started_at: str) -> dict:
+def _payload(resolved: dict, backbone, method, device, dtype, started: float, started_at: str,
+             integrity: Mapping | None = None) -> dict:
     from bench.methods.base import count_parameters
     from bench.provenance import data_checksums, git_state, machine, package_versions
 
@@ -182,10 +194,12 @@ def _payload(resolved: dict, backbone, method, device, dtype, started: float, st
     payload.setdefault("protocol", {"selection_split": payload.get("selection_split"),
                                     "selection_rule": selection_rule(resolved, method),
                                     "report_split": payload.get("report_split"), "seeds": [int(resolved["seed"])]})
+    payload["inputs"] = resolved.pop("inputs", None) or []  # runs read, by name and checksum (bench.inputs)
     payload["config"] = resolved
     payload["provenance"] = {
         "git": git_state(), "packages": package_versions(),
-        "data": data_checksums(Path(resolved["paths"]["data_dir"]), resolved["task"]["data_family"]),
+        "data": {**data_checksums(Path(resolved["paths"]["data_dir"]), resolved["task"]["data_family"]),
+                 "integrity": dict(integrity or {"verified": False})},
         "model": {"name": backbone.name, "hub_id": backbone.hub_id, "revision": backbone.revision,
                   "path": str(backbone.path) if backbone.path else None, "source": backbone.source},
         "machine": machine(device), "dtype": str(dtype).removeprefix("torch."),
@@ -228,6 +242,7 @@ def run_job(cfg: DictConfig, preset: str | None = None) -> JobOutcome:
     preset = preset or preset_of(cfg)
     try:
         validate_config(cfg)  # unknown keys, enumerations: before anything is read
+        integrity = check_data_files(cfg)  # before the skip below: a finished run must not hide a changed file
     except BenchError as err:  # a study then lists the job's runs as failed, with the reason, not as missing
         with contextlib.suppress(Exception):  # a config too broken to plan leaves the error alone
             _fail(plan_job(cfg, preset), err, Path(cfg.paths.results_dir))
@@ -253,6 +268,7 @@ def run_job(cfg: DictConfig, preset: str | None = None) -> JobOutcome:
     first = resolved_config(todo[0].cfg)
     try:
         preflight(first)  # inputs, outputs, device: before any weights load
+        inputs = resolve_inputs(cfg, plan_job)  # the runs it reads (needs.presets), by exact name (bench.inputs)
     except BenchError as err:
         with contextlib.suppress(OSError):  # an unwritable results folder cannot take a failure record
             _fail(todo, err, results)
@@ -270,6 +286,8 @@ def run_job(cfg: DictConfig, preset: str | None = None) -> JobOutcome:
     failed: list[str] = []
     for i, run in enumerate(todo):
         resolved = resolved_config(run.cfg)
+        if inputs:
+            resolved["inputs"] = inputs  # read by the runner (bench.inputs.load_inputs), listed in the record
         started, started_at = time.perf_counter(), datetime.now(UTC).isoformat(timespec="seconds")
         try:
             torch.manual_seed(int(run.cfg.seed))
@@ -278,7 +296,7 @@ def run_job(cfg: DictConfig, preset: str | None = None) -> JobOutcome:
                 backbone = load_backbone(first["model"], device=device, precision=precision,
                                          models_dir=first["paths"]["models_dir"])
             method.setup(backbone)
-            payload = _payload(resolved, backbone, method, device, dtype, started, started_at)
+            payload = _payload(resolved, backbone, method, device, dtype, started, started_at, integrity)
             payload["precision"] = precision.as_record()
             write_record(run.path, run.spec, payload, force=force)
         except KeyboardInterrupt:
