@@ -19,6 +19,7 @@ from bench.records import RunSpec
 # dotted keys that never change a result: locations, scheduling, bookkeeping
 IDENTITY_EXCLUDE = (
     "paths", "force", "hydra", "sweep", "ranks", "study", "model.path", "task.save_predictions", "tag", "grid_limit",
+    "needs", "inputs",  # which runs a job reads is checked by exact name (bench.inputs), not hashed
 )
 HASH_CHARS = 8
 

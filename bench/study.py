@@ -3,6 +3,9 @@
 ``python -m bench.study run lama --models tiny-bert,tiny-gpt2 [--launcher local|slurm] [overrides]``
 launches ``python -m bench.run -m experiment=... model=... ranks=preset`` (one job per preset, model
 and seed; ``bench.job``), then lists what finished and what failed, and exits 1 naming failed runs.
+Presets that read other runs (``needs.presets``, :mod:`bench.inputs`) run in later stages: one
+multirun per stage, on any launcher, each started when the one before has finished; a job whose
+inputs did not all finish is held back and named, the others go on.
 ``python -m bench.study status lama --models ...`` lists done / missing / failed runs without running
 anything; ``status`` without a study lists every record and failure under the results folder.
 A rerun of a finished study launches nothing. Names that match nothing exit 2 with the closest ones.
@@ -21,9 +24,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 from bench.errors import BenchError, ConfigError
+from bench.inputs import compose_job, needed_runs, needs_of
 from bench.paths import REPO_ROOT, results_dir
 from bench.records import is_finished, latest_failure
 
@@ -40,11 +44,13 @@ class RunState:
     name: str
     state: str  # done | missing | failed | n/a | missing data (a split not in the prepared data)
     detail: str = ""
+    inputs_pending: list[str] = field(default_factory=list)  # "<state>: <name>" of each input run not done
 
 
 @dataclass
 class StudyPlan:
     runs: list[RunState] = field(default_factory=list)
+    needs: dict[str, list[str]] = field(default_factory=dict)  # preset -> the presets whose runs it reads
 
     def count(self, state: str) -> int:
         return sum(r.state == state for r in self.runs)
@@ -106,19 +112,6 @@ def hydra_context(conf_dir: Path = CONF_DIR) -> Iterator[None]:
         yield
 
 
-def compose_job(preset: str, model: str, overrides: Sequence[str]):
-    """The config one study job runs (what ``bench.run experiment=<preset> model=<model> ranks=preset`` composes)."""
-    from hydra import compose
-    from hydra.core.hydra_config import HydraConfig
-
-    cfg = compose(config_name="config", overrides=[f"experiment={preset}", f"model={model}", "ranks=preset",
-                                                   *overrides], return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)  # resolves ${hydra:runtime.cwd} in paths
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
-
-
 def plan_study(presets: Sequence[str], models: Sequence[str], seeds: Sequence[int] | None,
                overrides: Sequence[str]) -> StudyPlan:
     """Every run of the study with its state; composes configs only (call inside :func:`hydra_context`)."""
@@ -137,6 +130,9 @@ def plan_study(presets: Sequence[str], models: Sequence[str], seeds: Sequence[in
                                       str(gap).splitlines()[0]))
             continue
         failed_dir = Path(cfg.paths.results_dir) / "failed"
+        plan.needs[preset] = needs_of(cfg)[0]
+        pending = [f"{i.state}: {i.name}" for i in needed_runs(cfg, plan_job, [*seed_set, *extra])
+                   if i.state != "done"] if plan.needs[preset] else []
         for run in plan_job(cfg, preset):
             if is_finished(run.path):
                 state, detail = "done", str(run.path)
@@ -144,8 +140,42 @@ def plan_study(presets: Sequence[str], models: Sequence[str], seeds: Sequence[in
                 state, detail = "failed", _failure_line(failure)
             else:
                 state, detail = "missing", ""
-            plan.runs.append(RunState(preset, model, int(cfg.seed), run.rank, run.spec.name, state, detail))
+            plan.runs.append(RunState(preset, model, int(cfg.seed), run.rank, run.spec.name, state, detail, pending))
     return plan
+
+
+def stages(presets: Sequence[str], needs: dict[str, list[str]]) -> list[list[str]]:
+    """The presets in waves: a preset runs one wave after the last of the study's presets it reads."""
+    level: dict[str, int] = {}
+
+    def depth(preset: str, seen: tuple[str, ...] = ()) -> int:
+        if preset in seen:
+            raise ConfigError(f"needs.presets form a cycle: {' -> '.join((*seen, preset))}")
+        if preset not in level:
+            inside = [q for q in needs.get(preset, []) if q in presets]
+            level[preset] = 1 + max((depth(q, (*seen, preset)) for q in inside), default=-1)
+        return level[preset]
+
+    for preset in presets:
+        depth(preset)
+    return [[p for p in presets if level[p] == i] for i in range(max(level.values(), default=-1) + 1)]
+
+
+def job_groups(jobs: set[tuple[str, str, int]], presets: Sequence[str], models: Sequence[str]
+               ) -> list[tuple[list[str], list[str], list[int]]]:
+    """(preset, model, seed) jobs as few Hydra multiruns (each a product presets x models x seeds) as this finds."""
+    per_model: dict[tuple[tuple[str, ...], tuple[int, ...]], list[str]] = {}
+    for model in models:
+        mine = {(p, s) for p, m, s in jobs if m == model}
+        chosen = [p for p in presets if any(q == p for q, _ in mine)]
+        seeds = sorted({s for _, s in mine})
+        if mine == {(p, s) for p in chosen for s in seeds}:
+            parts = [(tuple(chosen), tuple(seeds))] if mine else []
+        else:  # some jobs of this model are held back: one multirun per preset
+            parts = [((p,), tuple(sorted(s for q, s in mine if q == p))) for p in chosen]
+        for part in parts:
+            per_model.setdefault(part, []).append(model)
+    return [(list(p), ms, list(s)) for (p, s), ms in per_model.items()]
 
 
 def _failure_line(path: Path) -> str:
@@ -241,17 +271,36 @@ def cmd_run(args) -> int:
     study, models, seeds, overrides = _study_args(args)
     if args.force:
         overrides.append("force=true")
+    if seeds:  # what a preset's needs.seeds means in this study: the pattern runs of the study's seeds
+        overrides.append(f"needs.seeds=[{','.join(str(s) for s in seeds)}]")
     with hydra_context():
         before = plan_study(study["presets"], models, seeds, overrides)
-    pending = [r for r in before.runs if r.state in ("missing", "failed") or (args.force and r.state == "done")]
-    code = 0
-    if pending:
-        presets = [p for p in study["presets"] if any(r.preset == p for r in pending)]
-        todo_models = [m for m in models if any(r.model == m for r in pending)]
-        print(f"study {args.study}: {len(pending)} of {len(before.runs)} runs to do "
-              f"({len(presets)} presets x {len(todo_models)} models; launcher {args.launcher})", flush=True)
-        code = launch(presets, todo_models, seeds, args.launcher, overrides)
-    if pending:
+    waves = stages(study["presets"], before.needs)
+    code, held = 0, []
+    for i, wave in enumerate(waves):
+        if i:  # re-plan: the inputs of this wave were made by the waves before
+            with hydra_context():
+                now = plan_study(wave, models, seeds, overrides)
+        else:
+            now = StudyPlan([r for r in before.runs if r.preset in wave], before.needs)
+        pending = [r for r in now.runs if r.state in ("missing", "failed") or (args.force and r.state == "done")]
+        jobs = {(r.preset, r.model, r.seed) for r in pending}
+        blocked = {(r.preset, r.model, r.seed): r.inputs_pending for r in pending if r.inputs_pending}
+        for (preset, model, seed), why in blocked.items():
+            held.append(f"  {preset} x {model} seed{seed}: not started, {len(why)} input runs not finished: "
+                        + "; ".join(why[:6]) + (f"; ... ({len(why) - 6} more)" if len(why) > 6 else ""))
+            print("held back" + held[-1][1:], flush=True)
+        runnable = jobs - set(blocked)
+        if not runnable:
+            continue
+        groups = job_groups(runnable, wave, models)
+        label = f"stage {i + 1} of {len(waves)}: " if len(waves) > 1 else ""
+        print(f"study {args.study}: {label}{sum(1 for r in pending if (r.preset, r.model, r.seed) in runnable)} of "
+              f"{len(now.runs)} runs to do ({len(runnable)} jobs: {', '.join(p for p in wave if any(j[0] == p for j in runnable))}"
+              f"; launcher {args.launcher})", flush=True)
+        for presets, todo_models, todo_seeds in groups:
+            code = launch(presets, todo_models, todo_seeds if seeds else None, args.launcher, overrides) or code
+    if any(r.state in ("missing", "failed") or args.force for r in before.runs):
         with hydra_context():
             after = plan_study(study["presets"], models, seeds, [o for o in overrides if o != "force=true"])
     else:
@@ -266,6 +315,9 @@ def cmd_run(args) -> int:
     if failures:
         print(f"failed runs (tracebacks in {results / 'failed'}):")
         print("\n".join(failures))
+    if held:
+        print("runs held back because an input run they read did not finish:")
+        print("\n".join(held))
     return 1 if after.count("failed") or after.count("missing") or code else 0
 
 
@@ -332,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--models", default=None, help="comma-separated conf/model names (default: the study's)")
         p.add_argument("--presets", default=None, help="comma-separated subset of the study's presets")
     run.add_argument("--launcher", default="basic", choices=LAUNCHERS,
-                     help="basic: this process; local: worker pool (conf/hydra/launcher/local.yaml); slurm")
+                     help="basic: this process; local: worker pool (conf/hydra/launcher/local.yaml); slurm; "
+                          "submitit_local (submitit's local executor); one wave per stage on each")
     run.add_argument("--force", action="store_true", help="rerun finished runs (old records kept as .bak)")
     status.add_argument("--results", default=str(results_dir()), help="results folder (status without a study)")
     status.add_argument("--quiet", action="store_true", help="only the counts")

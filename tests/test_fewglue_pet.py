@@ -225,6 +225,9 @@ def test_distilled_classifier_trains_on_the_ensembles_soft_labels(tiny_backbone,
                                  "unlabeled_logits": logits[name]}}}
         (tmp_path / "runs" / "wic").mkdir(parents=True, exist_ok=True)
         (tmp_path / "runs" / "wic" / f"{name}.json").write_text(json.dumps(rec))
+    from bench.inputs import input_ref
+
+    cfg["inputs"] = [input_ref(tmp_path / "runs" / "wic" / f"{name}.json", tmp_path) for name in ("a", "b")]
     merged = ensemble_from_records(pattern_records(cfg, 0))
     expected = [[0.75 * x + 0.25 * y for x, y in zip(ra, rb, strict=True)] for ra, rb in zip(logits["a"], logits["b"],
                                                                                               strict=True)]

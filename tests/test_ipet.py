@@ -122,6 +122,9 @@ def test_generation_one_run_trains_on_the_labelled_examples_and_records_them(tin
     other["name"], other["config"]["trainer"]["lr"] = "g0-lr", 1.0
     other["extra"]["pet"]["unlabeled_logits"] = [[9, 0]] * 4
     (folder / "g0-lr.json").write_text(json.dumps(other))
+    from bench.inputs import input_ref
+
+    cfg["inputs"] = [input_ref(folder / f"g0-p{rank}.json", tmp_path) for rank in (1, 2)]  # what bench.inputs resolves
 
     base = tiny_backbone("tiny-albert")
     backbone = dataclasses.replace(base, model=copy.deepcopy(base.model))

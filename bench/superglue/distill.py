@@ -1,13 +1,13 @@
 """PET's final step: a sequence classifier distilled on the pattern ensemble's soft labels.
 
 ``task.runner: bench.superglue.distill.run_distillation`` with ``method=finetune`` (a classifier
-head on the backbone, plain text pairs). The finished PET pattern records of the same task, model
-and tag under ``<results_dir>/runs/<task>/`` (every pattern and repetition; ``extra.pet``) are
-merged by :func:`bench.superglue.pet_stage.ensemble_from_records` (iPET: the runs of generation
-``trainer.ipet_generation``) (``trainer.distill_reduction``,
-PET: ``wmean``); the classifier trains on the unlabeled examples against ``softmax(logits / T)``
+head on the backbone, plain text pairs). The PET pattern records the run's preset needs (``needs:``,
+every pattern x repetition of one config, resolved by exact name before weights load by
+:mod:`bench.inputs` and listed in the record's ``inputs``; ``extra.pet``) are merged by
+:func:`bench.superglue.pet_stage.ensemble_from_records` (iPET: the runs of generation
+``trainer.ipet_generation``) (``trainer.distill_reduction``, PET: ``wmean``); the classifier trains on the unlabeled examples against ``softmax(logits / T)``
 with PET's KL loss (``trainer.distill_temperature``, PET: 2), keeps its last state and is scored
-on the task's eval splits. The run must come after the pattern runs (the study lists it later).
+on the task's eval splits. A study runs it in a stage after the pattern runs (``bench.study``).
 """
 
 from __future__ import annotations

@@ -4,13 +4,13 @@ A pattern run records, under ``extra.pet``: its accuracy on the training set *be
 (PET's ``train_set_before_training``, the ``wmean`` weight) and its per-label logits on the
 unlabeled set (PET's ``logits.txt``) with the examples' ids. :func:`ensemble_from_records` merges
 the runs of one task (all patterns x repetitions) into PET's soft labels
-(:mod:`bench.superglue.pet`); :func:`pattern_records` finds those records (a distillation run,
-:mod:`bench.superglue.distill`, or iPET's next generation, :mod:`bench.superglue.ipet`).
+(:mod:`bench.superglue.pet`); :func:`pattern_records` reads those records from the run's resolved
+inputs (a distillation run, :mod:`bench.superglue.distill`, or iPET's next generation,
+:mod:`bench.superglue.ipet`; the runs are chosen by exact name in :mod:`bench.inputs`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -83,21 +83,20 @@ def generation_of(record: Mapping) -> int:
 
 
 def pattern_records(cfg: Mapping, generation: int, accept: Callable[[dict], bool] | None = None) -> list[dict]:
-    """Finished PET pattern records of this task, model and tag, of iPET generation ``generation``
-    (0: PET's), with unlabeled logits; ``accept`` narrows them further (e.g. to one config family)."""
-    task_name, model = str(cfg["task"]["name"]), str(cfg["model"]["name"])
-    folder = Path(cfg["paths"]["results_dir"]) / "runs" / task_name
-    found = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        rec = json.loads(path.read_text(encoding="utf-8"))
-        spec = rec.get("spec") or {}
-        if (rec.get("status") == "finished" and spec.get("method") == "pet" and spec.get("model") == model
-                and spec.get("tag") == cfg.get("tag") and "unlabeled_logits" in (rec.get("extra") or {}).get("pet", {})
-                and generation_of(rec) == generation and (accept is None or accept(rec))):
-            found.append(rec)
-    if not found:
-        preset = f"fewglue_pet_{task_name}" if generation == 0 else f"fewglue_ipet_g{generation}_{task_name}"
-        raise ConfigError(f"no finished PET pattern records of generation {generation} with unlabeled logits for "
-                          f"{task_name} x {model} (tag {cfg.get('tag')}) under {folder}: run the {preset} preset "
-                          "first (it needs the task's FewGLUE unlabeled file)")
+    """The PET pattern records of iPET generation ``generation`` (0: PET's) this run was given: its
+    ``inputs`` (every pattern x seed run of ``needs.presets``, resolved by exact name and checksum before
+    weights load, :mod:`bench.inputs`); ``accept`` narrows them further. Never a search of the folder."""
+    from bench.inputs import load_inputs
+
+    refs = cfg.get("inputs")
+    if not refs:
+        raise ConfigError(f"no input runs for {cfg['task']['name']} x {cfg['model']['name']}: this run reads PET "
+                          "pattern runs resolved by bench.job from needs.presets (run it with python -m bench.run "
+                          "experiment=..., whose needs: block names them)")
+    found = [r for r in load_inputs(refs, Path(cfg["paths"]["results_dir"])) if accept is None or accept(r)]
+    wrong = [r["name"] for r in found if (r.get("spec") or {}).get("method") != "pet" or generation_of(r) != generation
+             or "unlabeled_logits" not in (r.get("extra") or {}).get("pet", {})]
+    if wrong or not found:
+        raise ConfigError(f"input runs {wrong or '(none)'} are not PET pattern runs of generation {generation} with "
+                          "unlabeled logits: check needs.presets of this preset")
     return found

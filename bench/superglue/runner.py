@@ -27,13 +27,16 @@ IPET_KEYS = ("trainer.ipet_generation",)  # what differs between a run and its p
 
 
 def _add_ipet_examples(cfg: Mapping, task: ClassificationTask, generation: int) -> dict:
-    """Generation ``generation``'s extra training examples, labelled by the previous generation's runs of
-    the same configuration family (every pattern and seed, same recipe otherwise)."""
+    """Generation ``generation``'s extra training examples, labelled by the previous generation's runs
+    (the run's inputs: every pattern and seed of the previous generation's preset, same config otherwise,
+    chosen by exact name in :mod:`bench.inputs`)."""
     resolved = resolved_config(cfg)
     family = family_hash(resolved, drop=IPET_KEYS)
-    previous = pet_stage.pattern_records(
-        resolved, generation - 1, accept=lambda r: isinstance(r.get("config"), dict)
-        and family_hash(r["config"], drop=IPET_KEYS) == family)
+    previous = pet_stage.pattern_records(resolved, generation - 1)
+    strangers = [r["name"] for r in previous if family_hash(r.get("config") or {}, drop=IPET_KEYS) != family]
+    if strangers:  # needs.presets named a preset of another recipe
+        raise ConfigError(f"iPET generation {generation}: input runs {strangers} differ from this run in more than "
+                          f"the generation, seed and pattern; fix needs.presets")
     own = (int(resolved["template"].get("rank") or 0), task.seed)
     task.extra_train, info = ipet_train_set(previous, own, generation, task.examples("train"),
                                             task.examples("unlabeled"), cfg["trainer"])
