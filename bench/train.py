@@ -123,6 +123,14 @@ def _check_finite(losses: list[torch.Tensor], first_step: int) -> float:
     return float(values.mean())
 
 
+def planned_steps(max_epochs: int, max_steps: Any, steps_per_epoch: int | None) -> int | None:
+    """The optimizer steps training will take at most (None when the epoch length is unknown)."""
+    bounds = [int(max_steps)] if max_steps else []
+    if steps_per_epoch:
+        bounds.append(max_epochs * int(steps_per_epoch))
+    return min(bounds) if bounds else None
+
+
 def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str, seed: int = 0,
         steps_per_epoch: int | None = None, precision: Precision | None = None) -> FitResult:
     """Train ``method`` on ``task``; early-stop on ``selection_split``; restore the best state."""
@@ -155,8 +163,11 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
         """Evaluate on the selection split; return True when training should stop early."""
         nonlocal best_state
         method.eval_mode()
+        bar.set_postfix_str(f"epoch {epoch}, scoring {selection_split}", refresh=False)
         with precision.autocast():
             metrics, value = task.evaluate(selection_split, scorer)
+        shown = f"{value:.4f}" if isinstance(value, int | float) else value
+        bar.set_postfix_str(f"epoch {epoch}, {selection_split} {shown}", refresh=False)
         method.train_mode()
         result.history.append({"step": result.steps, "epoch": epoch, "value": value})
         kept = selectable and selector.update(value, metrics)
@@ -171,13 +182,19 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
 
     method.train_mode()
     stop = False
+    # one bar for the whole training: total = the planned steps (early stopping may end it sooner), ETA from it
+    bar = tqdm(total=planned_steps(max_epochs, max_steps, steps_per_epoch), desc=f"{method.name} training",
+               unit="step", leave=False, mininterval=2.0, dynamic_ncols=True)
     for epoch in range(max_epochs):
+        bar.set_postfix_str(f"epoch {epoch}", refresh=False)
         if before and evaluate(epoch, selectable=epoch > 0):
             break
         losses = []
         batches = (task.train_batches(batch_size, generator, drop_last=True) if drop_last
                    else task.train_batches(batch_size, generator))
-        for batch in tqdm(batches, desc=f"{method.name} epoch {epoch}", unit="step", leave=False, mininterval=2.0):
+        if bar.total is None and hasattr(batches, "__len__"):  # the epoch's length is known now
+            bar.total = planned_steps(max_epochs, max_steps, len(batches))
+        for batch in batches:
             with precision.autocast():
                 loss = task.loss(scorer(batch), batch)
             optimizer.zero_grad(set_to_none=True)
@@ -197,6 +214,7 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
                 scheduler.step()
             losses.append(loss.detach())  # read back once per epoch: no device sync per step
             result.steps += 1
+            bar.update(1)
             if len(losses) % CHECK_EVERY == 0:  # only the window not read yet
                 _check_finite(losses[-CHECK_EVERY:], result.steps - CHECK_EVERY)
             if eval_every and result.steps % int(eval_every) == 0 and evaluate(epoch):
@@ -212,6 +230,7 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
             break
         if not eval_every and not before and evaluate(epoch):
             break
+    bar.close()
     if before:
         if result.best_value is None:  # nothing selectable was scored (the reference fails here)
             log.warning("%s: no evaluation after training began; scoring the final state", method.name)
