@@ -54,8 +54,32 @@ def _merge(into: dict, tree: Mapping) -> None:
             into.setdefault(key, None)
 
 
+def load_conf_yaml(path: Path) -> Any:
+    """One config file, parsed; a malformed one is a ConfigError naming file:line:column and the problem."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - a safe loader
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: malformed YAML ({err.problem or err.context}).\n"
+                          "  fix: correct that line (indentation, a missing ':' or an unclosed quote or bracket)") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: malformed YAML ({err})") from None
+
+
+def check_conf_files(conf_dir: Path | None = None) -> None:
+    """Every YAML a run can compose parses (Hydra's own error would be a long traceback)."""
+    conf_dir = conf_dir or CONF_DIR
+    for path in sorted(conf_dir.glob("*.yaml")):
+        load_conf_yaml(path)
+    for group in (*GROUPS, *GLOBAL_GROUPS, "hydra"):
+        for path in sorted((conf_dir / group).glob("**/*.yaml")):
+            load_conf_yaml(path)
+
+
 def _yaml(path: Path) -> dict:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = load_conf_yaml(path) or {}
     data.pop("defaults", None)
     return data
 
@@ -190,7 +214,7 @@ def validate_config(cfg: Any) -> None:
 
 
 # preflight: inputs and outputs ------------------------------------------------------------------
-def _writable(folder: Path, what: str) -> None:
+def check_writable(folder: Path, what: str) -> None:
     """Create ``folder``, write and delete a probe file in it, then remove the folders it created."""
     probe = folder / f".write-probe-{os.getpid()}"
     created = [p for p in (folder, *folder.parents) if not p.exists()]
@@ -225,8 +249,8 @@ def _hidden_size(model_cfg: Mapping) -> int | None:
 def check_results_folder(cfg: Mapping, method) -> None:
     """Probe writes into ``runs/<task>`` and ``failed/``; enough free space for the record and artifacts."""
     results = Path(str(cfg["paths"]["results_dir"]))
-    _writable(results / "runs" / str(cfg["task"]["name"]), "results folder")
-    _writable(results / "failed", "failure-record folder")
+    check_writable(results / "runs" / str(cfg["task"]["name"]), "results folder")
+    check_writable(results / "failed", "failure-record folder")
     needed = MIN_FREE_BYTES
     hidden = _hidden_size(cfg["model"])
     if cfg["task"]["kind"] == "lama" and method.trains and hidden:
@@ -271,12 +295,26 @@ class _Unattached:
         return getattr(self._method, name)
 
 
+def _task_run_line(task_cfg: Mapping) -> str:
+    """The template= part of the task file's ``# Run:`` line (every task YAML opens with one), as a hint."""
+    for path in sorted((CONF_DIR / "task").glob("*.yaml")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        if lines and lines[0].startswith("# Run:") and _yaml(path).get("name") == task_cfg.get("name"):
+            hint = [w for w in lines[0].split() if w.startswith(("template=", "trainer=", "seed="))]
+            return f"add {' '.join(hint)} (from {path.relative_to(REPO_ROOT)})" if hint else f"see {path}"
+    return "pick a template of this task (conf/template/)"
+
+
 def _classification_inputs(cfg: Mapping, method, tokenizer) -> None:
     from hydra.utils import get_method
 
     from bench.superglue.task import ClassificationTask
 
     family = cfg["model"]["family"]
+    template_cfg = cfg.get("template") or {}
+    if template_cfg.get("kind") == "prompt_set" and method.output_space != "labels":
+        raise ConfigError(f"template={template_cfg.get('name')} is LAMA's per-relation prompt set; task="
+                          f"{cfg['task']['name']} needs one of its own patterns.\n  fix: {_task_run_line(cfg['task'])}")
     stub = SimpleNamespace(family=family, tokenizer=tokenizer, device=None, name=cfg["model"]["name"])
     task_class = getattr(get_method(str(cfg["task"]["runner"])), "task_class", ClassificationTask)  # the runner's
     task = task_class(cfg, stub, _Unattached(method))  # template count, left-to-right rule, label words
