@@ -18,7 +18,7 @@ from bench.tables.render import latex_escape, to_latex
 from bench.tables.spec import TABLES_DIR, load_rules
 
 GOLDEN_PUBLISHED = Path(__file__).resolve().parent / "golden" / "published.csv"
-FOLLOWS = {"task": {"relations": ["P17"]}, "model": {}, "method": {}}
+FOLLOWS = {"task": {"relations": ["P17"], "protocol": "reference"}, "model": {}, "method": {}}  # as the LAMA presets
 
 
 def _spec(name: str = "lama34k", **changes) -> dict:
@@ -51,7 +51,7 @@ def test_configs_are_never_averaged_silently_and_a_grid_picks_by_the_selection_s
     frames = read_frames(runs)
     table = build_table(_spec(grid=None), frames, None)
     assert table.display.set_index("Model").loc["tiny-bert", "P-Tuning"] == "50.0‡"
-    assert any(n.startswith("‡") and "aaaa0001, aaaa0002" in n for n in table.notes)
+    assert any(n.startswith("‡") and "tiny-bert x P-Tuning: config aaaa0001; config aaaa0002" in n for n in table.notes)
     grid = {"select": "max", "metric": "overall.macro_over_relations", "split": "selection"}
     table = build_table(_spec(grid=grid), frames, None)
     assert table.display.set_index("Model").loc["tiny-bert", "P-Tuning"] == "40.0"  # dev 0.3 > 0.2
@@ -75,14 +75,15 @@ def test_no_records_and_no_published_numbers_write_nothing(tmp_path):
 def test_protocol_and_training_facts_get_their_own_rows_and_a_note(tmp_path):
     runs = tmp_path / "runs"
     save(runs, record("lama", "bert-base-cased", "manual", "lama", {"P17": 0.5}, config=FOLLOWS))
-    reference = {"task": {"relations": ["P17"], "protocol": "reference", "train_facts": "original_rob"},
-                 "model": {}, "method": {"name": "manual"}}
-    save(runs, record("lama", "bert-base-cased", "manual", "lama", {"P17": 0.1}, config=reference, seed=35))
+    paper = {"task": {"relations": ["P17"], "protocol": "paper", "train_facts": "original_rob"},
+             "model": {}, "method": {"name": "manual"}}
+    save(runs, record("lama", "bert-base-cased", "manual", "lama", {"P17": 0.1}, config=paper, seed=35))
     table = build_table(_spec(), read_frames(runs), load_published(GOLDEN_PUBLISHED))
     shown = table.display.set_index("Model")
     assert shown.loc["bert-base-cased", "Manual"] == "50.0"
-    assert shown.loc["bert-base-cased (protocol reference, train facts original_rob)", "Manual"] == "10.0†"
-    assert any("protocol 'reference'" in n for n in table.notes)
+    assert shown.loc["bert-base-cased (protocol paper, train facts original_rob)", "Manual"] == "10.0†"
+    assert shown.loc["bert-base-cased (protocol paper, train facts original_rob)", "Manual (paper)"] == "—"
+    assert any("protocol 'paper'" in n for n in table.notes)
     assert any("training facts 'original_rob'" in n for n in table.notes)
 
 
@@ -91,7 +92,8 @@ def test_ptuning_schedule_departures_are_noted():
 
     def rec(lr, epochs, patience):
         trainer = {"lr": lr, "max_epochs": epochs, "early_stopping_patience": patience}
-        return {"config": {"method": {"name": "ptuning"}, "trainer": trainer, "task": {}, "model": {}}}
+        return {"config": {"method": {"name": "ptuning"}, "trainer": trainer, "task": {"protocol": "reference"},
+                           "model": {}}}
 
     assert protocol_notes(rec(1e-5, 100, 20), rules) == []
     (note,) = protocol_notes(rec(1e-3, 5, 2), rules)
@@ -126,7 +128,8 @@ def test_filters_keep_only_the_named_models_and_tags(tmp_path):
     main(["--results", str(tmp_path), "--out", str(out), "--models", "bert-base-cased", "--tags", "none",
           "--only", "lama34k"])
     text = (out / "lama34k.md").read_text()
-    assert "| bert-base-cased | 50.0" in text and "tiny-bert" not in text and "bert-large-cased" not in text
+    assert "| bert-base-cased | 50.0" in text and "tiny-bert" not in text
+    assert "| bert-large-cased | — | 32.3 |" in text  # the paper's rows stay whatever models ran (published.all_models)
     assert sorted(p.name for p in out.iterdir()) == ["lama34k.csv", "lama34k.md", "lama34k.tex"]
 
 

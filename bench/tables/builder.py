@@ -22,7 +22,9 @@ from bench.tables.cells import (
     select,
     two_stage,
 )
+from bench.tables.config_fields import add_config_fields, describe_points
 from bench.tables.frame import PAPER_SETTING, Frames, norm_prompt
+from bench.tables.gaps import coverage, mark_gaps
 from bench.tables.layout import layout
 from bench.tables.notes import protocol_notes
 
@@ -75,6 +77,7 @@ def prepare(spec: dict, frames: Frames) -> pd.DataFrame:
         frame = frame[frame["is_selection"].astype(bool)]
     else:
         frame = frame[frame["split"] == split]
+    frame = add_config_fields(frame, spec, frames.by_name)  # dotted config keys the spec uses (trainer.lr)
     if "column_key" in spec:
         frame["column"] = [column_of(row, spec["column_key"]) for row in frame.to_dict("records")]
     frame = select(frame, spec["select"])
@@ -170,9 +173,14 @@ def build_table(spec: dict, frames: Frames, published: pd.DataFrame | None = Non
         return None
     if frame.empty and (pub is None or pub.empty):
         return None
+    gap_notes = mark_gaps(spec, cells, frames.problems)
+    for cell in cells.values():
+        if cell.mixed:
+            cell.config_text = describe_points(cell.points, frames.by_name)
     departures = {name: protocol_notes(frames.by_name[name], spec.get("protocol_notes"))
                   for cell in cells.values() for name in cell.records if name in frames.by_name}
     display, tidy, notes, wide = layout(spec, row_keys, extra_rows, group_keys, cells, pub, samples, departures)
+    notes += gap_notes
     title = spec["title"]
     return Table(spec["name"], title, display, tidy, notes, wide, spec.get("label") or f"tab:{spec['name']}",
                  len(spec["rows"]["labels"]), spec.get("fit", "blocks"))
@@ -202,6 +210,7 @@ def _fill_cell(spec: dict, column: dict, cells: dict, row_key: tuple, group: tup
     else:
         cell = reduce_cell(part, spec["_keep"], spec.get("grid"), scores)
     cell.key, cell.best = chosen or column["key"], best
+    cell.coverage = coverage(part)
     cells[(column["key"], row_key, group)] = cell
 
 

@@ -9,6 +9,7 @@ the spec's ``grid`` picks one configuration by a metric on a split, else the cel
 from __future__ import annotations
 
 import math
+import string
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,12 +49,23 @@ def select(frame: pd.DataFrame, conditions: dict[str, Any] | None) -> pd.DataFra
     return frame[mask]
 
 
+class _WholeNames(string.Formatter):
+    """``{trainer.lr}`` names the field ``trainer.lr`` (str.format would read attribute ``lr`` of ``trainer``);
+    a missing or null field renders as an empty string, a format spec it cannot take as plain text."""
+
+    def get_field(self, field_name, args, kwargs):
+        return kwargs.get(field_name, ""), field_name
+
+    def format_field(self, value, format_spec):
+        try:
+            return super().format_field(value, format_spec)
+        except (TypeError, ValueError):
+            return str(value)
+
+
 def fill(template: str, fields: dict[str, Any]) -> str:
-    """``str.format`` where a missing or null field renders as an empty string."""
-    class _Fields(dict):
-        def __missing__(self, key):
-            return ""
-    return template.format_map(_Fields({k: ("" if is_missing(v) else v) for k, v in fields.items()}))
+    """``str.format`` over whole (dotted) field names; a missing or null field renders as an empty string."""
+    return _WholeNames().vformat(template, (), {k: ("" if is_missing(v) else v) for k, v in fields.items()})
 
 
 def column_of(row: dict[str, Any], rules: list[dict]) -> str | None:
@@ -78,6 +90,10 @@ class Cell:
     per_values: dict[Any, float] = field(default_factory=dict)  # two-stage cells: value per group
     points: list[dict[str, Any]] = field(default_factory=list)  # every configuration's stats (grid)
     best: str | None = None  # ``best``: which group was kept, e.g. "rank=2 (dev32 0.8125)"
+    coverage: dict[Any, set[str]] = field(default_factory=dict)  # seed -> grid points (bench.tables.gaps)
+    gaps: list[str] = field(default_factory=list)  # missing seeds / grid points / unreadable records (§)
+    ids: list[str] = field(default_factory=list)  # the record config ids (bench.identity.config_hash) shown
+    config_text: str | None = None  # the ‡ cell's configurations: differing keys and record config ids
 
     @property
     def value(self) -> float | None:
@@ -132,7 +148,8 @@ def reduce_cell(rows: pd.DataFrame, keep: dict[str, str], grid: dict | None, sco
             part = rows[rows[by].map(_config) == config]
             score = [scores.get(n) for n in part["path"]]
             score = [s for s in score if s is not None]
-            points.append({"config_hash": config or None, **stats_of(part),
+            points.append({"config_hash": config or None, **stats_of(part), "names": list(part["name"]),
+                           "ids": sorted({_config(c) for c in part["config_hash"]} - {""}),
                            "grid_score": sum(score) / len(score) if score else None})
         cell.points = points
         if grid and grid.get("per"):
@@ -151,6 +168,7 @@ def reduce_cell(rows: pd.DataFrame, keep: dict[str, str], grid: dict | None, sco
             cell.mixed = True
     cell.stats = stats_of(rows)
     cell.records = list(dict.fromkeys(rows["name"]))
+    cell.ids = sorted({_config(c) for c in rows["config_hash"]} - {""})  # record config ids of what is shown
     for name, column in keep.items():
         if column in rows.columns:
             kept = pd.to_numeric(rows[column], errors="coerce").dropna()

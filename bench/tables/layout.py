@@ -131,7 +131,11 @@ def layout(spec: dict, row_keys: list[tuple], extra_rows: list, group_keys: list
                     marks_used.setdefault("grid", []).append(header)
                 if cell is not None and cell.mixed:
                     text += "‡"
-                    marks_used["‡"].append(f"{row_name} x {header}: configurations {', '.join(cell.configs)}")
+                    marks_used["‡"].append(f"{row_name} x {header}: "
+                                           + (cell.config_text or f"configurations {', '.join(cell.configs)}"))
+                if cell is not None and cell.records and cell.gaps:
+                    text += "§"
+                    marks_used.setdefault("§", []).append(f"{row_name} x {header}: {'; '.join(cell.gaps)}")
                 paper = None
                 if mode in ("beside", "inline"):
                     keys = [cell.key] if cell is not None and cell.key else column.get("keys", [column["key"]])
@@ -195,14 +199,18 @@ def _tidy(spec, out, labels, glabel, column, cell, paper, delta) -> list[dict]:
                                                                   "median", "first", "range")}
     rows = [{**base, **stats, **paper_fields, **{f"ours_{k}": (cell.keep.get(k) if cell else None) for k in spec.get("_keep", {})},
              "records": ";".join(cell.records) if cell else None, "mixed": bool(cell.mixed) if cell else False,
-             "config_hash": cell.chosen_config if cell and cell.chosen_config else (
-                 ";".join(cell.configs) if cell and cell.configs else None), "selected": True,
+             "config_hash": _ids(cell.ids) if cell and cell.ids else None, "selected": True,
              "best": cell.best if cell else None}]
     for point in (cell.points if cell else []):
         if cell.chosen_config is not None and point["config_hash"] not in cell.chosen_config.split(";"):
-            rows.append({**base, **{k: point.get(k) for k in stats}, "config_hash": point["config_hash"],
+            rows.append({**base, **{k: point.get(k) for k in stats}, "config_hash": _ids(point.get("ids")),
                          "grid_score": point["grid_score"], "selected": False})
     return rows
+
+
+def _ids(ids) -> str | None:
+    """Record config ids (the hash ending a record's name, as ``bench.study status`` prints it), ";"-joined."""
+    return ";".join(ids) if ids else None
 
 
 def _derived(derived: dict, values: dict, group_keys: list[tuple], digits: int, mode: str | None):
@@ -232,6 +240,8 @@ def _notes(spec: dict, marks: dict, missing: dict, unchecked: bool) -> list[str]
     if marks["‡"]:
         notes.append("‡ several configurations share the cell (averaged; declare grid: in the spec to pick one): "
                      + "; ".join(marks["‡"]))
+    if marks.get("§"):
+        notes.append("§ the cell lacks part of its data (its value is over what there is): " + "; ".join(marks["§"]))
     if spec.get("grid") and marks.get("grid"):
         g = spec["grid"]
         per = f" within each {', '.join(g['per'])}" if g.get("per") else ""

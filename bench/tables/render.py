@@ -14,7 +14,7 @@ _ESCAPES = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\
             "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
             "Δ": r"$\Delta$", "†": r"$^\dagger$", "‡": r"$^\ddagger$", "*": r"$^*$", "—": "---", "–": "--",
             "−": "$-$", "×": r"$\times$", "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
-            "±": r"$\pm$", "[": "{[}", "]": "{]}", "…": r"\dots{}", "’": "'", "‘": "`", "“": "``", "”": "''"}
+            "±": r"$\pm$", "§": r"\S{}", "[": "{[}", "]": "{]}", "…": r"\dots{}", "’": "'", "‘": "`", "“": "``", "”": "''"}
 
 
 def latex_escape(text: object, breakable: bool = False) -> str:
