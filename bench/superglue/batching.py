@@ -35,6 +35,7 @@ class Item:
     rendered: object = None  # words mode: the RenderedPrompt with one mask
     entries: list[Entry] = field(default_factory=list)  # options / span
     sequences: list[list[int]] = field(default_factory=list)  # labels mode
+    types: list[list[int]] = field(default_factory=list)  # labels mode: token type ids per sequence (BERT), else empty
 
 
 def pad_id_for(tokenizer) -> int:

@@ -40,6 +40,7 @@ from bench.prompts.text2text import label_ids, text2text_entry
 from bench.prompts.verbalizer import check_label_words
 from bench.superglue import data as sg
 from bench.superglue.batching import Item, TaskBatch, pad_id_for, scatter_options, unit_log_probs, word_scores
+from bench.superglue.classifier_inputs import classifier_pairs
 from bench.superglue.losses import batch_hinge_loss, hinge_loss, mixed_loss
 from bench.superglue.metrics import superglue_metrics, words_match
 
@@ -86,6 +87,7 @@ class ClassificationTask:
         self._word_ids: torch.Tensor | None = None
         self.aux, self.aux_weight = None, float((cfg.get("trainer") or {}).get("aux_mlm_weight") or 0.0)
         self.demonstrations_used: dict[str, list[str]] = {}  # icl: example uid -> demonstration uids that fit
+        self.scored: dict[str, tuple[list[int], list]] = {}  # split -> (predictions, scores) of its last scoring
         self.template = self.verbalizer = self.answer_field = None
         if method.output_space == "labels":
             self.mode = "labels"
@@ -224,10 +226,13 @@ class ClassificationTask:
     def _item(self, ex: sg.Example, train: bool) -> Item:
         if self.mode == "labels":
             sep = getattr(self.tok, "sep_token", None) or ""
-            seqs = [self.tok(a, b, truncation=True, max_length=self.max_length)["input_ids"] if b is not None else
-                    self.tok(a, truncation=True, max_length=self.max_length)["input_ids"]
-                    for a, b in sg.classifier_pairs(ex, sep)]
-            return Item(ex, sequences=seqs)
+            pairs = classifier_pairs(ex, str(self.task_cfg.get("classifier_inputs") or "pet"),
+                                     int(self.task_cfg.get("classifier_template") or 0), sep)
+            encoded = [self.tok(a, b, truncation=True, max_length=self.max_length) if b is not None else
+                       self.tok(a, truncation=True, max_length=self.max_length) for a, b in pairs]
+            types = [list(e["token_type_ids"]) for e in encoded if "token_type_ids" in e]  # BERT's segments
+            return Item(ex, sequences=[list(e["input_ids"]) for e in encoded],
+                        types=types if len(types) == len(encoded) else [])
         if self.mode == "words":
             return Item(ex, rendered=self._render(ex, 1))
         if self.mode == "text2text":
@@ -273,7 +278,8 @@ class ClassificationTask:
             owner = list(range(len(items)))
         elif self.mode == "labels":
             seqs = [s for it in items for s in it.sequences]
-            base = pad_batch(seqs, [[0]] * len(seqs), self.pad_id)
+            types = [t for it in items for t in it.types]
+            base = pad_batch(seqs, [[0]] * len(seqs), self.pad_id, token_type_ids=types if types else None)
             owner = [i for i, it in enumerate(items) for _ in it.sequences]
             option = [j for it in items for j in range(len(it.sequences))]
         else:
@@ -347,12 +353,15 @@ class ClassificationTask:
         """Predicted option index per example of ``split`` (span mode: 1 = the answer was generated)."""
         items, size = self.items(split), int(self.task_cfg.get("batch_size", 32))
         preds: list[int] = []
+        rows: list[list[float] | None] = []  # per example, one score per label / choice (span mode: none)
         with torch.no_grad():
             for start in range(0, len(items), size):
                 chunk = items[start : start + size]
                 if self.mode in ("words", "labels"):
                     batch = self.collate(chunk)
-                    preds += self.option_scores(scorer(batch), batch).argmax(-1).tolist()
+                    option = self.option_scores(scorer(batch), batch).float()
+                    preds += option.argmax(-1).tolist()
+                    rows += option.tolist()
                 elif self.mode == "span":
                     out = greedy_fill(scorer, [it.entries[0] for it in chunk], self.pad_id, self.decoding,
                                       self.backbone.device)
@@ -360,12 +369,15 @@ class ClassificationTask:
                     for it, ids in zip(chunk, out, strict=True):
                         text = self.tok.decode([t for t in ids if t not in special])
                         preds.append(int(words_match(text, it.example.fields[self.answer_field])))
+                        rows.append(None)
                 else:
                     entries = [e for it in chunk for e in it.entries]
                     flat = iterative_scores(scorer, entries, self.pad_id, self.decoding, self.backbone.device).tolist()
                     for it in chunk:
                         scores, flat = flat[: len(it.entries)], flat[len(it.entries) :]
                         preds.append(max(range(len(scores)), key=scores.__getitem__))
+                        rows.append(scores)
+        self.scored[split] = (preds, rows)  # the last scoring of each split (bench.predictions rows)
         return preds
 
     def evaluate(self, split: str, scorer) -> tuple[dict, float]:
