@@ -2,6 +2,7 @@
 
 A cell's *expected* seeds are those any cell of the same column has, and its expected grid points per
 seed the most any cell of that column has for that seed; a cell with fewer gets a ``§`` and a note.
+A spec with ``missing_notes: false`` (the notebook's run lists) skips this comparison.
 An unreadable record (truncated JSON) is placed by its file name (``bench.records.RunSpec.name``) into
 the cell it would have filled; one that fits no cell is named in a table note.
 """
@@ -78,11 +79,12 @@ def mark_gaps(spec: dict, cells: dict[tuple, Cell], problems: list[Problem]) -> 
     unreadable records that may belong to the table but fit no cell."""
     seeds: dict[str, set] = {}
     points: dict[tuple[str, Any], int] = {}
-    for (column, _, _), cell in cells.items():
+    compare = spec.get("missing_notes", True)  # run lists (views) compare nothing across rows
+    for (column, _, _), cell in cells.items() if compare else []:
         for seed, pts in cell.coverage.items():
             seeds.setdefault(column, set()).add(seed)
             points[(column, seed)] = max(points.get((column, seed), 0), len(pts))
-    for (column, _, _), cell in cells.items():
+    for (column, _, _), cell in cells.items() if compare else []:
         if not cell.coverage:
             continue
         lacking = sorted(seeds.get(column, set()) - set(cell.coverage), key=str)

@@ -31,7 +31,7 @@ def show(template: str, cell: Cell | None, digits: int) -> str:
     if cell is None:
         return DASH
     stats = {k: (fmt(v, digits) if k != "n" else str(int(v or 0))) for k, v in cell.stats.items()}
-    return template.format(**stats)
+    return template.format(**stats, ids=", ".join(cell.ids) or DASH)  # ids: record config ids, as status prints
 
 
 def _paper(spec: dict, pub: pd.DataFrame | None, row_key: tuple, keys: list[str]) -> dict | None:
