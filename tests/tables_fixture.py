@@ -31,7 +31,8 @@ def record(task: str, model: str, method: str, template: str, p_at_1: dict[str, 
             "seed": seed, "tag": tag}
     out = {"schema_version": schema, "name": name, "status": "finished", "spec": spec, "metrics": metrics,
            "selection_split": "dev", "report_split": "test", "params": {"trainable": 0},
-           "config": config or {"task": {"relations": "all"}, "model": {}, "method": {"name": method}},
+           "config": config or {"task": {"relations": "all", "protocol": "reference"}, "model": {},  # as the LAMA presets
+                                "method": {"name": method}},
            "extra": {"templates": texts or {}, **(extra or {})}}
     if schema == 2:
         out["name"] = f"{name}__{config_hash}"
@@ -64,7 +65,7 @@ def write_fixture(runs: Path) -> list[Path]:
     add("bert-base-cased", "manual", "lpaqa", {"P17": 0.40, "P19": 0.30, "P1001": 0.20})
     add("bert-base-cased", "manual", "autoprompt_bert", {"P17": 0.50, "P19": 0.40, "P1001": 0.30})
     add("bert-base-cased", "ptuning", "ptuning_lama", {"P17": 0.60, "P19": 0.70, "P1001": 0.50},
-        config={"task": {"relations": "all", "limit_per_relation": 4}, "model": {"arch": "bert"},
+        config={"task": {"relations": "all", "limit_per_relation": 4, "protocol": "reference"}, "model": {"arch": "bert"},
                 "method": {"name": "ptuning"}, "trainer": {"lr": 1e-3, "max_epochs": 5, "early_stopping_patience": 2},
                 "template": {"kind": "ptuning", "order": "paper"}})
     # P17 prompts of Table 1 (ranks 0-3), bert-base-cased
@@ -78,7 +79,7 @@ def write_fixture(runs: Path) -> list[Path]:
     for rank, values in enumerate([{"P17": 0.20, "P19": 0.60}, {"P17": 0.40, "P19": 0.30}]):
         add("bert-base-cased", "manual", ranked("lpaqa_paraphrase", rank), values)
     # tiny-gpt2 [smoke]: manual, P-Tuning departing from the protocol, two ParaRel ranks, an own P17 prompt
-    gpt2_config = {"task": {"relations": "all", "limit_per_relation": 4}, "model": {"arch": "gpt2"},
+    gpt2_config = {"task": {"relations": "all", "limit_per_relation": 4, "protocol": "reference"}, "model": {"arch": "gpt2"},
                    "method": {"name": "ptuning"}, "template": {"kind": "ptuning", "order": "code"}}
     add("tiny-gpt2", "manual", "lama", {"P17": 0.25, "P19": 0.05}, tag="smoke",
         texts={"P17": "[X] is located in [Y].", "P19": "[X] was born in [Y] ."})

@@ -16,7 +16,8 @@ from bench.tables.spec import TABLES_DIR
 MISSING = "missing data" if not split_file("BoolQ", "train", "superglue").is_file() else "—"
 GOLDEN_PUBLISHED = Path(__file__).resolve().parent / "golden" / "published.csv"
 FEWGLUE_PUBLISHED = Path(__file__).resolve().parent / "fewglue_published.csv"  # two rows shaped like results/paper
-FOLLOWS = {"task": {"relations": ["P17", "P19"]}, "model": {}, "method": {}}  # no protocol departure
+FOLLOWS = {"task": {"relations": ["P17", "P19"], "protocol": "reference"}, "model": {},  # no protocol departure
+           "method": {}}
 
 
 def _runs(root: Path) -> Path:

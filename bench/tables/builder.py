@@ -18,7 +18,9 @@ from bench.tables.cells import (
     label_fields,
     pick_best,
     pick_rows,
+    published_setting,
     reduce_cell,
+    same_setting,
     select,
     two_stage,
 )
@@ -256,13 +258,14 @@ def _published_rows(spec: dict, pub: pd.DataFrame | None, cells: dict, keys: lis
         return []
     by = spec["rows"]["by"]
     columns = {c["key"]: c.get("keys", [c["key"]]) for c in spec["columns"]}
+    setting = {**PAPER_SETTING, **published_setting(spec)}  # the paper's rows run the published numbers' setting
     out = []
     for _, p in pub.iterrows():
         wanted = [k for k, keys_of in columns.items() if p["column"] in keys_of]
         if not wanted:
             continue
         have = any(c[0] in wanted and c[1][by.index("model")] == p["model"] and cell.records
-                   for c, cell in cells.items())
+                   and same_setting(spec, dict(zip(by, c[1], strict=True))) for c, cell in cells.items())
         if not have:
-            out.append(tuple(p["model"] if f == "model" else PAPER_SETTING.get(f) for f in by))
+            out.append(tuple(p["model"] if f == "model" else setting.get(f) for f in by))
     return out

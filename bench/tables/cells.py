@@ -244,12 +244,23 @@ def two_stage(rows: pd.DataFrame, column: dict, keep: dict, grid: dict | None, s
     return cell
 
 
+def published_setting(spec: dict) -> dict[str, Any]:
+    """``published.setting``: the row fields (e.g. ``protocol``) the published numbers were produced under."""
+    return dict((spec.get("published") or {}).get("setting") or {})
+
+
+def same_setting(spec: dict, fields: dict[str, Any]) -> bool:
+    """Whether a row or column group with these fields ran the published numbers' setting (absent: the paper's)."""
+    return all(str(fields.get(k) if not is_missing(fields.get(k)) else PAPER_SETTING.get(k)) == str(v)
+               for k, v in published_setting(spec).items())
+
+
 def label_fields(spec: dict, key: tuple, sample: dict | None) -> dict[str, Any]:
     """Fields for row / group labels: a record's, or (published-only rows) the key with paper defaults."""
     if sample is not None:
         return sample
     fields = dict(zip(spec["rows"]["by"], key, strict=True))
-    fields.update({k: fields.get(k) or v for k, v in PAPER_SETTING.items()})
+    fields.update({k: fields.get(k) or v for k, v in {**PAPER_SETTING, **published_setting(spec)}.items()})
     model, tag = fields.get("model"), fields.get("tag")
     fields["row"] = model if not isinstance(tag, str) else f"{model} [{tag}]"
     fields["setting"] = ""

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.tables.cells import Cell, clean, fill, label_fields
+from bench.tables.cells import Cell, clean, fill, label_fields, same_setting
 
 DASH = "—"
 WIDE_COLUMNS, WIDE_CHARS = 7, 100  # more columns, or wider rows (characters), than this -> ``table*``
@@ -41,6 +41,8 @@ def _paper(spec: dict, pub: pd.DataFrame | None, row_key: tuple, keys: list[str]
     if conf.get("normalise") == "prompt" or "row" in (conf.get("match") or {}):
         hit = pub[pub["_rowkey"] == row_key[0]]
     else:
+        if not same_setting(spec, dict(zip(spec["rows"]["by"], row_key, strict=False))):
+            return None  # a row run under another setting than the published numbers' stands beside none
         model = row_key[spec["rows"]["by"].index("model")]
         hit = pub.iloc[0:0]
         for key in keys:
@@ -140,8 +142,8 @@ def layout(spec: dict, row_keys: list[tuple], extra_rows: list, group_keys: list
                 if mode in ("beside", "inline"):
                     keys = [cell.key] if cell is not None and cell.key else column.get("keys", [column["key"]])
                     paper = _paper(spec, pub, row_key, keys)
-                elif mode == "column":
-                    paper = paper_row
+                elif mode == "column":  # only beside a column group run under the published numbers' setting
+                    paper = paper_row if same_setting(spec, samples.get(("group", group), {})) else None
                 ours = cell.value if cell is not None else None
                 delta = ours - paper["value"] if ours is not None and paper is not None else None
                 if mode == "column" and paper is not None and samples.get(("group", group), {}).get("model") != \

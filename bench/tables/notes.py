@@ -6,7 +6,8 @@ Rules are data (``conf/tables/rules/<name>.yaml``, a list). Each rule reads ``fi
 
 - ``paper: v``: the value differs from the paper's ``v``; ``paper_by: {field, values}`` takes ``v``
   from a map (a missing value never fires: a config key that is absent means the paper's value);
-- ``equals: v``: the value is ``v``; ``truthy: true``: the value is set; ``below: n``: it is < n.
+- ``equals: v``: the value is ``v``; ``truthy: true``: the value is set; ``below: n``: it is < n;
+  ``missing: v`` reads an absent key as ``v``.
 
 ``if: {path: value}`` restricts a rule; ``note`` is a ``str.format`` text with ``value``, ``paper``,
 the ``vars`` (name -> path) and ``details`` (items of ``details`` entries, "; "-joined in brackets).
@@ -56,6 +57,8 @@ def _applies(rule: dict, record: dict) -> tuple[bool, Any, Any]:
         value: Any = [None if v is _MISSING else v for v in values]
     else:
         value = lookup(record, rule["field"])
+        if value is _MISSING and "missing" in rule:  # ``missing: v``: what an absent key meant (older records)
+            value = rule["missing"]
     paper = rule.get("paper", _MISSING)
     if "paper_by" in rule:
         key = lookup(record, rule["paper_by"]["field"])

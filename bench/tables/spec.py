@@ -31,7 +31,7 @@ TOP_KEYS = {"name", "title", "source", "select", "split", "value", "keep", "colu
 ROW_KEYS = {"by", "labels", "from", "extra", "sort"}
 COLUMN_KEYS = {"metric", "key", "keys", "label", "select", "show", "prefer", "lowest", "per", "stat", "then", "join",
                "within", "missing_note"}
-PUBLISHED_KEYS = {"table", "variant", "match", "show", "normalise", "delta", "label_field", "all_models"}
+PUBLISHED_KEYS = {"table", "variant", "match", "show", "normalise", "delta", "label_field", "all_models", "setting"}
 
 
 def study_names() -> list[str]:
