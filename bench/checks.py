@@ -371,7 +371,7 @@ def preflight(cfg: Any, method=None) -> None:
 
         for split in ("train", "dev", "test"):
             kd.load_split(task["dataset"], split, int(tree["seed"]), root=data, limit=task.get("limit"),
-                          test_file=task.get("test_file"))
+                          test_file=task.get("test_file"), variant=str(task.get("variant") or "k16"))
         return
     for split in dict.fromkeys(["train", *sg.VARIANTS[task["variant"]][1:3]]):
         sg.load_split(task["dataset"], split, task["variant"], root=data, limit=task.get("limit"))

@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--download", action="store_true",
                         help="ignore any mirror; fetch canonical URLs into <out>/_downloads/ and verify sha256")
     parser.add_argument("--full", action="store_true",
-                        help="superglue: also fetch the full train sets the mirror lacks (and ReCoRD val); NEEDS NETWORK")
+                        help="superglue: also fetch the full train sets the mirror lacks (and ReCoRD val); "
+                             "lm_bff: LM-BFF's SNLI test set (SNLI 1.0 dev, raw); NEEDS NETWORK")
     parser.add_argument("--quiet", action="store_true", help="print errors only")
     parser.add_argument("--write-sums", action="store_true",
                         help="maintainers: rebuild and rewrite data_prep/<family>/SHA256SUMS from the sources read")
@@ -37,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.full and name == "superglue":
                 from data_prep.superglue.full import prepare_full
                 prepare_full(args.out)
+            if args.full and name == "lm_bff":
+                from data_prep.lm_bff.snli_test import prepare_snli_test
+                prepare_snli_test(args.out)
         except BenchError as err:
             print(f"[{name}] FAILED: {err}", file=sys.stderr)
             failed.append(name)

@@ -20,12 +20,35 @@ from bench.lmbff.embeddings import encoder_dir, mean_pool
 
 # data -------------------------------------------------------------------------------------------
 def test_kshot_splits_have_16_per_class_and_the_original_test_sets():
-    for task, n_labels, n_test in (("SST-2", 2, 872), ("SNLI", 3, 9824)):
+    for task, n_labels in (("SST-2", 2), ("SNLI", 3)):
         for seed in kd.SEEDS:
             for split in ("train", "dev"):
                 rows = kd.load_split(task, split, seed)
                 assert [sum(ex.label == i for ex in rows) for i in range(n_labels)] == [16] * n_labels
-        assert len(kd.load_split(task, "test", 13)) == n_test
+    assert len(kd.load_split("SST-2", "test", 13)) == 872
+    assert len(kd.load_split("SNLI", "test", 13, variant="k16_esnli")) == 9824  # e-SNLI's copy: its own variant
+
+
+def test_snli_test_is_lmbffs_raw_dev_set_or_missing_data(tmp_path):
+    """LM-BFF's SNLI test set is SNLI 1.0 dev (9,842 raw pairs); without it the run stops with "missing data"."""
+    from bench.errors import MissingDataError
+    from bench.lmbff.availability import cell_reason, check_data
+
+    assert kd.split_file("SNLI", "test", 13).name == "test.jsonl"
+    assert kd.split_file("SNLI", "test", 13, variant="k16_esnli").name == "test_esnli.jsonl"
+    cfg = {"task": {"dataset": "SNLI", "variant": "k16", "report_split": "test"}, "seed": 13,
+           "paths": {"data_dir": str(tmp_path)}}
+    with pytest.raises(MissingDataError, match="missing data.*SNLI 1.0 dev") as err:
+        check_data(cfg)
+    assert "data_prep lm_bff --full --download" in str(err.value)
+    raw = kd.split_file("SNLI", "test", 13)
+    if raw.is_file():  # fetched with network: LM-BFF's set
+        assert len(kd.load_split("SNLI", "test", 13)) == 9842
+        assert cell_reason({"task": "snli", "variant": "k16"}) is None
+    else:
+        assert cell_reason({"task": "snli", "variant": "k16"}) == "missing data"
+    assert cell_reason({"task": "snli", "variant": "k16_esnli"}) is None
+    assert cell_reason({"task": "sst2", "variant": "k16"}) is None
 
 
 def test_limit_spreads_rows_over_the_file_so_every_class_stays():

@@ -2,9 +2,11 @@
 
 A split is a data seed: ``16-<seed>`` holds ``train`` and ``dev`` (16 examples per class each, from
 princeton-nlp/LM-BFF ``data/k-shot``); the run seed picks the split, so 5 seeds = LM-BFF's 5 splits.
-``test`` is the original test set: SST-2's 872 GLUE dev sentences (the same file in every split)
-and SNLI's 9,824 test pairs (``SNLI/test.jsonl``, built from e-SNLI, whose sentences are
-**tokenised**: punctuation split off; ``task.test_file`` points at a raw copy when one is available).
+``test`` is LM-BFF's test set: SST-2's 872 GLUE dev sentences (the same file in every split) and, for
+SNLI, SNLI 1.0 *dev* in raw text (9,842 pairs, ``SNLI/test.jsonl``, fetched by ``python -m data_prep
+lm_bff --full --download``; offline it is missing and the run stops with "missing data"). Variant
+``k16_esnli`` scores e-SNLI's tokenised copy of SNLI 1.0 *test* (9,824 pairs) instead: a separately
+named variant, never in the paper's columns. ``task.test_file`` points at another file.
 
 Label names follow LM-BFF's processors: SST-2 ``0``/``1`` (negative/positive), SNLI
 ``contradiction``/``entailment``/``neutral`` (this order groups the demonstrations, as in LM-BFF).
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.errors import ConfigError, DataError
+from bench.errors import ConfigError, DataError, MissingDataError
 from bench.io_utils import read_jsonl
 from bench.paths import data_dir
 from bench.superglue.data import Example
@@ -25,7 +27,9 @@ from bench.superglue.data import Example
 LABELS: dict[str, tuple[str, ...]] = {"SST-2": ("0", "1"), "SNLI": ("contradiction", "entailment", "neutral")}
 FIELDS: dict[str, tuple[str, ...]] = {"SST-2": ("sentence",), "SNLI": ("premise", "hypothesis")}
 SPLITS = ("train", "dev", "test")
-VARIANTS = ("k16",)  # task.variant: LM-BFF's K = 16 splits
+VARIANTS = ("k16", "k16_esnli")  # task.variant: LM-BFF's K = 16 splits (k16_esnli: SNLI test = e-SNLI's copy)
+TEST_FILES = {("SNLI", "k16"): "test.jsonl", ("SNLI", "k16_esnli"): "test_esnli.jsonl"}  # under SNLI/
+SNLI_FETCH = "python -m data_prep lm_bff --full --download"
 SEEDS = (13, 21, 42, 87, 100)
 PREP_FIX = "run `make data` (python -m data_prep lm_bff) to prepare data/lm-bff"
 
@@ -47,7 +51,7 @@ def canonical_task(name: str) -> str:
 
 
 def split_file(task: str, split: str, seed: int, k: int = 16, root: Path | None = None,
-               test_file: str | Path | None = None) -> Path:
+               test_file: str | Path | None = None, variant: str = "k16") -> Path:
     """Where a split's rows live (``test``: ``test_file`` when given)."""
     task, root = canonical_task(task), (root or data_dir()) / "lm-bff"
     if split not in SPLITS:
@@ -55,7 +59,9 @@ def split_file(task: str, split: str, seed: int, k: int = 16, root: Path | None 
     if split == "test":
         if test_file:
             return Path(test_file)
-        return root / task / f"{k}-{seed}" / "test.jsonl" if task == "SST-2" else root / task / "test.jsonl"
+        if variant not in VARIANTS:
+            raise ConfigError(f"LM-BFF task.variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        return root / task / f"{k}-{seed}" / "test.jsonl" if task == "SST-2" else root / task / TEST_FILES[task, variant]
     return root / task / f"{k}-{seed}" / f"{split}.jsonl"
 
 
@@ -76,12 +82,18 @@ def _example(task: str, row: dict[str, Any], split: str, index: int) -> KShotExa
 
 
 def load_split(task: str, split: str, seed: int, *, k: int = 16, root: Path | None = None,
-               limit: int | None = None, test_file: str | Path | None = None) -> list[KShotExample]:
+               limit: int | None = None, test_file: str | Path | None = None,
+               variant: str = "k16") -> list[KShotExample]:
     """Examples of one split of the ``seed`` data split; ``limit`` keeps rows spread over the file."""
     task = canonical_task(task)
     if split != "test" and int(seed) not in SEEDS:
         raise ConfigError(f"LM-BFF data split seed must be one of {SEEDS} (seed= picks the split), got {seed}")
-    path = split_file(task, split, int(seed), k, root, test_file)
+    path = split_file(task, split, int(seed), k, root, test_file, variant)
+    if not path.is_file() and split == "test" and task == "SNLI" and not test_file and variant == "k16":
+        raise MissingDataError("missing data: LM-BFF's SNLI test set (SNLI 1.0 dev, raw text) is not prepared; "
+                               "the local mirror does not have it", file=path,
+                               fix=f"with network access run `{SNLI_FETCH}`; offline, task.variant=k16_esnli scores "
+                                   "e-SNLI's tokenised copy of SNLI 1.0 test (not LM-BFF's set)")
     if not path.is_file():
         raise DataError(f"LM-BFF {task} {split} (split {k}-{seed}) is not prepared", file=path, fix=PREP_FIX)
     rows = read_jsonl(path, fix=PREP_FIX)

@@ -12,7 +12,9 @@ and adds what is LM-BFF's own:
   over ``num_sample`` fixed draws (LM-BFF's ``num_sample`` ensemble).
 - ``icl`` (GPT-3-style in-context learning, LM-BFF's ``--gpt3_in_context_head``): ``k`` random
   training examples (default 32) as demonstrations *before* the input, separated likewise, the
-  head cut to ``task.icl_max_length`` (512) tokens when too long (``--truncate_head``).
+  head cut to ``task.icl_max_length`` (512) tokens when too long (``--truncate_head``). On a masked
+  LM the start token stays with the query, after the demonstrations, as LM-BFF places it
+  (``task.icl_layout=bos_first`` puts it first instead).
 Left-to-right models (GPT-2) read demonstrations before the input in both cases (nothing after
 the target is read) and separate them by a blank line (they have no separator token).
 """
@@ -43,6 +45,11 @@ SELECTION_RULE = ("best accuracy on the k-shot dev split over the evaluations ev
                   "the best dev accuracy, ties to the first in config-hash order (LM-BFF tools/gather_result.py)")
 
 
+# GPT-3-style ICL on a masked LM: LM-BFF's layout (demonstrations, then "<s> query </s>"; run.py's
+# gpt3_in_context_head template) or the start token first ("<s> demonstrations query </s>")
+ICL_LAYOUTS = ("lmbff", "bos_first")
+
+
 class KShotTask(ClassificationTask):
     """A classification task on LM-BFF's k-shot splits (SST-2, SNLI)."""
 
@@ -51,6 +58,9 @@ class KShotTask(ClassificationTask):
 
     def __init__(self, cfg: Mapping, backbone, method) -> None:
         self.k, self.demo_kind = int(cfg["task"].get("k", 16)), None  # read while the base class sets up
+        self.icl_layout = str(cfg["task"].get("icl_layout") or "lmbff")
+        if self.icl_layout not in ICL_LAYOUTS:
+            raise ConfigError(f"task.icl_layout must be one of {', '.join(ICL_LAYOUTS)}, got {self.icl_layout!r}")
         super().__init__(cfg, backbone, method)
         if method.uses_demonstrations:
             if self.mode != "words":
@@ -72,7 +82,7 @@ class KShotTask(ClassificationTask):
             limit = None if split == "train" else self.task_cfg.get("limit")  # the k-shot train set stays whole
             self._examples[split] = kd.load_split(self.task, split, self.seed, k=self.k,
                                                   root=Path(root) if root else None, limit=limit,
-                                                  test_file=self.task_cfg.get("test_file"))
+                                                  test_file=self.task_cfg.get("test_file"), variant=self.variant)
         return self._examples[split]
 
     def _item(self, ex, train: bool) -> Item:
@@ -109,7 +119,7 @@ class KShotTask(ClassificationTask):
 
             root = (self.cfg.get("paths") or {}).get("data_dir")
             path = kd.split_file(self.task, split, self.seed, self.k, Path(root) if root else None,
-                                 self.task_cfg.get("test_file"))
+                                 self.task_cfg.get("test_file"), self.variant)
             cache = (self.cfg.get("paths") or {}).get("results_dir")
             rows = [e.meta["row"] for e in self.examples(split)]
             emb = file_embeddings(path, self.method.encoder_path,
@@ -169,6 +179,8 @@ class KShotTask(ClassificationTask):
             spans.append((len(block), len(block) + len(piece := encode_piece(self.tok, text, space_before=info.start_space))))
             block += piece + sep
         ids, keep = rendered.input_ids, len(info.prefix_ids)
+        if side == "before" and self.demo_kind == "icl" and self.icl_layout == "lmbff":
+            keep = 0  # LM-BFF (run.py's GPT-3 template): the demonstrations, then the query with its <s>
         if side == "after":
             start = len(ids)
             rendered = replace(rendered, input_ids=ids + block, token_type_ids=None)
@@ -230,7 +242,9 @@ class KShotTask(ClassificationTask):
                     scores.append(self.option_scores(scorer(batch), batch).float())
                 logits = torch.cat(scores)
                 total = logits if total is None else total + logits
-        return (total / self.num_sample).argmax(-1).tolist()
+        mean = total / self.num_sample
+        self.scored[split] = (mean.argmax(-1).tolist(), mean.tolist())  # bench.predictions rows
+        return self.scored[split][0]
 
 
 def cut(rendered, budget: int, head: bool, keep: int = 0):
@@ -256,6 +270,14 @@ def cut(rendered, budget: int, head: bool, keep: int = 0):
 def run_lmbff(cfg: Mapping, backbone, method) -> dict:
     """``run_classification`` on the k-shot splits, with LM-BFF's protocol and selection in the record."""
     payload = run_classification(cfg, backbone, method, task_class=KShotTask)
+    task_cfg = cfg["task"]
+    root = (cfg.get("paths") or {}).get("data_dir")
+    test_path = kd.split_file(kd.canonical_task(task_cfg["dataset"]), "test", int(cfg["seed"]), int(task_cfg.get("k", 16)),
+                              Path(root) if root else None, task_cfg.get("test_file"), str(task_cfg.get("variant") or "k16"))
+    if test_path.is_file():  # which file the test numbers come from, with its checksum (and source, if fetched)
+        from bench.lmbff.availability import test_file_facts
+
+        payload["extra"]["test_file"] = test_file_facts(test_path)
     fit = payload["extra"].get("fit")
     payload["protocol"] = {
         "selection_split": payload["selection_split"], "report_split": payload["report_split"],

@@ -14,6 +14,8 @@
 Whitespace belongs to the piece that follows it; runs of whitespace between pieces count as one
 space and whitespace at the end is dropped, so no piece renders as a whitespace-only token.
 Pseudo tokens (``[P:n]``) take no whitespace: the text after them keeps its own leading space.
+Exception: a ``drop_last`` field keeps the whitespace its value ends with (LM-BFF encodes ``text[:-1]``
+as it is, so tokenised "church ." gives "church" "Ġ" and then the template's "?", not "Ġ?").
 ``[SEP]`` inserts the tokenizer's pair separator; the text after it starts a new text (as after
 the start of the string), and ``token_type_ids`` mark the second text where the model uses them.
 """
@@ -24,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bench.errors import ConfigError
-from bench.prompts.pieces import encode_piece, tokenizer_info
+from bench.prompts.pieces import BYTE_BPE, encode_piece, tokenizer_info
 from bench.prompts.template import Anchor, Field, Sep, Soft, Target, Template
 
 FAMILIES = ("mlm", "clm", "seq2seq")
@@ -55,6 +57,7 @@ class _Piece:
     trunc: bool = False
     count: int = 0
     ids: list[int] = field(default_factory=list)
+    tail: str = ""  # trailing whitespace kept verbatim (``drop_last`` fields only)
 
 
 def _pieces(template: Template, example: Mapping[str, object], start_space: bool) -> tuple[list[_Piece], bool]:
@@ -85,6 +88,8 @@ def _pieces(template: Template, example: Mapping[str, object], start_space: bool
         pieces.append(_Piece("anchor" if isinstance(seg, Anchor) else "text", core, space,
                              isinstance(seg, Field) and seg.trunc))
         pending = text[len(text.rstrip()) :]
+        if isinstance(seg, Field) and seg.drop_last and pending:  # LM-BFF's *sent-_i*: the space stays here
+            pieces[-1].tail, pending = pending, ""
         at_start = False
     return _merge(pieces), target_space
 
@@ -97,7 +102,7 @@ def _merge(pieces: list[_Piece]) -> list[_Piece]:
     merged: list[_Piece] = []
     for piece in pieces:
         prev = merged[-1] if merged else None
-        if prev and piece.kind == prev.kind == "text" and not (piece.trunc or prev.trunc):
+        if prev and piece.kind == prev.kind == "text" and not (piece.trunc or prev.trunc or prev.tail):
             prev.text += (" " if piece.space_before else "") + piece.text
         else:
             merged.append(piece)
@@ -172,6 +177,8 @@ def render(
     for piece in pieces:
         if piece.kind in ("text", "anchor"):
             piece.ids = encode_piece(tokenizer, piece.text, space_before=piece.space_before)
+            if piece.tail and info.kind == BYTE_BPE:  # byte-level BPE encodes trailing whitespace ("Ġ")
+                piece.ids += tokenizer.encode(piece.tail, add_special_tokens=False)
         elif piece.kind == "target":
             piece.ids = _target_ids(tokenizer, family, num_target_tokens)
         elif piece.kind == "sep":

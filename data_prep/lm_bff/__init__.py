@@ -1,4 +1,11 @@
-"""LM-BFF 16-shot splits (SST-2, SNLI; seeds 13/21/42/87/100) and the SNLI test set from e-SNLI."""
+"""LM-BFF 16-shot splits (SST-2, SNLI; seeds 13/21/42/87/100) and a separately named e-SNLI test variant.
+
+LM-BFF's SNLI test set is SNLI 1.0 *dev* in raw text (GLUE's ``SNLI/dev.tsv``, 9,842 pairs;
+``tools/generate_k_shot_data.py`` writes the original dev set as ``test.tsv``). The mirror lacks it:
+``python -m data_prep lm_bff --full --download`` fetches it (``data_prep/lm_bff/snli_test.py``) into
+``SNLI/test.jsonl``; without it SNLI test cells read "missing data". The mirror's e-SNLI copy of
+SNLI 1.0 *test* (tokenised) is written as ``SNLI/test_esnli.jsonl`` for the ``k16_esnli`` variant only.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +15,12 @@ from typing import Any
 
 from data_prep.common import Family, Outputs, Report, Sources, Upstream, run_step, want
 
-VERSION = "1"
+VERSION = "2"  # 2: e-SNLI test -> SNLI/test_esnli.jsonl; SNLI/test.jsonl is LM-BFF's (snli_test.py)
 SEEDS = (13, 21, 42, 87, 100)
 K = 16
 SST2_LABELS = ("0", "1")
 NLI_LABELS = ("entailment", "neutral", "contradiction")
-EXPECTED = {"SST-2": {"train": 32, "dev": 32, "test": 872}, "SNLI": {"train": 48, "dev": 48}, "SNLI test": 9_824}
+EXPECTED = {"SST-2": {"train": 32, "dev": 32, "test": 872}, "SNLI": {"train": 48, "dev": 48}, "SNLI test (e-SNLI)": 9_824}
 
 UPSTREAMS = [
     Upstream("lm-bff/k-shot/", "ZhengxiangShi/PowerfulPromptFT", "b4ecdea060847115e9909b442ab4eb15bcb2a2c4",
@@ -90,11 +97,16 @@ def build(src: Sources, outs: Outputs, rep: Report) -> list[dict[str, Any]]:
     rep.check(f"k-shot train/dev files with exactly {K} per class", files, balanced)
     rep.check("distinct SST-2 test files across seeds", 1, len(tests))
     rows = _snli_test(src)
-    rep.check("SNLI/test", EXPECTED["SNLI test"], outs.jsonl("lm-bff/SNLI/test.jsonl", rows))
-    return [
-        {"kind": "missing", "output": f"lm-bff/SNLI/{K}-<seed>/test.jsonl",
-         "reason": "LM-BFF's SNLI test.tsv (> 4 MiB) unavailable; use lm-bff/SNLI/test.jsonl (e-SNLI, tokenized)"},
-    ]
+    rep.check("SNLI/test_esnli", EXPECTED["SNLI test (e-SNLI)"], outs.jsonl("lm-bff/SNLI/test_esnli.jsonl", rows))
+    from data_prep.lm_bff.snli_test import FETCH, SIDECAR, TEST
+
+    stale = outs.out / "lm-bff" / TEST
+    if stale.is_file() and not stale.with_name(SIDECAR).is_file():
+        stale.unlink()  # version 1 wrote the e-SNLI copy there: never score it as LM-BFF's test set
+    if stale.is_file():
+        return []
+    return [{"kind": "missing", "output": f"lm-bff/{TEST}",
+             "reason": f"LM-BFF's SNLI test set (SNLI 1.0 dev, raw text, 9,842 pairs) is not in the mirror: `{FETCH}`"}]
 
 
 FAMILY = Family("lm_bff", VERSION, "lm-bff", UPSTREAMS, Path(__file__).with_name("SHA256SUMS"), build)
