@@ -8,13 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.lama import data as lama_data
+from bench.lama import data as lama_files
 from bench.lama.evaluation import build_candidates
 from bench.lama.training import split_items
 from bench.paths import REPO_ROOT, configured, data_dir, models_dir
 from bench.prompts.template import parse_template
 from bench.search.autoprompt import SearchSettings, search_relation
 from bench.search.hotflip import blocked_tokens
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
@@ -29,7 +30,7 @@ SMALL = {"num_cand": 4, "batch_size": 8, "eval_size": 8, "accumulation_steps": 1
 
 
 def _items(backbone, relation, n_train, n_dev, template="[X] [P:3] [Y] ."):
-    cands = build_candidates(lama_data.load_vocab("lama34k", backbone.lama_vocab_key), backbone.tokenizer, "mlm")
+    cands = build_candidates(lama_files.load_vocab("lama34k", backbone.lama_vocab_key), backbone.tokenizer, "mlm")
     tmpl = parse_template(template)
     task = {"variant": "lama34k"}
     return (split_items(relation, "train", tmpl, backbone, cands, task, n_train)[0],
