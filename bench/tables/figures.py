@@ -4,11 +4,13 @@
   other series (manual bar, P-Tuning star); one full-width figure per model row.
 - ``kind: distribution``: per model, box plots of per-relation P@1 for each series; one per variant.
 - ``kind: splits`` (records): per column key (e.g. LM-BFF's templates / label words), one dot per
-  seed (data split) and the mean with its std; ``grid`` picks each seed's configuration as the
+  seed (data split) and the mean with its std, the paper's number as a diamond; groups of keys
+  (``sst2:`` | ``snli:``) split by a dashed line; ``grid`` picks each seed's configuration as the
   tables do; one figure per model row.
 - ``kind: patterns`` (records, not groups): per task, each pattern's score per model and series
   (:mod:`bench.tables.pattern_figures`); one figure per task.
-Colours and labels come from one series file (``conf/figures/rules/series.yaml``) so a method has
+Every chart says on its face when all its values are zero or a column has no record
+(:mod:`bench.tables.figure_marks`). Colours and labels come from one series file (``conf/figures/rules/series.yaml``) so a method has
 the same colour in every figure; sizes fit a two-column paper (7 in full width, 3.3 in a column).
 ``python -m bench.tables.figures`` rebuilds them all.
 """
@@ -27,6 +29,7 @@ import yaml  # noqa: E402
 
 from bench.tables.builder import prepare  # noqa: E402
 from bench.tables.cells import column_of, fill, select  # noqa: E402
+from bench.tables.figure_marks import draw_paper, note_empty, paper_label, paper_rows, separate_groups  # noqa: E402
 from bench.tables.frame import Frames  # noqa: E402
 from bench.tables.spec import FIGURES_DIR, load_rules  # noqa: E402
 
@@ -104,6 +107,7 @@ def spread_figure(spec: dict, data: pd.DataFrame, row: str):
         ax.set_title(fill(spec["title"], {"row": row, "variant": spec["select"].get("variant", "")}))
         ax.grid(axis="y", linewidth=0.3, alpha=0.5)
         ax.legend(ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.28), frameon=False, markerscale=1.5)
+        note_empty(ax, data["_value"])
     return fig
 
 
@@ -141,19 +145,26 @@ def distribution_figure(spec: dict, data: pd.DataFrame, variant: str):
         ax.set_title(fill(spec["title"], {"variant": variant}))
         ax.grid(axis="y", linewidth=0.3, alpha=0.5)
         ax.legend(ncol=min(len(series), 4), loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
+        note_empty(ax, data["_value"])
     return fig
 
 
-def splits_figure(spec: dict, data: pd.DataFrame, row: str):
-    """Per column key: a dot per seed, the mean (bar) and mean ± std (line); None without data."""
+def splits_figure(spec: dict, data: pd.DataFrame, row: str, paper: pd.DataFrame | None = None):
+    """Per column key: a dot per seed, the mean (bar) and mean ± std (line), the paper's number (diamond);
+    column groups (``sst2:`` | ``snli:``) split by a dashed line; None without data."""
     data = data[(data["row"] == row) & data["column"].isin(list(spec["columns"]))]
     if data.empty:
         return None
-    keys = [k for k in spec["columns"] if k in set(data["column"])]
+    paper = paper if paper is not None else paper_rows(spec, None)
+    have = set(data["column"])
+    keys = [k for k in spec["columns"] if k in have or k in set(paper["column"])]
+    missing = [spec["columns"][k] for k in keys if k not in have]
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=tuple(spec.get("size", (FULL_WIDTH, 2.3))))
         for x, key in enumerate(keys):
             values = data[data["column"] == key]["_value"].dropna()
+            if values.empty:
+                continue
             ax.scatter([x] * len(values), values, s=8, alpha=0.7, linewidths=0, color="#0072B2",
                        label="one split" if x == 0 else None)
             mean, std = float(values.mean()), float(values.std(ddof=0))  # population std, as the LM-BFF tables
@@ -161,13 +172,18 @@ def splits_figure(spec: dict, data: pd.DataFrame, row: str):
                     label="mean" if x == 0 else None)
             ax.plot([x, x], [mean - std, mean + std], color="#D55E00", linewidth=0.8,
                     label="mean ± std" if x == 0 else None)
+        marks = [(x, float(paper[paper["column"] == k]["value"].iloc[0])) for x, k in enumerate(keys)
+                 if k in set(paper["column"])]
+        draw_paper(ax, [x + 0.3 for x, _ in marks], [v for _, v in marks], "black", paper_label(paper))
+        separate_groups(ax, keys, spec.get("groups"))
         ax.set_xticks(range(len(keys)), [spec["columns"][k] for k in keys], rotation=20, ha="right")
         ax.set_xlim(-0.6, len(keys) - 0.4)
         ax.set_ylim(0, 100)
         ax.set_ylabel(spec.get("ylabel", "accuracy (%)"))
-        ax.set_title(fill(spec["title"], {"row": row}))
+        ax.set_title(fill(spec["title"], {"row": row}), pad=12)
         ax.grid(axis="y", linewidth=0.3, alpha=0.5)
-        ax.legend(ncol=3, loc="lower left", frameon=False)
+        ax.legend(ncol=4, loc="lower left", frameon=False)
+        note_empty(ax, data["_value"], missing)
     return fig
 
 
@@ -195,8 +211,10 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
-def figures_for(spec: dict, frames: Frames):
-    """(file stem, figure) for every figure the spec draws from these records."""
+def figures_for(spec: dict, frames: Frames, published: pd.DataFrame | None = None):
+    """(file stem, figure) for every figure the spec draws from these records (``published``: the rows of
+    ``results/paper/*.csv``, drawn as markers where the spec names them)."""
+    paper = paper_rows(spec, published)
     data = prepare(dict(spec), frames)
     if data.empty:
         return
@@ -209,7 +227,7 @@ def figures_for(spec: dict, frames: Frames):
     elif spec["kind"] == "splits":
         data = _grid_picked(spec, data, frames)
         for row in sorted(data["row"].unique()):
-            fig = splits_figure(spec, data, row)
+            fig = splits_figure(spec, data, row, paper)
             if fig is not None:
                 yield f"{spec['name']}_{_safe(row)}", fig
     elif spec["kind"] == "distribution":
@@ -221,7 +239,7 @@ def figures_for(spec: dict, frames: Frames):
         from bench.tables.pattern_figures import patterns_figure
 
         for task in sorted(t for t in data["task"].dropna().unique()):
-            fig = patterns_figure(spec, data, task, STYLE)
+            fig = patterns_figure(spec, data, task, STYLE, paper)
             if fig is not None:
                 yield f"{spec['name']}_{task}", fig
     else:
@@ -229,10 +247,20 @@ def figures_for(spec: dict, frames: Frames):
                          "(spread, distribution, splits or patterns)")
 
 
-def write_figures(frames: Frames, out_dir: Path, specs: list[dict] | None = None) -> list[Path]:
+def load_paper(paper_dir: Path | None = None) -> pd.DataFrame | None:
+    """Every published number under ``results/paper/*.csv`` (None without any)."""
+    from bench.paths import results_dir
+    from bench.tables.builder import load_published
+
+    files = sorted(Path(paper_dir or results_dir() / "paper").glob("*.csv"))
+    return pd.concat([load_published(f) for f in files], ignore_index=True) if files else None
+
+
+def write_figures(frames: Frames, out_dir: Path, specs: list[dict] | None = None,
+                  published: pd.DataFrame | None = None) -> list[Path]:
     written: list[Path] = []
     for spec in specs if specs is not None else load_figure_specs():
-        for stem, fig in figures_for(spec, frames):
+        for stem, fig in figures_for(spec, frames, published):
             written += _save(fig, Path(out_dir), stem)
     return written
 
@@ -249,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for problem in frames.problems:
         print(f"skipped record {problem}", file=sys.stderr)
-    written = write_figures(frames, args.out or args.results / "figures", specs)
+    written = write_figures(frames, args.out or args.results / "figures", specs, load_paper())
     if not written:
         print(f"no LAMA records with per-relation P@1 under {args.results / 'runs'}: no figure")
     for path in written:
