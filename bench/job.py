@@ -26,6 +26,7 @@ from bench.gpu_slots import pick_job_device
 from bench.identity import resolved_config, spec_from_config
 from bench.inputs import resolve_inputs
 from bench.paths import uses_run_paths
+from bench.predictions import write_predictions
 from bench.records import RunSpec, is_finished, record_path, write_failure, write_record
 
 log = logging.getLogger("bench.job")
@@ -298,6 +299,8 @@ def run_job(cfg: DictConfig, preset: str | None = None) -> JobOutcome:
             method.setup(backbone)
             payload = _payload(resolved, backbone, method, device, dtype, started, started_at, integrity)
             payload["precision"] = precision.as_record()
+            if (rows := payload.pop("per_example", None)) is not None:  # beside the record, checksummed in it
+                payload["predictions"] = write_predictions(run.path, rows, force=force)
             write_record(run.path, run.spec, payload, force=force)
         except KeyboardInterrupt:
             log.warning("interrupted during %s: finished records are kept; rerun to resume", run.spec.name)

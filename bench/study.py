@@ -29,7 +29,7 @@ from omegaconf import OmegaConf
 from bench.errors import BenchError, ConfigError
 from bench.inputs import compose_job, needed_runs, needs_of
 from bench.paths import REPO_ROOT, results_dir
-from bench.records import is_finished, latest_failure
+from bench.records import is_finished, latest_failure, load_record
 
 CONF_DIR = REPO_ROOT / "conf"
 LAUNCHERS = ("basic", "local", "slurm", "submitit_local")
@@ -45,6 +45,7 @@ class RunState:
     state: str  # done | missing | failed | n/a | missing data (a split not in the prepared data)
     detail: str = ""
     inputs_pending: list[str] = field(default_factory=list)  # "<state>: <name>" of each input run not done
+    score: str = ""  # a finished run's reported score ("val score 0.8125")
 
 
 @dataclass
@@ -134,13 +135,15 @@ def plan_study(presets: Sequence[str], models: Sequence[str], seeds: Sequence[in
         pending = [f"{i.state}: {i.name}" for i in needed_runs(cfg, plan_job, [*seed_set, *extra])
                    if i.state != "done"] if plan.needs[preset] else []
         for run in plan_job(cfg, preset):
+            score = ""
             if is_finished(run.path):
-                state, detail = "done", str(run.path)
+                state, detail, score = "done", str(run.path), record_score(load_record(run.path))
             elif (failure := latest_failure(failed_dir, run.spec.name)) is not None:
                 state, detail = "failed", _failure_line(failure)
             else:
                 state, detail = "missing", ""
-            plan.runs.append(RunState(preset, model, int(cfg.seed), run.rank, run.spec.name, state, detail, pending))
+            plan.runs.append(RunState(preset, model, int(cfg.seed), run.rank, run.spec.name, state, detail, pending,
+                                      score))
     return plan
 
 
@@ -187,13 +190,28 @@ def _failure_line(path: Path) -> str:
     return f"{failure.get('error_type', 'Error')}: {message[0] if message else ''} ({path})"
 
 
+SCORE_KEYS = (("score", "score"), ("macro_over_relations", "P@1 macro"), ("accuracy", "accuracy"))
+
+
+def record_score(record: dict) -> str:
+    """The run's headline number on its report split, e.g. ``val score 0.8125`` (LAMA: ``test P@1 macro ...``)."""
+    split = record.get("report_split")
+    overall = ((record.get("metrics") or {}).get(split) or {}).get("overall") or {}
+    for key, label in SCORE_KEYS:
+        if isinstance(overall.get(key), int | float):
+            return f"{split} {label} {overall[key]:.4f}"
+    return f"{split}: no score"
+
+
 def status_lines(plan: StudyPlan, verbose: bool = True) -> list[str]:
     lines = []
     if verbose:
         for r in plan.runs:
             rank = "" if r.rank is None else f" r{r.rank}"
+            shown = r.detail if r.state in ("failed", "n/a", "missing data") else r.score
             lines.append(f"{r.state:8s} {r.preset} x {r.model} seed{r.seed}{rank}: {r.name}"
-                         + (f"  [{r.detail}]" if r.state in ("failed", "n/a", "missing data") and r.detail else ""))
+                         + (f"  [{shown}]" if shown else "")
+                         + (f"  [inputs not finished: {len(r.inputs_pending)}]" if r.inputs_pending else ""))
     lines.append(f"{len(plan.runs)} runs: {plan.count('done')} done, {plan.count('missing')} missing, "
                  f"{plan.count('failed')} failed, {plan.count('n/a')} not applicable, "
                  f"{plan.count('missing data')} missing data (fetch command in the detail)")
@@ -259,12 +277,29 @@ def _study_args(args) -> tuple[dict, list[str], list[int] | None, list[str]]:
 
 def cmd_status(args) -> int:
     if not args.study:
-        return all_records_status(Path(args.results))
+        return all_records_status(Path(args.results), clear=args.clear_failed)
     study, models, seeds, overrides = _study_args(args)
     with hydra_context():
         plan = plan_study(study["presets"], models, seeds, overrides)
     print("\n".join(status_lines(plan, verbose=not args.quiet)))
+    if args.clear_failed:
+        clear_failed([r.name for r in plan.runs if r.state == "failed"], Path(after_results(overrides)) / "failed")
+    elif plan.count("failed"):
+        print("(python -m bench.study status <study> --clear-failed moves their failure files aside)")
     return 0
+
+
+def clear_failed(names: Sequence[str], failed_dir: Path) -> int:
+    """Move every failure file of ``names`` to ``failed/cleared/`` (kept, no longer listed); say how many."""
+    cleared = failed_dir / "cleared"
+    moved = 0
+    for name in names:
+        for path in sorted(failed_dir.glob(f"{name}.*.json")):
+            cleared.mkdir(parents=True, exist_ok=True)
+            path.rename(cleared / path.name)
+            moved += 1
+    print(f"cleared {len(names)} failed runs: {moved} failure files moved to {cleared} (they no longer show as failed)")
+    return moved
 
 
 def cmd_run(args) -> int:
@@ -328,7 +363,7 @@ def after_results(overrides: Sequence[str]) -> str:
     return str(results_dir())
 
 
-def all_records_status(results: Path) -> int:
+def all_records_status(results: Path, clear: bool = False) -> int:
     """Every record and failure under ``results``: one line each; runs that differ only in config show how."""
     from bench.records import iter_records
 
@@ -343,12 +378,16 @@ def all_records_status(results: Path) -> int:
         differing = _differing_keys([r.get("config") or {} for r in group]) if len(group) > 1 else {}
         for i, record in enumerate(group):
             extra = ", ".join(f"{k}={v[i]}" for k, v in differing.items())
-            print(f"done     {record['name']}" + (f"  [{extra}]" if extra else ""))
+            print(f"done     {record['name']}  [{record_score(record)}]" + (f"  [{extra}]" if extra else ""))
     failed_names = sorted({p.name.split(".")[0] for p in (results / "failed").glob("*.json")})
     done = {record["name"] for _, record in records}
     for name in failed_names:
         if name not in done:
             print(f"failed   {name}  [{_failure_line(latest_failure(results / 'failed', name))}]")
+    if clear:
+        clear_failed([n for n in failed_names if n not in done], results / "failed")
+    elif any(n not in done for n in failed_names):
+        print("(python -m bench.study status --clear-failed moves these failure files aside)")
     for err in errors:
         print(f"corrupt  {err}")
     print(f"{len(records)} finished records, {len([n for n in failed_names if n not in done])} failed runs "
@@ -389,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--force", action="store_true", help="rerun finished runs (old records kept as .bak)")
     status.add_argument("--results", default=str(results_dir()), help="results folder (status without a study)")
     status.add_argument("--quiet", action="store_true", help="only the counts")
+    status.add_argument("--clear-failed", action="store_true",
+                        help="move the failure files of the runs listed as failed to <results>/failed/cleared/")
     parser.epilog = "Any other argument is a Hydra override for every job, e.g. device=cpu trainer.lr=1e-4"
     args, args.overrides = parser.parse_known_args(argv)
     unknown = [o for o in args.overrides if o.startswith("-") and "=" not in o]

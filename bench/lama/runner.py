@@ -44,11 +44,12 @@ def relation_templates(template_cfg: Mapping, relations: list[str], family: str 
 
 def evaluate_split(
     split: str, task_cfg: Mapping, backbone, scorer, candidates: Candidates, templates: Mapping,
-    predict_items=None,
+    predict_items=None, rows: list | None = None,
 ) -> tuple[dict, dict]:
     """P@1 on one split over every relation that has facts and a template; plus filter counts.
 
-    `predict_items` (items -> token ids) replaces model scoring for baselines that need no forward pass.
+    `predict_items` (items -> token ids) replaces model scoring for baselines that need no forward pass;
+    `rows` (a list) receives one per-example prediction row per fact (bench.predictions).
     """
     items, counts = [], {}
     for relation, template in templates.items():
@@ -78,9 +79,24 @@ def evaluate_split(
                                   device=backbone.device, desc=f"LAMA {split}",
                                   token_budget=task_cfg.get("token_budget"))
     metrics = score_items(items, predictions)
+    if rows is not None:
+        rows += prediction_rows(split, items, predictions, candidates)
     if task_cfg.get("save_predictions"):
         metrics["predictions"] = prediction_table(items, predictions, backbone.tokenizer)
     return metrics, counts
+
+
+def prediction_rows(split: str, items, predictions, candidates: Candidates) -> list[dict]:
+    """bench.predictions rows: gold and predicted object words (the gold word when the ids match, as P@1
+    counts); no per-candidate scores (the candidates are a vocabulary of thousands of words)."""
+    from bench.predictions import row
+
+    words: dict[int, str] = {}
+    for word, token in candidates.word_to_id.items():
+        words.setdefault(token, word)
+    return [row(f"{it.fact.relation}:{it.fact.uuid or it.fact.sub_label}", split, it.fact.obj_label,
+                it.fact.obj_label if pred == it.gold_id else words.get(pred, str(pred)), None)
+            for it, pred in zip(items, predictions, strict=True)]
 
 
 def prediction_table(items, predictions, tokenizer) -> dict[str, list[list[str]]]:
@@ -105,10 +121,11 @@ def run_lama(cfg: Mapping, backbone, method) -> dict:
     if missing:
         log.warning("template set %s has no prompt for %s: those relations are skipped",
                     cfg["template"].get("name"), ", ".join(missing))
+    rows: list[dict] = []  # per-example predictions (bench.predictions), written beside the record
     if trains:
-        metrics, extra = train_relations(cfg, backbone, method, candidates, templates)
+        metrics, extra = train_relations(cfg, backbone, method, candidates, templates, rows)
         return {"metrics": metrics, "selection_split": task_cfg["selection_split"],
-                "report_split": task_cfg["report_split"],
+                "report_split": task_cfg["report_split"], "per_example": rows,
                 "extra": {**protocol_extra, "vocabulary": _vocabulary_extra(task_cfg, model_cfg, candidates),
                           "relations_without_template": missing, **extra}}
     baseline = not method.needs_model
@@ -118,11 +135,12 @@ def run_lama(cfg: Mapping, backbone, method) -> dict:
     metrics, filters = {}, {}
     for split in task_cfg["eval_splits"]:
         metrics[split], filters[split] = evaluate_split(split, task_cfg, backbone, scorer, candidates, templates,
-                                                        predict_items)
+                                                        predict_items, rows)
     return {
         "metrics": metrics,
         "selection_split": task_cfg["selection_split"],
         "report_split": task_cfg["report_split"],
+        "per_example": rows,
         "extra": {
             **protocol_extra,
             "vocabulary": _vocabulary_extra(task_cfg, model_cfg, candidates),
@@ -144,8 +162,10 @@ def _record_name(cfg: Mapping) -> str:
     return spec_from_config(cfg).name
 
 
-def train_relations(cfg: Mapping, backbone, method, candidates: Candidates, templates: Mapping) -> tuple[dict, dict]:
-    """Fit ``method`` per relation (fresh setup, same backbone); metrics per split and the record's extra."""
+def train_relations(cfg: Mapping, backbone, method, candidates: Candidates, templates: Mapping,
+                    rows: list | None = None) -> tuple[dict, dict]:
+    """Fit ``method`` per relation (fresh setup, same backbone); metrics per split and the record's extra
+    (``rows`` receives the per-example predictions)."""
     from bench.lama.training import LamaRelationTask, pad_id_of, split_items
     from bench.train import fit
 
@@ -198,6 +218,9 @@ def train_relations(cfg: Mapping, backbone, method, candidates: Candidates, temp
                               "artifact": str(path.relative_to(results))}
         used[relation] = str(template)
     metrics = {split: score_items(its, preds) if its else {} for split, (its, preds) in scored.items()}
+    for split, (its, preds) in scored.items():
+        if rows is not None:
+            rows += prediction_rows(split, its, preds, candidates)
     loop = {key: bool(trainer_cfg.get(key, False)) for key in REFERENCE_LOOP}
     return metrics, {"training": training, "relations_skipped": skipped, "filter_counts": filters,
                      "templates": used, "loop": loop}

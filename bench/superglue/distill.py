@@ -20,6 +20,7 @@ import torch
 from bench.errors import ConfigError
 from bench.superglue.pet import distillation_loss
 from bench.superglue.pet_stage import ensemble_from_records, pattern_records
+from bench.superglue.runner import prediction_rows
 from bench.superglue.task import LAST, ClassificationTask
 from bench.train import fit
 
@@ -74,6 +75,7 @@ def run_distillation(cfg: Mapping, backbone, method) -> dict:
     metrics = {split: task.evaluate(split, scorer)[0] for split in task.eval_splits}
     return {
         "metrics": metrics, "selection_split": None, "report_split": task.report_split,
+        "per_example": prediction_rows(task, task.eval_splits),
         "protocol": {"selection_split": None, "report_split": task.report_split, "seeds": [task.seed],
                      "selection_rule": f"{result.selection_rule}; distilled from {len(records)} PET pattern runs"
                                        + (f" of iPET generation {generation}" if generation else "")},

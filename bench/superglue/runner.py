@@ -45,6 +45,23 @@ def _add_ipet_examples(cfg: Mapping, task: ClassificationTask, generation: int) 
     return info
 
 
+def prediction_rows(task: ClassificationTask, splits) -> list[dict] | None:
+    """bench.predictions rows of the last scoring of each split: example id, gold and predicted index, scores
+    (None when the task kept no scores: then the record has no predictions file)."""
+    from bench.predictions import row
+
+    scored = getattr(task, "scored", {})
+    if any(split not in scored for split in splits):
+        log.warning("no per-example scores kept for %s: the record gets no predictions file", task.task)
+        return None
+    out = []
+    for split in splits:
+        preds, scores = scored[split]
+        out += [row(ex.uid, split, ex.label, p, s)
+                for ex, p, s in zip(task.examples(split), preds, scores, strict=True)]
+    return out
+
+
 @uses_run_paths
 def run_classification(cfg: Mapping, backbone, method, task_class: type = ClassificationTask) -> dict:
     """Train (when the method trains) with selection on the selection split; score every eval split."""
@@ -94,6 +111,7 @@ def run_classification(cfg: Mapping, backbone, method, task_class: type = Classi
         "metrics": metrics,
         "selection_split": selection,
         "report_split": report,
+        "per_example": prediction_rows(task, eval_splits),
         "protocol": {"selection_split": selection, "report_split": report, "seeds": [task.seed],
                      "selection_rule": (f"best state on {report}, the split it reports (task.allow_val_selection: "
                                         "P-Tuning v2's code; optimistic)") if on_report else
