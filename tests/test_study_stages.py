@@ -136,3 +136,49 @@ def test_study_stages_on_submitits_local_executor_give_the_basic_launchers_recor
     for record in distilled:
         assert sorted(i["name"] for i in record["inputs"]) == patterns
         assert sorted(record["extra"]["distillation"]["pattern_runs"]) == patterns
+
+
+def test_a_failed_input_holds_back_only_its_dependants(monkeypatch, capsys):
+    """Wave 1: PET's COPA runs for two models; tiny-bert's seed-43 pattern run fails. Wave 2 launches the
+    distillation for tiny-albert only and names the held-back tiny-bert jobs; the study exits 1."""
+    import bench.study as study
+
+    pet, dist = "fewglue_pet_copa", "fewglue_pet_distill_copa"
+    models, seeds = ["tiny-albert", "tiny-bert"], [42, 43, 44]
+    done: set = set()
+    launched: list = []
+
+    def plan(presets, models_, seeds_, overrides):
+        out = study.StudyPlan(needs={pet: [], dist: [pet]})
+        for preset in presets:
+            for model in models_:
+                for seed in seeds_:
+                    name = f"{preset}.{model}.{seed}"
+                    pending = []
+                    if preset == dist:
+                        pending = [f"failed: {pet}.{model}.{s}" for s in seeds_ if f"{pet}.{model}.{s}" not in done]
+                    state = "done" if name in done else ("failed" if name == f"{pet}.tiny-bert.43" else "missing")
+                    out.runs.append(study.RunState(preset, model, seed, None, name, state, "", pending))
+        return out
+
+    def launch(presets, models_, seeds_, launcher, overrides):
+        launched.append((list(presets), list(models_), list(seeds_)))
+        assert "needs.seeds=[42,43,44]" in overrides
+        for p in presets:
+            for m in models_:
+                for s in seeds_:
+                    if (p, m, s) != (pet, "tiny-bert", 43):
+                        done.add(f"{p}.{m}.{s}")
+        return 1 if (pet, "tiny-bert", 43) in {(p, m, s) for p in presets for m in models_ for s in seeds_} else 0
+
+    monkeypatch.setattr(study, "plan_study", plan)
+    monkeypatch.setattr(study, "launch", launch)
+    code = study.main(["run", "fewglue", "--models", ",".join(models), "--presets", f"{pet},{dist}",
+                       "--launcher", "local"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert launched == [([pet], models, seeds), ([dist], ["tiny-albert"], seeds)]
+    assert "stage 1 of 2" in out and "stage 2 of 2" in out
+    for seed in seeds:
+        assert f"{dist} x tiny-bert seed{seed}: not started, 1 input runs not finished: failed: {pet}.tiny-bert.43" in out
+    assert f"{dist} x tiny-albert" not in out.split("runs held back")[1]
