@@ -80,6 +80,9 @@ bench: setup data ## speed at the papers' model sizes (random weights): LAMA eva
 bench-lama: setup data ## LAMA evaluation facts/s vs a plain one-fact loop (identical predictions checked) and P-Tuning steps/s
 	$(PY) -m bench.bench_lama --model $(BENCH_MODEL) $(BENCH_ARGS)
 
+bench-autoprompt: setup data ## one AutoPrompt search iteration: all candidates in one pass vs the reference's pass per candidate (same candidates checked; BENCH_DEVICE, BENCH_ARGS='--model tiny-bert')
+	TQDM_DISABLE=1 $(PY) -m bench.search.speed --device $(BENCH_DEVICE) $(BENCH_ARGS)
+
 # tables/figures filter records only when MODELS / TAGS are given (TAGS=none: untagged records)
 TABLE_FILTERS = $(if $(filter command line environment,$(origin MODELS)),--models $(MODELS),) $(if $(TAGS),--tags $(TAGS),)
 tables: setup ## rebuild results/tables/ (Markdown, LaTeX, CSV) from results/runs/ (conf/tables/*.yaml; filters: MODELS=a,b TAGS=smoke,none)
