@@ -76,6 +76,24 @@ def test_resize_and_landscape_fits(tmp_path):
     assert r"\begin{sidewaystable}" in landscape and r"\usepackage{rotating}" in landscape.splitlines()[1]
 
 
+def test_a_table_taller_than_a_page_continues_in_another_float(tmp_path):
+    import pandas as pd
+
+    from bench.tables.builder import Table
+
+    display = pd.DataFrame({"Relation": [f"P{i}" for i in range(120)], "A": ["50.0"] * 120})
+    latex = to_latex(Table("long", "Long", display, pd.DataFrame(), ["a note"], label="tab:long"))
+    # (480 pt - 12 rules - 11 header - 8 gap) // 12 pt = 37 rows per float: 37, 37, 37, 9
+    assert latex.count(r"\begin{table}[t]") == 4 and latex.count("P36 & 50.0 \\\\\n\\bottomrule") == 1
+    assert latex.count(r"\caption{") == 1 and latex.count("Long (continued)") == 3
+    assert latex.count("P119 &") == 1 and latex.index("a note") > latex.index("P119 &")  # notes under the last part
+    if shutil.which("pdflatex"):
+        path = tmp_path / "long.tex"
+        path.write_text(latex)
+        log = _compile(tmp_path, [path], "long_doc")
+        assert "Overfull \\hbox" not in log and "Float too large" not in log
+
+
 def _compile(tmp_path: Path, files: list[Path], name: str, strip_shrink: bool = False) -> str:
     used = sorted({p for f in files for p in _packages(f.read_text())})
     body = []
@@ -97,6 +115,7 @@ def _compile(tmp_path: Path, files: list[Path], name: str, strip_shrink: bool = 
 def test_every_table_compiles_in_a_minimal_article_without_an_overfull_box(tex_files, tmp_path):
     log = _compile(tmp_path, tex_files, "all")
     assert "Overfull \\hbox" not in log, re.findall(r"Overfull \\hbox.*", log)
+    assert "Float too large" not in log, re.findall(r"Float too large.*", log)
     # the blocks fit by their estimate alone: without the shrink-only safety net nothing overflows either
     log = _compile(tmp_path, tex_files, "unscaled", strip_shrink=True)
     assert "Overfull \\hbox" not in log, re.findall(r"Overfull \\hbox.*", log)

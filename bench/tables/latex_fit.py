@@ -80,3 +80,37 @@ def blocks(headers: list[str], rows: list[list[str]], n_labels: int, width_pt: f
 def packages(fit: str) -> list[str]:
     """The packages a rendered table needs: booktabs (rules), graphicx (resize), rotating (landscape)."""
     return ["booktabs", "graphicx", *(["rotating"] if fit == "landscape" else [])]
+
+
+FLOAT_PT = 480.0  # usable height of one float: an article's \textheight (~550 pt) less caption and margins
+ROW_PT, HEADER_LINE_PT, RULES_PT, GAP_PT = 12.0, 11.0, 12.0, 8.0  # \small rows, header lines, booktabs rules, \medskip
+NOTE_LINE_PT = 9.5  # \footnotesize
+
+
+def notes_height(notes: list[str], width_pt: float) -> float:
+    """Estimated height of the notes paragraph (footnotesize is about 0.85 of small's widths)."""
+    return sum(max(1, -(-int(text_width(n) * 0.85) // int(width_pt))) for n in notes) * NOTE_LINE_PT
+
+
+def floats(parts: list[list[int]], headers: list[str], n_rows: int, notes_pt: float,
+           budget: float = FLOAT_PT) -> list[list[tuple[int, int, int]]]:
+    """Pack (block, first row, end row) pieces into floats no taller than ``budget`` (the last one also holds
+    the notes): a block too tall for one float continues in the next, its header repeated."""
+    pieces: list[tuple[int, int, int, float]] = []
+    for b, part in enumerate(parts):
+        head = RULES_PT + HEADER_LINE_PT * max(len(header_lines(headers[i])) for i in part)
+        per = max(1, int((budget - head - GAP_PT) // ROW_PT))
+        for start in range(0, max(n_rows, 1), per):
+            end = min(n_rows, start + per)
+            pieces.append((b, start, end, head + ROW_PT * (end - start) + GAP_PT))
+    out: list[list[tuple[int, int, int]]] = [[]]
+    used = 0.0
+    for b, start, end, height in pieces:
+        if out[-1] and used + height > budget:
+            out.append([])
+            used = 0.0
+        out[-1].append((b, start, end))
+        used += height
+    if len(out[-1]) > 1 and used + notes_pt > budget:  # the notes need room under the last piece
+        out.append([out[-1].pop()])
+    return out

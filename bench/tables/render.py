@@ -8,7 +8,16 @@ from pathlib import Path
 
 from bench.io_utils import atomic_write_text
 from bench.tables.builder import Table
-from bench.tables.latex_fit import LANDSCAPE_PT, LINEWIDTH_PT, blocks, header_lines, packages
+from bench.tables.latex_fit import (
+    FLOAT_PT,
+    LANDSCAPE_PT,
+    LINEWIDTH_PT,
+    blocks,
+    floats,
+    header_lines,
+    notes_height,
+    packages,
+)
 
 _ESCAPES = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
             "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
@@ -44,14 +53,15 @@ def _header_cell(header: str, align: str) -> str:
     return rf"\begin{{tabular}}[b]{{@{{}}{align}@{{}}}}" + r"\\".join(latex_escape(x) for x in lines) + r"\end{tabular}"
 
 
-def _tabular(frame, columns: list[int], n_labels: int) -> list[str]:
+def _tabular(frame, columns: list[int], n_labels: int, first: int, end: int, resize: bool) -> list[str]:
     headers = [str(frame.columns[i]) for i in columns]
     aligns = ["l" if i < n_labels else "r" for i in columns]
-    # shrink-only: scaled down to the line only where the width estimate was short
-    lines = [r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
-             rf"\begin{{tabular}}{{{''.join(aligns)}}}", r"\toprule",
+    # resize: scaled to the line; otherwise shrink-only, scaled down only where the width estimate was short
+    box = r"\resizebox{\linewidth}{!}{%" if resize else r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%"
+    lines = [box, rf"\begin{{tabular}}{{{''.join(aligns)}}}", r"\toprule",
              " & ".join(_header_cell(h, a) for h, a in zip(headers, aligns, strict=True)) + r" \\", r"\midrule"]
-    lines += [" & ".join(latex_escape(row[i]) for i in columns) + r" \\" for row in frame.itertuples(index=False)]
+    lines += [" & ".join(latex_escape(row[i]) for i in columns) + r" \\"
+              for row in frame.iloc[first:end].itertuples(index=False)]
     return [*lines, r"\bottomrule", r"\end{tabular}}"]
 
 
@@ -64,30 +74,35 @@ def latex_header(table: Table) -> list[str]:
 
 def to_latex(table: Table) -> str:
     """A ``table`` (``table*`` when wide; ``sidewaystable`` with fit: landscape) with booktabs rules, column
-    blocks that fit the line (fit: blocks; resize: one tabular scaled to it), the notes and the caption."""
+    blocks that fit the line (fit: blocks; resize: one tabular scaled to it), continued in further floats
+    where one would be taller than a page, the notes under the last and the caption under the first."""
     frame = table.display
     n_labels = table.n_labels
     env = "sidewaystable" if table.fit == "landscape" else ("table*" if table.wide else "table")
+    width = LANDSCAPE_PT if table.fit == "landscape" else LINEWIDTH_PT
+    headers = [str(c) for c in frame.columns]
     if table.fit == "resize":
-        parts = [list(range(len(frame.columns)))]
+        parts = [list(range(len(headers)))]
     else:
-        width = LANDSCAPE_PT if table.fit == "landscape" else LINEWIDTH_PT
-        rows = [[str(v) for v in row] for row in frame.itertuples(index=False)]
-        parts = blocks([str(c) for c in frame.columns], rows, n_labels, width)
-    lines = [*latex_header(table), rf"\begin{{{env}}}" + ("" if env == "sidewaystable" else "[t]"), r"\centering",
-             r"\small"]
-    for k, columns in enumerate(parts):
+        parts = blocks(headers, [[str(v) for v in row] for row in frame.itertuples(index=False)], n_labels, width)
+    budget = LINEWIDTH_PT if table.fit == "landscape" else FLOAT_PT  # a landscape float is as tall as the line
+    chunks = floats(parts, headers, len(frame), notes_height(table.notes, width), budget)
+    lines = latex_header(table)
+    for k, chunk in enumerate(chunks):
+        lines += [rf"\begin{{{env}}}" + ("" if env == "sidewaystable" else "[t]"), r"\centering", r"\small"]
         if k:
-            lines.append(r"\par\medskip")
-        if table.fit == "resize":
-            lines += [r"\resizebox{\linewidth}{!}{%", *_tabular(frame, columns, n_labels)[1:]]
-        else:
-            lines += _tabular(frame, columns, n_labels)
-    if table.notes:
-        lines += [r"\par\smallskip", r"\parbox{\linewidth}{\footnotesize\raggedright"]
-        lines += [latex_escape(note, breakable=True) + r"\\" for note in table.notes]
-        lines.append("}")
-    lines += [rf"\caption{{{latex_escape(table.title)}}}", rf"\label{{{table.label}}}", rf"\end{{{env}}}"]
+            lines += [rf"\textit{{{latex_escape(table.title)} (continued)}}\par\smallskip"]
+        for j, (b, first, end) in enumerate(chunk):
+            if j:
+                lines.append(r"\par\medskip")
+            lines += _tabular(frame, parts[b], n_labels, first, end, table.fit == "resize")
+        if k == len(chunks) - 1 and table.notes:
+            lines += [r"\par\smallskip", r"\parbox{\linewidth}{\footnotesize\raggedright"]
+            lines += [latex_escape(note, breakable=True) + r"\\" for note in table.notes]
+            lines.append("}")
+        if k == 0:
+            lines += [rf"\caption{{{latex_escape(table.title)}}}", rf"\label{{{table.label}}}"]
+        lines.append(rf"\end{{{env}}}")
     return "\n".join(lines) + "\n"
 
 
