@@ -138,3 +138,14 @@ def test_a_truncated_record_marks_the_cell_it_would_have_filled(tmp_path, capsys
     lost.write_text("{")
     table = build_table(_lmbff_spec(), read_frames(runs))
     assert any(n.startswith("§ unreadable records that may belong") and lost.name in n for n in table.notes)
+
+
+def test_malformed_labels_and_show_formats_name_the_file_the_key_and_the_fix(tmp_path):
+    bad = tmp_path / "lr_sweep.yaml"
+    bad.write_text(SPEC.replace('"{model} lr={trainer.lr}"', '"{model lr"'))
+    with pytest.raises(DataError) as err:
+        load_spec(bad)
+    assert "lr_sweep.yaml (field 'rows.labels.Run')" in str(err.value) and "fix: close every {field} brace" in str(err.value)
+    bad.write_text(SPEC.replace('show: "{mean} ({n})"', 'show: "{meen}"'))
+    with pytest.raises(DataError, match=r"field 'columns\[0\].show'\): unknown statistic \{meen\}"):
+        load_spec(bad)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import string
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,17 @@ def study_names() -> list[str]:
 
 def _fail(path: Path, key: str, message: str, fix: str) -> DataError:
     return DataError(message, file=path, field=key, fix=fix)
+
+
+def _fields(path: Path, key: str, template: Any) -> list[str]:
+    """The field names of a format string; a malformed one (``{model``) names the spec key."""
+    if not isinstance(template, str):
+        raise _fail(path, key, f"{template!r} is not a format string", 'write a string such as "{model} [{tag}]"')
+    try:
+        return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as err:
+        raise _fail(path, key, f"malformed format {template!r} ({err})",
+                    "close every {field} brace; write {{ and }} for literal braces") from None
 
 
 def _check_keys(path: Path, where: str, block: Any, allowed: set[str]) -> None:
@@ -100,6 +112,11 @@ def check_spec(spec: dict, path: Path, rules_dir: Path = RULES_DIR) -> dict:
     _check_keys(path, "rows", rows, ROW_KEYS)
     rows.setdefault("by", ["model", "tag"])
     rows.setdefault("labels", {"Model": "{row}"})
+    if not isinstance(rows["by"], list) or not isinstance(rows["labels"], dict):
+        raise _fail(path, "rows", "rows.by must be a list and rows.labels a mapping",
+                    'rows: {by: [model, tag], labels: {Model: "{row}"}}')
+    for header, template in rows["labels"].items():
+        _fields(path, f"rows.labels.{header}", template)
     if not isinstance(spec["columns"], list) or not spec["columns"]:
         raise _fail(path, "columns", "columns must be a non-empty list", "columns: [{key: ..., label: ...}]")
     for i, column in enumerate(spec["columns"]):
@@ -116,6 +133,10 @@ def check_spec(spec: dict, path: Path, rules_dir: Path = RULES_DIR) -> dict:
             raise _fail(path, f"columns[{i}].stat", f"unknown stat {column['stat']!r}", f"use one of {STATS}")
         if column.get("then", "mean") not in ("mean", "count"):
             raise _fail(path, f"columns[{i}].then", "then must be mean or count", "then: mean")
+        unknown = [f for f in _fields(path, f"columns[{i}].show", column["show"]) if f not in (*STATS, "ids")]
+        if unknown:
+            raise _fail(path, f"columns[{i}].show", f"unknown statistic {{{unknown[0]}}} in show",
+                        f"use {{name}} with a name among {', '.join((*STATS, 'ids'))}, e.g. show: \"{{mean}} ({{std}})\"")
     keys = [c["key"] for c in spec["columns"]]
     for i, derived in enumerate(spec.setdefault("derived", [])):
         if not set(derived.get("minus", [])) <= set(keys) or len(derived.get("minus", [])) != 2:
