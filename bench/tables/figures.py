@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped record {problem}", file=sys.stderr)
     written = write_figures(frames, args.out or args.results / "figures", specs, load_paper())
     if not written:
-        print(f"no LAMA records with per-relation P@1 under {args.results / 'runs'}: no figure")
+        print(f"no records under {args.results / 'runs'} for these figure specs: no figure")
     for path in written:
         print(f"wrote {path}")
     return 0
