@@ -272,6 +272,8 @@ def _study_args(args) -> tuple[dict, list[str], list[int] | None, list[str]]:
         print(f"models {', '.join(models)}: adding {debug} (give debug=none for full-length runs)")
         overrides.append(debug)
     seeds = study.get("debug_seeds", study.get("seeds")) if debug else study.get("seeds")
+    if seeds and not any(o.split("=")[0] == "needs.seeds" for o in overrides):
+        overrides.append(f"needs.seeds=[{','.join(str(s) for s in seeds)}]")  # the runs a later stage reads
     return study, models, seeds, overrides
 
 
@@ -306,8 +308,6 @@ def cmd_run(args) -> int:
     study, models, seeds, overrides = _study_args(args)
     if args.force:
         overrides.append("force=true")
-    if seeds:  # what a preset's needs.seeds means in this study: the pattern runs of the study's seeds
-        overrides.append(f"needs.seeds=[{','.join(str(s) for s in seeds)}]")
     with hydra_context():
         before = plan_study(study["presets"], models, seeds, overrides)
     waves = stages(study["presets"], before.needs)
