@@ -204,18 +204,27 @@ def _with_prefix_mask(mask: torch.Tensor, length: int) -> torch.Tensor:
     return torch.cat([mask.new_ones(mask.shape[0], length), mask], dim=1)
 
 
-def _cache(prefix: torch.Tensor, batch: int, dtype: torch.dtype) -> DynamicCache:
-    pairs = [(layer[0].to(dtype).expand(batch, -1, -1, -1), layer[1].to(dtype).expand(batch, -1, -1, -1))
-             for layer in prefix]
-    return DynamicCache(pairs)
+def _expanded(prefix: torch.Tensor, batch: int, dtype: torch.dtype,
+              dropout: nn.Module | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per layer, (keys, values) expanded to the batch; ``dropout`` then draws one mask per example."""
+    def one(t: torch.Tensor) -> torch.Tensor:
+        t = t.to(dtype).expand(batch, -1, -1, -1)
+        return dropout(t) if dropout is not None else t
+
+    return [(one(layer[0]), one(layer[1])) for layer in prefix]
+
+
+def _cache(prefix: torch.Tensor, batch: int, dtype: torch.dtype, dropout: nn.Module | None = None) -> DynamicCache:
+    return DynamicCache(_expanded(prefix, batch, dtype, dropout))
 
 
 class DeepPrefix:
     """A ``ForwardPatch`` for one scorer call: adds the prefixes to every backbone call it patches."""
 
     def __init__(self, model: nn.Module, arch: str, prefixes: dict[str, torch.Tensor], length: int,
-                 injection: str, shift_positions: bool) -> None:
+                 injection: str, shift_positions: bool, dropout: nn.Module | None = None) -> None:
         self.model, self.arch, self.prefixes, self.length = model, arch, prefixes, length
+        self.dropout = dropout  # per-example prefix dropout, applied after the batch expand (P-Tuning v2's place)
         self.injection, self.shift = injection, shift_positions
         self.dtype = next(model.parameters()).dtype
 
@@ -231,11 +240,9 @@ class DeepPrefix:
         kwargs["attention_mask"] = _with_prefix_mask(kwargs["attention_mask"], self.length)
         prefix = self.prefixes[group]
         if self.injection == "cache" and part != "encoder":
-            kwargs["past_key_values"] = _cache(prefix, batch, self.dtype)
+            kwargs["past_key_values"] = _cache(prefix, batch, self.dtype, self.dropout)
         else:
-            kwargs["bench_prefix"] = LayerFeed([(layer[0].to(self.dtype).expand(batch, -1, -1, -1),
-                                                 layer[1].to(self.dtype).expand(batch, -1, -1, -1))
-                                                for layer in prefix], self.length)
+            kwargs["bench_prefix"] = LayerFeed(_expanded(prefix, batch, self.dtype, self.dropout), self.length)
         positions = self._positions(kwargs, batch, seq, inputs.device)
         if positions is not None:
             kwargs["position_ids"] = positions
@@ -263,9 +270,9 @@ class DeepPrefix:
         if "decoder" not in self.prefixes and "cross" not in self.prefixes:
             return kwargs
         batch = kwargs["input_ids"].shape[0]
-        self_cache = _cache(self.prefixes["decoder"], batch, self.dtype) if "decoder" in self.prefixes \
+        self_cache = _cache(self.prefixes["decoder"], batch, self.dtype, self.dropout) if "decoder" in self.prefixes \
             else DynamicCache()
-        cross_cache = _cache(self.prefixes["cross"], batch, self.dtype) if "cross" in self.prefixes \
+        cross_cache = _cache(self.prefixes["cross"], batch, self.dtype, self.dropout) if "cross" in self.prefixes \
             else DynamicCache()
         cache = EncoderDecoderCache(self_cache, cross_cache)
         for layer in list(cache.is_updated):
@@ -281,7 +288,7 @@ class DeepPrompts(nn.Module):
 
     def __init__(self, model: nn.Module, length: int, reparameterize: bool, mid_dim: int = 512,
                  dropout: float = 0.0, shift_positions: bool = True, t5_sites: Iterable[str] = T5_SITES,
-                 injection: str = "auto") -> None:
+                 injection: str = "auto", dropout_per_example: bool = False, init_std: float | None = None) -> None:
         super().__init__()
         self.arch = arch_of(model)
         self.injection = check_options(self.arch, length, mid_dim if reparameterize else 1, shift_positions,
@@ -294,6 +301,9 @@ class DeepPrompts(nn.Module):
         self.encoders = nn.ModuleDict({g.name: PrefixEncoder(g, length, token_dim, reparameterize, mid_dim)
                                        for g in self.groups})
         self.dropout = nn.Dropout(dropout)
+        self.dropout_per_example = bool(dropout_per_example)  # False: one mask for the whole batch (before expand)
+        if init_std is not None:  # P-Tuning v2: from_pretrained's _init_weights on the missing prefix encoder
+            init_normal(self, float(init_std))
         self._model = [model]  # a list keeps the backbone out of this module's parameters and state dict
         if self.injection == "hook" or "encoder" in self.encoders:  # t5 encoder: always the hook
             install_hook(hooked_modules(model, self.arch))
@@ -303,18 +313,31 @@ class DeepPrompts(nn.Module):
         return any(e.reparameterized for e in self.encoders.values())
 
     def prefixes(self) -> dict[str, torch.Tensor]:
+        """Per site group, (n_layers, 2, heads, L, head_dim); dropped out here unless per example."""
+        if self.dropout_per_example:
+            return {name: encoder() for name, encoder in self.encoders.items()}
         return {name: self.dropout(encoder()) for name, encoder in self.encoders.items()}
 
     def patch(self) -> DeepPrefix:
         """A forward patch carrying freshly computed prefixes (gradients flow into this module)."""
         return DeepPrefix(self._model[0], self.arch, self.prefixes(), self.length, self.injection,
-                          self.shift_positions)
+                          self.shift_positions, self.dropout if self.dropout_per_example else None)
 
     def merge(self) -> None:
         """Drop the reparameterisation MLPs: keep only the prefix tables they compute."""
         for name in list(self.encoders):
             if self.encoders[name].reparameterized:
                 self.encoders[name] = self.encoders[name].merged()
+
+
+def init_normal(module: nn.Module, std: float) -> None:
+    """transformers' ``_init_weights`` for embeddings and linear layers: weights N(0, std), biases 0."""
+    with torch.no_grad():
+        for sub in module.modules():
+            if isinstance(sub, nn.Embedding | nn.Linear):
+                sub.weight.normal_(0.0, std)
+            if isinstance(sub, nn.Linear) and sub.bias is not None:
+                sub.bias.zero_()
 
 
 def check_options(arch: str, length: int, mid_dim: int, shift_positions: bool, injection: str) -> str:

@@ -13,6 +13,11 @@ trainer calls ``model.train()``; ``backbone_dropout: false`` turns that off), tw
 token, :mod:`bench.backbones.pooler`; a fresh frozen one where the checkpoint has none, as RoBERTa's),
 then dropout + linear. Other pools read the raw hidden state (``head_hidden_layer: true`` adds a
 trainable dense + tanh).
+
+As P-tuning-v2's code (@b1520c9) does by default (``init: reference``, ``dropout_per_example: true``): the
+prefix encoder (table or MLP) and the head start N(0, ``initializer_range``) with zero biases (``from_pretrained``
+initialises the modules the checkpoint lacks), and prefix dropout draws one mask per example, after the batch
+expand (``get_prompt``). ``init: torch`` keeps PyTorch's defaults (N(0, 1) tables, uniform linears).
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ from bench.backbones.pooler import Pooler, pretrained_pooler
 from bench.backbones.scoring import target_logits
 from bench.errors import ConfigError
 from bench.methods.base import Scorer
-from bench.methods.deep_prompts import T5_SITES
+from bench.methods.deep_prompts import T5_SITES, init_normal
 from bench.methods.prefix_tuning import PrefixTuning
 
 OUTPUT_SPACES = ("vocab", "labels")
+INITS = ("reference", "torch")  # reference: N(0, initializer_range), zero biases (from_pretrained's init); torch: defaults
 
 
 class PTuningV2(PrefixTuning):
@@ -40,9 +46,14 @@ class PTuningV2(PrefixTuning):
     def __init__(self, length: int = 16, reparameterize: bool = False, mid_dim: int = 512, dropout: float = 0.1,
                  shift_positions: bool = True, t5_sites: Sequence[str] = T5_SITES, injection: str = "auto",
                  output_space: str = "vocab", num_labels: int | None = None, pool: str = "auto",
-                 head_dropout: float = 0.1, head_hidden_layer: bool = False, backbone_dropout: bool = True) -> None:
+                 head_dropout: float = 0.1, head_hidden_layer: bool = False, backbone_dropout: bool = True,
+                 init: str = "reference", dropout_per_example: bool = True) -> None:
         super().__init__(length, reparameterize, mid_dim, dropout, shift_positions, t5_sites, injection,
                          backbone_dropout)
+        if init not in INITS:
+            raise ConfigError(f"ptuning_v2 init must be one of {INITS}, got {init!r}")
+        self.init = init
+        self.options["dropout_per_example"] = bool(dropout_per_example)
         if output_space not in OUTPUT_SPACES:
             raise ConfigError(f"ptuning_v2 output_space must be one of {OUTPUT_SPACES}, got {output_space!r}")
         self.output_space = output_space
@@ -52,6 +63,7 @@ class PTuningV2(PrefixTuning):
         self.pooler: Pooler | None = None
 
     def setup(self, backbone) -> None:
+        self.options["init_std"] = self._init_std(backbone.model)
         super().setup(backbone)
         self.head, self.pooler = None, None
         if self.output_space == "labels" and self.pool == "pooler":
@@ -70,7 +82,12 @@ class PTuningV2(PrefixTuning):
         self.num_labels = int(n_out)
         head = ClassifierHead(hidden_size_of(self.backbone.model), self.num_labels, self.head_dropout,
                               self.head_hidden_layer)
+        if (std := self._init_std(self.backbone.model)) is not None:
+            init_normal(head, std)
         self.head = head.to(self.backbone.device).eval()
+
+    def _init_std(self, model: nn.Module) -> float | None:
+        return float(getattr(model.config, "initializer_range", 0.02)) if self.init == "reference" else None
 
     def own_modules(self) -> dict[str, nn.Module]:
         modules = super().own_modules()

@@ -127,7 +127,8 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
         tmp_dir = Path(tmp)
         toks = {name: str(_for_tokenizers_010(tokenizer_dir(name), tmp_dir / name)) for name in BACKBONES}
         spec = {"data": str(data_dir() / "superglue"), "tokenizers": toks, "max_length": MAX_LENGTH,
-                "tasks": {task: picks(task) for task in TASKS}, "template_ids": TEMPLATE_IDS}
+                "tasks": {task: picks(task) for task in TASKS}, "template_ids": TEMPLATE_IDS,
+                "cases": model_case_specs(tmp_dir)}
         (tmp_dir / "spec.json").write_text(json.dumps(spec))
         run_ref_script(python, script, ["--spec", str(tmp_dir / "spec.json"), "--out", str(tmp_dir / "out.json")], ref)
         out = json.loads((tmp_dir / "out.json").read_text())
@@ -139,7 +140,38 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
                 payload[f"template{template_id}"] = {key: _trim(entry) for key, entry in
                                                      out["inputs"][f"{task}/{name}/template{template_id}"].items()}
             written.append(write_golden(STUDY, f"inputs_{task}_{name}", payload))
+    keys = {case["name"]: case["keys"] for case in spec["cases"]}
+    models = {name: {**result, "keys": keys[name]} for name, result in out["models"].items()}
+    written.append(write_golden(STUDY, "models", {"reference": f"{SPEC.repo}@{SPEC.commit}",
+                                                   "versions": out["versions"], "cases": models}))
     return written
+
+
+def case_keys(task: str, n: int) -> list[str]:
+    """A fixed-weight case's examples: the first n-1 val examples and the longest one."""
+    val = picks(task)["val"]
+    return [*val[: n - 1], val[-1]]
+
+
+def model_case_specs(tmp_dir: Path) -> list[dict[str, Any]]:
+    """The reference's side of every fixed-weight case (bench/parity/superglue_models.py)."""
+    from bench.backbones import load_backbone, load_model_config
+    from bench.parity import superglue_models as M
+
+    specs, backbones = [], {}
+    for case in M.CASES:
+        if case.model not in backbones:
+            backbones[case.model] = load_backbone(load_model_config(case.model), device="cpu", dtype="fp32")
+            M.write_checkpoint(backbones[case.model], tmp_dir / f"ckpt-{case.model}", tokenizer_dir(case.model))
+        backbone = backbones[case.model]
+        task_obj = suite_task(f"sgv2_ptuning_v2_{case.task}_{case.arch}", case.model, backbone)
+        method = M.suite_method(case, backbone, task_obj.n_out)
+        specs.append({"name": case.name, "model_dir": str(tmp_dir / f"ckpt-{case.model}"), "psl": case.psl,
+                      "projection": case.projection, "mid": case.mid, "num_labels": task_obj.n_out,
+                      "multiple_choice": case.multiple_choice, "weights": M.reference_weights(case, method),
+                      "inputs": f"{case.task}/{case.model}/template{case.template_id}",
+                      "keys": case_keys(case.task, case.n_examples)})
+    return specs
 
 
 def _trim(entry: Mapping[str, Any]) -> dict[str, Any]:

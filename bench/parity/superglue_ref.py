@@ -129,36 +129,62 @@ def run_dataset(tokenizer, data: Path, task: str, template_id: int, max_len: int
     return out
 
 
-def fixed_models(spec: dict) -> dict:
-    """The reference's models on fixed weights and a fixed batch: prefix past key values, logits, loss."""
+def _stats(model, base: str) -> dict:
+    """How from_pretrained initialised what the checkpoint lacks (prefix encoder, classifier, pooler)."""
+    params = dict(model.named_parameters())
+    out = {}
+    for name, p in params.items():
+        if name.startswith(("prefix_encoder.", "classifier.", base + ".pooler.")):
+            out[name] = {"mean": float(p.mean()), "std": float(p.std()) if p.numel() > 1 else 0.0,
+                         "absmax": float(p.abs().max()), "n": p.numel()}
+    return out
+
+
+def fixed_models(spec: dict, inputs: dict) -> dict:
+    """The reference's prefix models on fixed weights and its own batch: prefixes, mask, logits, loss."""
     from model.utils import TaskType, get_model
     from transformers import AutoConfig
 
     results = {}
     for case in spec["cases"]:
-        torch.manual_seed(case["seed"])
-        config = AutoConfig.from_pretrained(case["model"], num_labels=case["num_labels"])
-        config.hidden_dropout_prob = 0.0  # dropout off: the comparison is of the deterministic forward
-        args = SimpleNamespace(model_name_or_path=case["model"], prefix=case["family"] == "prefix",
-                               prompt=case["family"] == "prompt", pre_seq_len=case["pre_seq_len"],
-                               prefix_projection=case["prefix_projection"], prefix_hidden_size=case["prefix_hidden_size"],
-                               hidden_dropout_prob=0.0, model_revision="main")
+        torch.manual_seed(0)
+        config = AutoConfig.from_pretrained(case["model_dir"], num_labels=case["num_labels"])
+        config.attention_probs_dropout_prob = 0.0
+        args = SimpleNamespace(model_name_or_path=case["model_dir"], prefix=True, prompt=False,
+                               pre_seq_len=case["psl"], prefix_projection=case["projection"],
+                               prefix_hidden_size=case["mid"], hidden_dropout_prob=0.0, model_revision="main")
         kind = TaskType.MULTIPLE_CHOICE if case["multiple_choice"] else TaskType.SEQUENCE_CLASSIFICATION
         model = get_model(args, kind, config, fix_bert=True)
         model.eval()
+        base_name = model.base_model_prefix
+        init = _stats(model, base_name)
         state = {k: torch.tensor(v) for k, v in case["weights"].items()}
-        missing = [k for k in state if k not in dict(model.named_parameters())]
-        if missing:
-            raise KeyError(f"weights for parameters the reference model lacks: {missing}")
+        unknown = sorted(set(state) - set(dict(model.named_parameters())))
+        if unknown:
+            raise KeyError(f"weights for parameters the reference model lacks: {unknown}")
         model.load_state_dict(state, strict=False)
-        batch = {k: torch.tensor(v) for k, v in case["batch"].items()}
+        rows = [inputs[case["inputs"]][key] for key in case["keys"]]
+        batch = {k: torch.tensor([r[k] for r in rows]) for k in ("input_ids", "attention_mask", "token_type_ids")
+                 if k in rows[0]}
+        batch["labels"] = torch.tensor([r["label"] for r in rows])
+        base = getattr(model, base_name)
+        seen = {}
+        forward = base.forward
+
+        def capture(*a, _seen=seen, _forward=forward, **k):
+            _seen["attention_mask"] = k["attention_mask"]
+            return _forward(*a, **k)
+
+        base.forward = capture
         with torch.no_grad():
             out = model(**batch, return_dict=True)
-            entry = {"logits": out.logits.tolist(), "loss": float(out.loss)}
-            if case["family"] == "prefix":
-                n = batch["input_ids"].shape[0] * (batch["input_ids"].shape[1] if case["multiple_choice"] else 1)
-                entry["past_key_values"] = [p.tolist() for p in model.get_prompt(n)]
-        results[case["name"]] = entry
+            prompt = model.get_prompt(1)
+        mask = seen["attention_mask"]
+        results[case["name"]] = {
+            "logits": out.logits.tolist(), "loss": float(out.loss),
+            "past_key_values": [[layer[0][0].tolist(), layer[1][0].tolist()] for layer in prompt],
+            "attention_mask": mask.tolist(), "init": init,
+        }
     return results
 
 
@@ -182,7 +208,7 @@ def main() -> int:
                 out["inputs"][name] = run_dataset(tokenizer, Path(spec["data"]), task, template_id,
                                                   spec["max_length"], picks)
     if spec.get("cases"):
-        out["models"] = fixed_models(spec)
+        out["models"] = fixed_models(spec, out["inputs"])
     Path(args.out).write_text(json.dumps(out))
     return 0
 
