@@ -14,7 +14,7 @@ FIND_LINKS := $(or $(PIP_FIND_LINKS),$(wildcard /opt/wheels))
 UV_FIND := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
 ARGS ?=
 
-.PHONY: bench check-learning mini-models bench-pretrain help setup data models test lint lama-manual tables figures bench-lama clean
+.PHONY: bench check-learning mini-models bench-pretrain help setup data models test test-gpu lint lama-manual tables figures bench-lama clean
 BENCH_MODEL ?= tiny-bert
 BENCH_ARGS ?=
 BENCH_SIZE ?= default
@@ -46,6 +46,10 @@ mini-models: setup data ## pretrain the mini-world models mini-bert and mini-gpt
 
 test: setup ## run the test suite (offline, tiny models, real data from ../shared/data)
 	$(PY) -m pytest -q $(ARGS)
+
+test-gpu: setup ## on a CUDA machine: bf16 frozen storage, bf16 autocast training, the fp16 grad scaler and one study smoke run on the GPU
+	@$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'make test-gpu needs a CUDA GPU: torch.cuda.is_available() is False')"
+	$(PY) -m pytest -q -rs tests/test_gpu.py "tests/test_precision.py::test_fp16_training_on_cuda_scales_the_loss_and_updates_the_fp32_masters" $(ARGS)
 
 lint: setup ## ruff over the package, data_prep and tests
 	$(VENV)/bin/ruff check bench data_prep tests
