@@ -35,6 +35,7 @@ from bench.backbones.scoring import ScoringBatch, pad_batch
 from bench.errors import ConfigError
 from bench.prompts import render, target_token_ids, templates_for, verbalizer_for
 from bench.prompts.multitoken import greedy_fill, iterative_scores, make_entry
+from bench.prompts.pieces import slow_sentencepiece_ids
 from bench.prompts.template import Field, Target, check_template
 from bench.prompts.text2text import label_ids, text2text_entry
 from bench.prompts.verbalizer import check_label_words
@@ -56,6 +57,21 @@ def check_left_to_right(template) -> None:
     if late:
         raise ConfigError(f"template {template.text!r} puts {late} after the target slot; a left-to-right (clm) "
                           "model never reads them: use a template that ends with [MASK] (e.g. template=gpt3_<task>)")
+
+
+def _drop_masks(rendered, keep: int):
+    """``rendered`` with only its first ``keep`` target masks; later positions shift left."""
+    dropped = rendered.target_positions[keep:]
+
+    def shift(positions: list[int]) -> list[int]:
+        return [p - sum(d < p for d in dropped) for p in positions]
+
+    ids = [t for i, t in enumerate(rendered.input_ids) if i not in set(dropped)]
+    types = None if rendered.token_type_ids is None else \
+        [t for i, t in enumerate(rendered.token_type_ids) if i not in set(dropped)]
+    return replace(rendered, input_ids=ids, target_positions=list(rendered.target_positions[:keep]),
+                   soft_positions=shift(rendered.soft_positions), anchor_positions=shift(rendered.anchor_positions),
+                   token_type_ids=types)
 
 
 class ClassificationTask:
@@ -89,6 +105,9 @@ class ClassificationTask:
         self.demonstrations_used: dict[str, list[str]] = {}  # icl: example uid -> demonstration uids that fit
         self.scored: dict[str, tuple[list[int], list]] = {}  # split -> (predictions, scores) of its last scoring
         self.template = self.verbalizer = self.answer_field = None
+        if task_cfg.get("train_on_heldout") and self.selection_split == "heldout":
+            raise ConfigError("task.train_on_heldout=true trains on the rows task.selection_split=heldout selects on: "
+                              "select on another split (P-tuning-v2's code: task.selection_split=val)")
         if method.output_space == "labels":
             self.mode = "labels"
             return
@@ -172,9 +191,15 @@ class ClassificationTask:
     def examples(self, split: str) -> list[sg.Example]:
         if split not in self._examples:
             root = (self.cfg.get("paths") or {}).get("data_dir")
-            self._examples[split] = sg.load_split(
-                self.task, split, self.variant, root=Path(root) if root else None,
-                heldout_fraction=float(self.task_cfg.get("heldout_fraction", 0.1)), limit=self.task_cfg.get("limit"))
+
+            def load(name: str) -> list[sg.Example]:
+                return sg.load_split(self.task, name, self.variant, root=Path(root) if root else None,
+                                     heldout_fraction=float(self.task_cfg.get("heldout_fraction", 0.1)),
+                                     limit=self.task_cfg.get("limit"))
+
+            self._examples[split] = load(split)
+            if split == "train" and self.variant == "superglue" and self.task_cfg.get("train_on_heldout"):
+                self._examples[split] += load("heldout")  # the whole train file, as P-tuning-v2 trains
         return self._examples[split]
 
     def _train_view(self, examples: list[sg.Example]) -> list[sg.Example]:
@@ -208,7 +233,8 @@ class ClassificationTask:
             if demos:
                 template, values = self.method.with_demonstrations(self.template, ex.fields, demos, self.family)
             rendered = render(template, values, self.tok, self.family, max_length=None if demos else budget,
-                              num_target_tokens=k, truncation=str(self.task_cfg.get("truncation") or "pet"))
+                              num_target_tokens=k, truncation=str(self.task_cfg.get("truncation") or "pet"),
+                              tokenization=self.tokenization)
             if not demos or len(rendered.input_ids) <= budget:
                 if icl:  # several options may fit different numbers: the example keeps the fewest
                     seen = self.demonstrations_used.get(ex.uid)
@@ -217,13 +243,22 @@ class ClassificationTask:
                 return rendered
             demos, uids = demos[:-1], uids[:-1]
 
+    @property
+    def tokenization(self) -> str:
+        """``fast`` (the tokenizer as loaded) or ``pet_slow`` (PET's slow ALBERT tokenizer's pieces)."""
+        return str(self.task_cfg.get("tokenization") or "fast")
+
+    def _target_ids(self, word: str, space: bool) -> list[int]:
+        ids = target_token_ids(word, self.tok, prefix_space=space)
+        return slow_sentencepiece_ids(self.tok, ids) if self.tokenization == "pet_slow" else ids
+
     def _option_tokens(self, ex: sg.Example, space: bool) -> list[list[int]]:
         if self.labels is None:
-            return [target_token_ids(c, self.tok, prefix_space=space) for c in ex.choices]
-        return [target_token_ids(self.verbalizer.label_words[lab][0], self.tok, prefix_space=space)
+            return [self._target_ids(c, space) for c in ex.choices]
+        return [self._target_ids(self.verbalizer.label_words[lab][0], space)
                 for lab in self.labels]
 
-    def _item(self, ex: sg.Example, train: bool) -> Item:
+    def _item(self, ex: sg.Example, train: bool, pads: int | None = None) -> Item:
         if self.mode == "labels":
             sep = getattr(self.tok, "sep_token", None) or ""
             pairs = classifier_pairs(ex, str(self.task_cfg.get("classifier_inputs") or "pet"),
@@ -241,8 +276,8 @@ class ClassificationTask:
             return Item(ex, entries=[text2text_entry(rendered, label_ids(s, self.tok), self.tok) for s in strings])
         space = self.template_space(ex)
         if self.mode == "span":
-            tokens = target_token_ids(ex.fields[self.answer_field], self.tok, prefix_space=space)
-            extra = random.Random(f"{self.seed}:{ex.uid}").randint(0, 3) if train else 1
+            tokens = self._target_ids(ex.fields[self.answer_field], space)
+            extra = pads if pads is not None else random.Random(f"{self.seed}:{ex.uid}").randint(0, 3) if train else 1
             tokens = tokens + [self.pad_id] * extra
             return Item(ex, entries=[make_entry(self._render(ex, len(tokens)), tokens, self.family)])
         entries = []
@@ -253,10 +288,33 @@ class ClassificationTask:
             rendered = self._render(ex, max(len(t) for t in options))
             return Item(ex, entries=[make_entry(replace(rendered, target_positions=rendered.target_positions[: len(t)]),
                                                 t, self.family) for t in options])
+        if not train and self.family == "mlm" and self.labels is None and \
+                self.task_cfg.get("eval_choice_masks") == "trim_longest":
+            # PET's evaluation input (trim_input_ids): rendered and truncated once with the longest choice's
+            # masks; each choice keeps its first masks and the surplus ones are dropped
+            rendered = self._render(ex, max(len(t) for t in options))
+            return Item(ex, entries=[make_entry(_drop_masks(rendered, len(t)), t, self.family) for t in options])
         for tokens in options:
             budget = self.max_length - (len(tokens) - 1 if self.family == "clm" else 0)
             entries.append(make_entry(self._render(ex, len(tokens), budget), tokens, self.family))
         return Item(ex, entries=entries)
+
+    def _pet_pad_draws(self, n: int) -> list[int | None]:
+        """WSC's extra pad masks per training example. ``task.wsc_pad_draws: pet``: PET's one ``Random(42)``
+        per pattern in example order, after the n draws its scoring of the training set before training
+        takes; ``per_example``: seeded by (run seed, example) (independent of order and of other examples)."""
+        if str(self.task_cfg.get("wsc_pad_draws") or "per_example") != "pet":
+            return [None] * n
+        rng = random.Random(42)  # PET's PVP seed (pvp.py), the same for every repetition
+        for _ in range(n):
+            rng.randint(0, 3)
+        return [rng.randint(0, 3) for _ in range(n)]
+
+    @property
+    def passes_segment_ids(self) -> bool:
+        """Token type ids of pair templates go to the model (``task.segment_ids: tokenizer``), or only to
+        BERT as PET's wrapper does (``pet``: ALBERT and RoBERTa get none)."""
+        return str(self.task_cfg.get("segment_ids") or "tokenizer") != "pet" or self.backbone.arch == "bert"
 
     def items(self, split: str, train: bool = False) -> list[Item]:
         key = (split, train)
@@ -264,7 +322,9 @@ class ClassificationTask:
             examples = self.examples(split)
             if train and split == "train":
                 examples = [*examples, *self.extra_train]
-            self._items[key] = [self._item(ex, train) for ex in (self._train_view(examples) if train else examples)]
+            view = self._train_view(examples) if train else examples
+            pads = self._pet_pad_draws(len(view)) if train and self.mode == "span" else [None] * len(view)
+            self._items[key] = [self._item(ex, train, n) for ex, n in zip(view, pads, strict=True)]
         return self._items[key]
 
     # batches ---------------------------------------------------------------------------------
@@ -274,7 +334,8 @@ class ClassificationTask:
             r = [it.rendered for it in items]
             base = pad_batch([x.input_ids for x in r], [x.target_positions for x in r], self.pad_id,
                              [x.decoder_input_ids for x in r] if self.family == "seq2seq" else None,
-                             [x.soft_positions for x in r], token_type_ids=[x.token_type_ids for x in r])
+                             [x.soft_positions for x in r],
+                             token_type_ids=[x.token_type_ids for x in r] if self.passes_segment_ids else None)
             owner = list(range(len(items)))
         elif self.mode == "labels":
             seqs = [s for it in items for s in it.sequences]
