@@ -64,3 +64,24 @@ def test_each_method_has_the_same_colour_in_every_figure(tmp_path):
     boxes = [p for p in dist.axes[0].patches if p.get_facecolor()[:3] == mcolors.to_rgb(colours["ptuning"]["colour"])]
     assert len(boxes) == 2  # one P-Tuning box per model
     assert spread.get_size_inches()[0] == FULL_WIDTH and dist.get_size_inches()[0] <= FULL_WIDTH
+
+
+def test_distribution_shows_our_mean_and_the_papers_number_whatever_models_ran(tmp_path):
+    import pandas as pd
+
+    runs = tmp_path / "runs"
+    save(runs, record("lama", "tiny-bert", "manual", "lama", {"P17": 0.2, "P19": 0.4}))
+    save(runs, record("lama", "tiny-bert", "ptuning", "ptuning_lama", {"P17": 0.0, "P19": 0.1}))
+    paper = pd.DataFrame([{"table": "lama", "variant": "lama34k", "model": "bert-base-cased", "column": c,
+                           "value": v, "source": "s", "checked": "yes", "note": ""}
+                          for c, v in (("lama", 31.1), ("ptuning", 48.3), ("autoprompt_bert", 43.3))])
+    spec = {s["name"]: s for s in load_figure_specs()}["p_at_1_by_prompt_set"]
+    (fig,) = dict(figures_for(spec, read_frames(runs), paper)).values()
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["tiny-bert", "bert-base-cased"]  # the paper's model too
+    means = sorted(float(y) for line in ax.lines if line.get_gid() == "ours-mean" for y in line.get_ydata())
+    assert means == [5.0, 30.0]  # (0 + 10) / 2 and (20 + 40) / 2
+    diamonds = sorted((round(float(x)), float(y)) for line in ax.lines if line.get_gid() == "paper"
+                      for x, y in zip(line.get_xdata(), line.get_ydata(), strict=True))
+    assert diamonds == [(1, 31.1), (1, 48.3)]  # AutoPrompt has no series here: no diamond
+    assert "paper (bert-base-cased): macro P@1" in ax.get_legend_handles_labels()[1]

@@ -4,6 +4,8 @@ columns (SST-2 | SNLI), and a visible note when every value is zero or a column 
 ``published`` in a figure spec: one entry or a list, each ``{table, variant, series}`` (``series``: the
 series the number belongs to, patterns charts) naming rows of ``results/paper/*.csv``; a task's number
 is the mean of its columns (``cb_acc`` and ``cb_f1`` -> CB's score, as our ``overall.score``).
+Distribution charts match a series to the column of its name (``columns: {series: [column, ...]}``
+otherwise) and, with ``all_models: true``, add the paper's models that have no record as rows.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ def paper_rows(spec: dict, published: pd.DataFrame | None) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     parts = []
     for entry in published_entries(spec):
-        part = published[(published["table"] == entry["table"]) & (published["variant"] == entry.get("variant"))]
+        part = published[published["table"] == entry["table"]]
+        if "variant" in entry:  # without one: every variant (a figure drawn per variant picks its own)
+            part = part[part["variant"] == entry["variant"]]
         parts.append(part.assign(series=entry.get("series")))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
@@ -50,7 +54,7 @@ def paper_label(rows: pd.DataFrame) -> str:
 
 def draw_paper(ax, xs: list[float], ys: list[float], colour: str, label: str | None) -> None:
     if xs:
-        ax.plot(xs, ys, color=colour, markeredgecolor=colour, label=label, **PAPER_MARKER)
+        ax.plot(xs, ys, color=colour, markeredgecolor=colour, label=label, gid="paper", **PAPER_MARKER)
 
 
 def separate_groups(ax, keys: list[str], names: dict[str, str] | None) -> None:

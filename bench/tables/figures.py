@@ -29,7 +29,14 @@ import yaml  # noqa: E402
 
 from bench.tables.builder import prepare  # noqa: E402
 from bench.tables.cells import column_of, fill, select  # noqa: E402
-from bench.tables.figure_marks import draw_paper, note_empty, paper_label, paper_rows, separate_groups  # noqa: E402
+from bench.tables.figure_marks import (  # noqa: E402
+    draw_paper,
+    note_empty,
+    paper_label,
+    paper_rows,
+    published_entries,
+    separate_groups,
+)
 from bench.tables.frame import Frames  # noqa: E402
 from bench.tables.spec import FIGURES_DIR, load_rules  # noqa: E402
 
@@ -111,40 +118,61 @@ def spread_figure(spec: dict, data: pd.DataFrame, row: str):
     return fig
 
 
-def distribution_figure(spec: dict, data: pd.DataFrame, variant: str):
-    """Per model, box plots of per-relation P@1 for each series; None without data."""
+def distribution_figure(spec: dict, data: pd.DataFrame, variant: str, paper: pd.DataFrame | None = None):
+    """Per model, box plots of per-relation P@1 for each series with our mean over relations (+) and the
+    paper's macro P@1 (diamond); None without data."""
     series_conf = spec["series"]
     data = data[data["variant"] == variant]
     data = data.assign(series=[column_of(r, spec["series_key"]) for r in data.to_dict("records")])
     data = data[data["series"].isin(series_conf) & ~data["series"].isin(spec.get("exclude", []))]
     if data.empty:
         return None
+    paper = paper if paper is not None else paper_rows(spec, None)
+    paper = paper[paper["variant"] == variant]
+    conf = (published_entries(spec) or [{}])[0]
+    columns_of = {s: conf.get("columns", {}).get(s, [s]) for s in series_conf}
+    model_of = dict(zip(data["row"], data["model"], strict=False))
     rows = sorted(data["row"].unique())
+    if conf.get("all_models"):
+        wanted = {c for s in set(data["series"]) for c in columns_of[s]}
+        rows += sorted(m for m in set(paper[paper["column"].isin(wanted)]["model"]) if m not in set(model_of.values()))
+    model_of.update({r: r for r in rows if r not in model_of})
     series = [s for s in series_conf if s in set(data["series"])]
     width = 0.8 / len(series)
     figure_width = min(FULL_WIDTH, max(COLUMN_WIDTH, 0.35 * len(rows) * len(series) + 1.0))
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(figure_width, 2.2))
+        marked = False
         for k, name in enumerate(series):
+            colour = series_conf[name]["colour"]
             values = [data[(data["row"] == r) & (data["series"] == name)]["_value"].to_numpy() for r in rows]
             positions = [i + (k - (len(series) - 1) / 2) * width for i in range(len(rows))]
             kept = [(p, v) for p, v in zip(positions, values, strict=True) if len(v)]
-            if not kept:
-                continue
-            box = ax.boxplot([v for _, v in kept], positions=[p for p, _ in kept], widths=width * 0.85,
-                             patch_artist=True, showfliers=False, medianprops={"color": "black", "linewidth": 0.8},
-                             whiskerprops={"linewidth": 0.6}, capprops={"linewidth": 0.6},
-                             boxprops={"linewidth": 0.6})
-            for patch in box["boxes"]:
-                patch.set_facecolor(series_conf[name]["colour"])
-            ax.plot([], [], "s", color=series_conf[name]["colour"], label=series_conf[name]["label"])
-        ax.set_xticks(range(len(rows)), rows)
+            if kept:
+                box = ax.boxplot([v for _, v in kept], positions=[p for p, _ in kept], widths=width * 0.85,
+                                 patch_artist=True, showfliers=False, medianprops={"color": "black", "linewidth": 0.8},
+                                 whiskerprops={"linewidth": 0.6}, capprops={"linewidth": 0.6},
+                                 boxprops={"linewidth": 0.6})
+                for patch in box["boxes"]:
+                    patch.set_facecolor(colour)
+                ax.plot([p for p, _ in kept], [float(v.mean()) for _, v in kept], "+", color="black", markersize=4,
+                        label="ours: mean" if k == 0 else None, gid="ours-mean")
+            hits = [(pos, paper[(paper["model"] == model_of[r]) & paper["column"].isin(columns_of[name])]["value"])
+                    for pos, r in zip(positions, rows, strict=True)]
+            hits = [(pos, float(v.iloc[0])) for pos, v in hits if len(v)]
+            draw_paper(ax, [h[0] for h in hits], [h[1] for h in hits], colour, None)
+            marked |= bool(hits)
+            ax.plot([], [], "s", color=colour, label=series_conf[name]["label"])
+        if marked:
+            ax.plot([], [], color="black", label=f"{paper_label(paper)}: macro P@1", marker="D", markersize=3.5,
+                    markerfacecolor="white", linestyle="none")
+        ax.set_xticks(range(len(rows)), rows, rotation=20 if len(rows) > 4 else 0)
         ax.set_xlim(-0.5, len(rows) - 0.5)
-        ax.set_ylim(0, _top(data["_value"]))
+        ax.set_ylim(0, _top(pd.concat([data["_value"], paper["value"].astype(float)]) if marked else data["_value"]))
         ax.set_ylabel("P@1 per relation (%)")
         ax.set_title(fill(spec["title"], {"variant": variant}))
         ax.grid(axis="y", linewidth=0.3, alpha=0.5)
-        ax.legend(ncol=min(len(series), 4), loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
+        ax.legend(ncol=min(len(series) + 2, 4), loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
         note_empty(ax, data["_value"])
     return fig
 
@@ -232,7 +260,7 @@ def figures_for(spec: dict, frames: Frames, published: pd.DataFrame | None = Non
                 yield f"{spec['name']}_{_safe(row)}", fig
     elif spec["kind"] == "distribution":
         for variant in sorted(v for v in data["variant"].dropna().unique()):
-            fig = distribution_figure(spec, data, variant)
+            fig = distribution_figure(spec, data, variant, paper)
             if fig is not None:
                 yield f"{spec['name']}_{variant}", fig
     elif spec["kind"] == "patterns":
