@@ -74,6 +74,12 @@ def test_resize_and_landscape_fits(tmp_path):
     assert resized.count(r"\resizebox{\linewidth}{!}{%") == 1 and resized.count(r"\begin{tabular}{") == 1
     landscape = to_latex(build_table({**spec, "fit": "landscape"}, frames))
     assert r"\begin{sidewaystable}" in landscape and r"\usepackage{rotating}" in landscape.splitlines()[1]
+    if shutil.which("pdflatex"):  # both compile with the packages their header names
+        files = [tmp_path / "resized.tex", tmp_path / "landscape.tex"]
+        files[0].write_text(resized)
+        files[1].write_text(landscape)
+        log = _compile(tmp_path, files, "fits")
+        assert "Overfull \\hbox" not in log and "Float too large" not in log
 
 
 def test_a_table_taller_than_a_page_continues_in_another_float(tmp_path):
