@@ -42,7 +42,7 @@ def _search(backbone, tmp_path, train, dev, iters, name="s", blocked=None, on_it
     rows = backbone.model.get_input_embeddings().weight.size(0)
     blocked = blocked if blocked is not None else blocked_tokens(backbone.tokenizer, rows, {i.gold_id for i in train})
     return search_relation(backbone.model, backbone.tokenizer, "P17", train, dev, settings, blocked,
-                           tmp_path / f"{name}.json", {"test": 1, **settings.as_dict()}, on_iteration=on_iteration,
+                           tmp_path / f"{name}.json", {"test": 1, **settings.as_dict(), "iters": None}, on_iteration=on_iteration,
                            progress=False)
 
 
@@ -131,6 +131,12 @@ def test_fixed_seed_search_reproduces_its_triggers_and_resumes_after_a_kill(tiny
     done = _search(bb, tmp_path, train, dev, iters=6, name="k", on_iteration=lambda i, s, info: resumed_at.append(i))
     assert resumed_at[0] == last + 1  # from the last accepted trigger, not from the start
     assert done.best_trigger == first.best_trigger and done.accepted == first.accepted and done.done
+    short = _search(bb, tmp_path, train, dev, iters=3, name="e")
+    assert short.done and short.next_iteration == 3
+    longer = _search(bb, tmp_path, train, dev, iters=6, name="e")  # a finished search asked for more goes on
+    assert longer.best_trigger == first.best_trigger and longer.accepted == first.accepted
+    with pytest.raises(Exception, match="more than iters=3"):
+        _search(bb, tmp_path, train, dev, iters=3, name="e")
     settings_changed = pytest.raises(Exception, match="other settings")
     with settings_changed:
         _search(bb, tmp_path, train, dev, iters=6, name="k", num_cand=5)

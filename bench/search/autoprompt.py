@@ -13,7 +13,8 @@ is the result (never a trigger that still holds a placeholder, when any other wa
 Randomness: iteration ``i`` draws its shuffles and position from a generator seeded by
 ``(seed, i)`` alone, so a search resumed from its state file continues exactly as the uninterrupted
 search would (the reference draws from one global stream; its exact draws are not reproduced).
-State (``<relation>.json``) is written atomically after every accepted flip and when the search ends.
+State (``<relation>.json``) is written atomically after every accepted flip and when the search ends;
+a finished search asked for more iterations continues from where it ended.
 """
 
 from __future__ import annotations
@@ -131,8 +132,12 @@ def search_relation(
         state.save(state_path)
     elif state.next_iteration:
         log.info("%s: resuming at iteration %d from %s", relation, state.next_iteration, state_path)
-    if state.done:
+    if state.next_iteration > settings.iters:
+        raise ConfigError(f"{state_path}: this search already ran {state.next_iteration} iterations, more than "
+                          f"iters={settings.iters}; fix: iters>={state.next_iteration}, or another name=")
+    if state.done and state.next_iteration == settings.iters:
         return state
+    state.done = False  # a finished shorter search goes on: iteration i draws the same whatever iters is
     embedding = model.get_input_embeddings().weight.detach()
     trigger = torch.tensor(state.trigger, device=device)
     bar = tqdm(range(state.next_iteration, settings.iters), desc=f"AutoPrompt {relation}", unit="iter",

@@ -21,6 +21,7 @@ from bench.lama.evaluation import build_candidates, frozen_scorer
 from bench.lama.runner import evaluate_split
 from bench.lama.training import split_items
 from bench.paths import results_dir
+from bench.prompts import prompt_set_path
 from bench.prompts.render import render
 from bench.prompts.template import parse_template
 from bench.provenance import git_state, package_versions
@@ -80,7 +81,8 @@ def search_lama(cfg: Mapping, backbone, progress: bool = True,
     train_facts = lama_data.train_facts_of(task_cfg)
     limit = cfg.get("limit_per_relation")
     fingerprint = {"model": backbone.name, "revision": backbone.revision, "variant": cfg["variant"],
-                   "train_facts": train_facts, "limit_per_relation": limit, **settings.as_dict()}
+                   "train_facts": train_facts, "limit_per_relation": limit,
+                   **{k: v for k, v in settings.as_dict().items() if k != "iters"}}  # a longer search extends this one
     _check_same_set(name, fingerprint)
     relations = lama_data.select_relations(cfg.get("relations", "all"))
     vocab = lama_data.load_vocab(cfg["variant"], backbone.lama_vocab_key)
@@ -137,6 +139,10 @@ def search_lama(cfg: Mapping, backbone, progress: bool = True,
         "relations": per_relation, "skipped": skipped, "state_dir": str(folder),
         "git": git_state(), "packages": package_versions(),
     }
+    old = prompt_set_path(name)
+    if old.is_file() and [json.loads(line) for line in old.read_text(encoding="utf-8").splitlines() if line] != rows:
+        log.warning("prompt set %s changes (a longer search): records already evaluated with its previous prompts "
+                    "are not rerun by themselves; rerun them with force=true", name)
     path = write_prompt_set(name, rows, provenance)
     log.info("prompt set %s: %d relations -> %s (provenance %s)", name, len(rows), path, provenance_path(name))
     return provenance
