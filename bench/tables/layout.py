@@ -53,7 +53,22 @@ def _paper(spec: dict, pub: pd.DataFrame | None, row_key: tuple, keys: list[str]
         return None
     p = hit.iloc[0]
     return {"value": float(p["value"]), "checked": p["checked"], "source": p["source"], "model": p["model"],
-            "column": p["column"]}
+            "column": p["column"], "metric": clean(p.get("metric"))}
+
+
+def check_paper_metric(spec: dict, column: dict, paper: dict) -> None:
+    """A published number stands beside ours only on its own metric (``metric`` in results/paper/*.csv)."""
+    theirs = paper.get("metric")
+    if theirs is None:
+        return
+    ours = str(column.get("metric") or spec["value"]["metric"]).rsplit(".", 1)[-1]
+    if ours != theirs:
+        from bench.errors import ConfigError
+
+        raise ConfigError(f"table {spec['name']}, column {column['key']}: the published {paper['model']} "
+                          f"{paper['column']} = {paper['value']} is {theirs}, the cell would show {ours}\n"
+                          f"  fix: give the column `metric: overall.{theirs}` (conf/tables) or correct the "
+                          "metric in results/paper")
 
 
 def _paper_text(paper: dict | None, digits: int) -> str:
@@ -142,6 +157,8 @@ def layout(spec: dict, row_keys: list[tuple], extra_rows: list, group_keys: list
                 if mode in ("beside", "inline"):
                     keys = [cell.key] if cell is not None and cell.key else column.get("keys", [column["key"]])
                     paper = _paper(spec, pub, row_key, keys)
+                    if paper is not None:
+                        check_paper_metric(spec, column, paper)
                 elif mode == "column":  # only beside a column group run under the published numbers' setting
                     paper = paper_row if same_setting(spec, samples.get(("group", group), {})) else None
                 ours = cell.value if cell is not None else None
