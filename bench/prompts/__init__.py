@@ -30,6 +30,7 @@ __all__ = ["FAMILIES", "RenderedPrompt", "Template", "Verbalizer", "parse_templa
 
 KINDS = ("prompt_set", "fixed", "ptuning")
 PREP_FIX = "run `make data` (python -m data_prep lama) to write data/lama/prompts/"
+SEARCH_FIX = "run the search that writes it: python -m bench.search autoprompt model=... variant=... (docs/autoprompt.md)"
 
 
 def prompt_set_path(name: str, root: Path | None = None) -> Path:
@@ -49,7 +50,8 @@ def _prompt_set(name: str, relation: str | None, ranks: object, cfg_name: str) -
         raise ConfigError(f"template config {cfg_name!r} is a per-relation prompt set: pass a relation")
     path = prompt_set_path(name)
     if not path.is_file():
-        raise DataError(f"prompt set {name!r} is not prepared", file=path, fix=PREP_FIX)
+        raise DataError(f"prompt set {name!r} is not prepared", file=path,
+                        fix=SEARCH_FIX if name.startswith("autoprompt_search") else PREP_FIX)
     items = _prompt_rows(path, path.stat().st_mtime).get(relation, [])
     if ranks is not None:
         wanted = [ranks] if isinstance(ranks, int) else list(ranks)
