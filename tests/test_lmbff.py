@@ -257,3 +257,34 @@ def test_finetune_input_is_lmbffs_plain_pair_with_one_separator():
     ex = task.examples("dev")[0]
     (ids,) = task._item(ex, train=False).sequences
     assert tok.decode(ids) == f"<s>{ex.fields['premise']}</s>{ex.fields['hypothesis']}</s>"
+
+
+def test_lmbff_heads_untied_lm_head_and_normal_classifier_init(tiny_backbone):
+    """LM-BFF's presets: the LM head's output matrix is its own copy of the embeddings (RobertaForPromptFinetuning
+    does not tie), and the classifier head starts from N(0, 0.02) weights and zero biases (init_weights)."""
+    import copy
+
+    from bench.lmbff.method import LMBFFFineTune, LMBFFPatternTuning
+
+    backbone = copy.deepcopy(tiny_backbone("tiny-roberta"))
+    model = backbone.model
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight  # the suite's tied head
+    LMBFFPatternTuning().setup(backbone)
+    out, emb = model.get_output_embeddings().weight, model.get_input_embeddings().weight
+    assert out is not emb and torch.equal(out, emb) and out.requires_grad
+    torch.manual_seed(0)
+    method = LMBFFFineTune()
+    method.setup(backbone)
+    method.set_num_labels(3)
+    linears = [m for m in method.head.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 2  # RoBERTa's head: dense + out_proj
+    for layer in linears:
+        assert torch.count_nonzero(layer.bias) == 0
+        assert 0.017 < float(layer.weight.detach().std()) < 0.023  # 64 x 64 and 3 x 64 draws of N(0, 0.02)
+    torch.manual_seed(0)
+    default = LMBFFFineTune(head_init="torch")
+    default.setup(backbone)
+    default.set_num_labels(3)
+    assert float(next(m for m in default.head.modules() if isinstance(m, torch.nn.Linear)).weight.detach().std()) > 0.05
+    with pytest.raises(ConfigError, match="head_init"):
+        LMBFFFineTune(head_init="xavier")

@@ -85,9 +85,9 @@ class KShotTask(ClassificationTask):
                                                   test_file=self.task_cfg.get("test_file"), variant=self.variant)
         return self._examples[split]
 
-    def _item(self, ex, train: bool) -> Item:
+    def _item(self, ex, train: bool, *rest) -> Item:  # rest: the base class's further arguments, passed on
         if self.mode != "labels":
-            return super()._item(ex, train)
+            return super()._item(ex, train, *rest)
         a, b = kd.classifier_pair(ex)
         info = tokenizer_info(self.tok)
         if not info.suffix_ids:  # GPT-2: no separator token; its own pair encoding
@@ -269,6 +269,12 @@ def cut(rendered, budget: int, head: bool, keep: int = 0):
 
 def run_lmbff(cfg: Mapping, backbone, method) -> dict:
     """``run_classification`` on the k-shot splits, with LM-BFF's protocol and selection in the record."""
+    precision = getattr(backbone, "precision", None)
+    compute = str(precision.compute).replace("torch.", "") if precision is not None else "float32"
+    if compute != "float32" and compute.replace("bfloat16", "bf16").replace("float16", "fp16") not in str(cfg.get("tag")):
+        short = compute.replace("bfloat16", "bf16").replace("float16", "fp16")
+        raise ConfigError(f"LM-BFF runs in fp32 (the reference's precision); this run computes in {short}, which "
+                          f"its tables would not mark\n  fix: add tag={short} (a row of its own) or drop the dtype override")
     payload = run_classification(cfg, backbone, method, task_class=KShotTask)
     task_cfg = cfg["task"]
     root = (cfg.get("paths") or {}).get("data_dir")

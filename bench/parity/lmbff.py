@@ -9,7 +9,8 @@ transformers 3.4.0, torch 1.6.0), and writes ``tests/golden/parity/lmbff/``:
 - ``demo_inputs``: prompt + one demonstration per label (fixed train ids); ``icl_inputs``: the
   GPT-3-style input with 32 (SST-2) / 48 (SNLI) fixed demonstrations, 512 tokens, head cut.
 - ``filter_candidates``: the Sentence-BERT filter's candidate lists on fixed random embeddings.
-- ``model_outputs``: prompt-based loss and label-word logits of the tiny RoBERTa on a fixed batch.
+- ``model``: prompt-based loss and label-word logits of the tiny RoBERTa on a fixed batch of dev
+  inputs with demonstrations, before and after one plain SGD step (the untied LM head).
 
 Golden files hold row numbers, token ids, embeddings and floats only (never texts or LM-BFF code).
 """
@@ -60,6 +61,7 @@ N_TEST, N_LONGEST = 50, 5  # test rows: the first N_TEST and the N_LONGEST longe
 TEST_SPLITS = {"SST-2": {"test": None}, "SNLI": {"test_esnli": "SNLI/test_esnli.jsonl"}}
 FILTER_DIM, FILTER_RATE = 16, 0.5
 MODEL_ROWS = 8  # dev rows (spread over the file) in the fixed batch
+SGD_LR = 5.0  # one plain SGD step on that batch: shows which weights the gradient reaches (the untied LM head)
 
 
 def _lm_bff_root() -> Path:
@@ -257,15 +259,15 @@ def regenerate(ref: Path, rest: list[str]) -> list[Path]:
                                                                           str(work / "answer.json")], ref)
         answer = json.loads((work / "answer.json").read_text(encoding="utf-8"))
         models = {}
-        for task in ("SST-2", "SNLI"):  # the reference's own rank-0 inputs and label words, fixed dev rows
-            prompt = answer["jobs"][f"{task}/prompt/0"]
+        for task in ("SST-2", "SNLI"):  # the reference's own demonstration inputs and label words, fixed dev rows
+            demo, words = answer["jobs"][f"{task}/demo"], answer["jobs"][f"{task}/prompt/0"]["label_word_ids"]
             rows = recorded[task]["model_rows"]
-            feats = [prompt["inputs"][f"dev/{SEEDS[0]}:{r}"] for r in rows]
+            feats = [demo["inputs"][f"dev/{r}#0"] for r in rows]
             models[f"{task}/model"] = {"kind": "model", "model_dir": request["tokenizer_dir"],
                                        "input_ids": [f["input_ids"] for f in feats],
                                        "mask_pos": [f["mask_pos"][0] for f in feats],
                                        "labels": [recorded[task]["model_labels"][r] for r in rows],
-                                       "label_word_ids": prompt["label_word_ids"]}
+                                       "label_word_ids": words, "sgd_lr": SGD_LR}
         (work / "request2.json").write_text(json.dumps({**request, "jobs": models}), encoding="utf-8")
         run_ref_script(python, Path(__file__).with_name("lmbff_ref.py"), [str(work / "request2.json"),
                                                                           str(work / "answer2.json")], ref)
@@ -334,8 +336,12 @@ def compare(task: str) -> dict[str, dict[str, Any]]:
     out["filter"] = {split: compare_ids({k: v for k, v in ours.items() if k.startswith(split)},
                                         {k: v for k, v in theirs.items() if k.startswith(split)})
                      for split in ("train", "dev")}
-    mine = suite.model_outputs(task, 0, gold["model_rows"], seed)
+    by_row = {q["row"]: q for q in gold["demo"]["dev"] if q["id"].endswith("#0")}
+    mine = suite.model_outputs(task, [by_row[r] for r in gold["model_rows"]], seed, sgd_lr=SGD_LR)
     ref = jobs["model"]
     out["model"] = {"loss": max_rel_diff(mine["loss"], ref["loss"]), "logits": max_rel_diff(mine["logits"], ref["logits"]),
-                    "n": len(gold["model_rows"]), "lm_head_tied_in_reference": ref["lm_head_tied_to_embeddings"]}
+                    "n": len(gold["model_rows"]), "lm_head_tied_in_reference": ref["lm_head_tied_to_embeddings"],
+                    "loss_after_step": max_rel_diff(mine["after_step"]["loss"], ref["after_step"]["loss"]),
+                    "logits_after_step": max_rel_diff(mine["after_step"]["logits"], ref["after_step"]["logits"]),
+                    "logits_after_step_tied": max_rel_diff(mine["after_step_tied"]["logits"], ref["after_step"]["logits"])}
     return out

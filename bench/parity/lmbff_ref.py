@@ -15,7 +15,8 @@ What is run, per job kind:
   demonstrations.
 - ``filter``: ``FewShotDataset`` with ``demo_filter`` on the given embeddings: its candidate lists.
 - ``model``: ``RobertaForPromptFinetuning`` loaded with ``from_pretrained`` (as ``run.py`` does),
-  its loss and label-word logits on a fixed batch, in fp32 eval mode.
+  its loss and label-word logits on a fixed batch, in fp32 eval mode; then one plain SGD step on
+  that batch and the loss and logits after it (which weights the gradient reaches).
 """
 
 import argparse
@@ -164,7 +165,20 @@ def model_job(job, tokenizer):
         loss, logits = model(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask),
                              mask_pos=torch.tensor(job["mask_pos"]), labels=torch.tensor(job["labels"]))
     tied = model.lm_head.decoder.weight.data_ptr() == model.roberta.embeddings.word_embeddings.weight.data_ptr()
-    return {"loss": float(loss), "logits": logits.double().tolist(), "lm_head_tied_to_embeddings": bool(tied)}
+    out = {"loss": float(loss), "logits": logits.double().tolist(), "lm_head_tied_to_embeddings": bool(tied)}
+    if job.get("sgd_lr"):  # one plain SGD step on the batch: which weights the gradient reaches (untied head)
+        model.zero_grad()
+        loss, _ = model(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask),
+                        mask_pos=torch.tensor(job["mask_pos"]), labels=torch.tensor(job["labels"]))
+        loss.backward()
+        with torch.no_grad():
+            for param in model.parameters():
+                if param.grad is not None:
+                    param -= job["sgd_lr"] * param.grad
+            loss, logits = model(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask),
+                                 mask_pos=torch.tensor(job["mask_pos"]), labels=torch.tensor(job["labels"]))
+        out["after_step"] = {"loss": float(loss), "logits": logits.double().tolist()}
+    return out
 
 
 def main():

@@ -133,25 +133,39 @@ def filter_candidates(task: str, embeddings: Mapping[str, list[list[float]]], qu
     return out
 
 
-def model_outputs(task: str, rank: int, rows: list[int], seed: int) -> dict[str, Any]:
-    """Loss and label-word logits of the suite's prompt-based fine-tuning on fixed dev rows (fp32, eval)."""
+def model_outputs(task: str, queries: list[dict], seed: int, sgd_lr: float | None = None) -> dict[str, Any]:
+    """Loss and label-word logits of LM-BFF's prompt-based fine-tuning with demonstrations (``lmbff_demo``,
+    ``LMBFFPatternTuning`` underneath) on fixed dev queries with fixed demonstrations (fp32, eval mode); with
+    ``sgd_lr``, also after one plain SGD step on the batch (``after_step``) and the same step with the suite's
+    tied LM head (``after_step_tied``). The demonstrations put label words into the input, so a tied head
+    moves their input embeddings too."""
     from bench.backbones.loading import load_backbone, load_model_config
-    from bench.backbones.scoring import target_logits
-    from bench.methods.pet import PatternTuning
+    from bench.lmbff.method import PromptDemoTuning
+    from bench.superglue.batching import Item
 
-    backbone = load_backbone(load_model_config(MODEL), device="cpu", dtype="fp32")
-    kt = make_task(task, PatternTuning(), seed=seed, rank=rank, backbone=backbone)
-    by_row = {ex.meta["row"]: ex for ex in kt.examples("dev")}
-    batch = kt.collate([kt._item(by_row[r], train=False) for r in rows])
-    with torch.no_grad():
-        scores = target_logits(backbone.model, batch)
-        logits = kt.option_scores(scores, batch)
-        loss = kt.loss(scores, batch)
-    return {"loss": float(loss), "logits": logits.double().tolist(),
-            "labels": batch.labels.tolist(), "input_ids": [list(it) for it in _unpadded(batch)],
-            "mask_pos": [int(p) for p in batch.target_cols.tolist()]}
-
-
-def _unpadded(batch) -> list[list[int]]:
-    ids, mask = batch.input_ids.tolist(), batch.attention_mask.tolist()
-    return [row[: sum(m)] for row, m in zip(ids, mask, strict=True)]
+    out: dict[str, Any] = {}
+    for untie in (True, False) if sgd_lr else (True,):
+        backbone = load_backbone(load_model_config(MODEL), device="cpu", dtype="fp32")
+        method = PromptDemoTuning(num_sample=1, filter_rate=None, untie_lm_head=untie)
+        method.setup(backbone)
+        kt = make_task(task, method, seed=seed, rank=0, backbone=backbone)
+        by_row, pool = {ex.meta["row"]: ex for ex in kt.examples("dev")}, kt.examples("train")
+        batch = kt.collate([Item(by_row[q["row"]], rendered=kt.render_with(by_row[q["row"]], [pool[i] for i in q["demos"]]))
+                            for q in queries])
+        scorer = method.scorer()
+        if untie:
+            with torch.no_grad():
+                scores = scorer(batch)
+                out.update(loss=float(kt.loss(scores, batch)), logits=kt.option_scores(scores, batch).double().tolist(),
+                           labels=batch.labels.tolist())
+        if sgd_lr:
+            params = method.trainable_parameters()
+            kt.loss(scorer(batch), batch).backward()
+            with torch.no_grad():
+                for param in params:
+                    if param.grad is not None:
+                        param -= sgd_lr * param.grad
+                scores = scorer(batch)
+                out["after_step" if untie else "after_step_tied"] = {
+                    "loss": float(kt.loss(scores, batch)), "logits": kt.option_scores(scores, batch).double().tolist()}
+    return out

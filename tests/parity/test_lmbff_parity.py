@@ -51,10 +51,20 @@ def test_filtered_candidate_lists_match_lmbff(result):
 
 
 def test_prompt_loss_and_label_word_logits_match_lmbff(result):
+    """Fixed weights, a fixed batch of dev inputs with demonstrations: loss and label-word logits as LM-BFF's."""
     task, res = result
     model = res["model"]
     assert model["n"] == 8
     assert model["loss"] <= REL_TOL and model["logits"] <= REL_TOL, model
+
+
+def test_one_step_reaches_the_weights_lmbffs_untied_head_does(result):
+    """After one SGD step the untied head (LM-BFF's, the presets' default) agrees; the suite's tied head would
+    also move the label words' input embeddings (they occur in the demonstrations) and does not."""
+    task, res = result
+    model = res["model"]
+    assert model["loss_after_step"] <= REL_TOL and model["logits_after_step"] <= REL_TOL, model
+    assert model["logits_after_step_tied"] > 100 * REL_TOL, model
 
 
 def test_goldens_cover_the_longest_test_rows_and_the_cut_inputs():
