@@ -173,3 +173,17 @@ def test_lama_tables_show_the_published_rows_whatever_models_ran(built):
     # our tiny rows are there too, the paper-protocol ones apart and without a published number
     assert l29.loc[("tiny-gpt2 [smoke]", "lama"), "value"] == 25.0
     assert l29.loc[("tiny-gpt2 [smoke] (protocol paper)", "lama"), "value"] == 5.0
+
+
+@pytest.mark.usefixtures("lama_data")
+def test_protocol_effect_counts_what_differs(tiny_backbone):
+    """bench.lama.protocol_effect on two facts per relation: BERT's queries and top-1 never differ; every GPT-2
+    query does (the reference's leading space and trailing space token), on the same facts."""
+    from bench.lama.protocol_effect import measure
+
+    bert = measure(tiny_backbone("tiny-bert"), "bert-base-cased", "lama34k", per_relation=2)
+    assert bert["n_facts"] >= 70 and bert["queries_differ"] == bert["top1_differ"] == 0
+    assert bert["p_at_1"]["paper"] == bert["p_at_1"]["reference"]
+    gpt2 = measure(tiny_backbone("tiny-gpt2"), "gpt2-xl", "lama29k", per_relation=2)
+    assert gpt2["queries_differ"] == gpt2["n_facts"] >= 70
+    assert gpt2["p_at_1"]["paper"]["n_facts"] == gpt2["p_at_1"]["reference"]["n_facts"] == gpt2["n_facts"]
