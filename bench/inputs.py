@@ -52,7 +52,7 @@ class InputRun:
 
 
 @contextmanager
-def _hydra(conf_dir: Path = CONF_DIR) -> Iterator[None]:
+def hydra_compose(conf_dir: Path = CONF_DIR) -> Iterator[None]:
     """Hydra's compose API usable here: inside a running app (its HydraConfig restored afterwards) or not."""
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -69,18 +69,22 @@ def _hydra(conf_dir: Path = CONF_DIR) -> Iterator[None]:
         HydraConfig.instance().cfg = saved
 
 
-def compose_job(preset: str, model: str, overrides: Sequence[str]):
-    """The config one study job runs (what ``bench.run experiment=<preset> model=<model> ranks=preset`` composes)."""
+def compose_config(overrides: Sequence[str]):
+    """The config ``bench.run <overrides>`` composes (call where Hydra is initialised, e.g. inside :func:`hydra_compose`)."""
     from hydra import compose
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    cfg = compose(config_name="config", overrides=[f"experiment={preset}", f"model={model}", "ranks=preset",
-                                                   *overrides], return_hydra_config=True)
+    cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)  # resolves ${hydra:runtime.cwd} in paths
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg
+
+
+def compose_job(preset: str, model: str, overrides: Sequence[str]):
+    """The config one study job runs (what ``bench.run experiment=<preset> model=<model> ranks=preset`` composes)."""
+    return compose_config([f"experiment={preset}", f"model={model}", "ranks=preset", *overrides])
 
 
 def job_overrides(cfg: Any) -> list[str]:
@@ -119,7 +123,7 @@ def needed_runs(cfg: Any, plan: Callable, overrides: Sequence[str] | None = None
     model = str(cfg.model.name)
     results = Path(cfg.paths.results_dir)
     out: list[InputRun] = []
-    with _hydra():
+    with hydra_compose():
         for preset in presets:
             for seed in seeds:
                 try:

@@ -90,8 +90,7 @@ def test_a_crashed_runs_file_is_moved_aside(tmp_path):
 
 def _run(tmp_path, preset: str | None, model: str, overrides: list[str]) -> list:
     """Run one job in-process; its record paths."""
-    from hydra import compose
-
+    from bench.inputs import compose_config
     from bench.job import plan_job, run_job
     from bench.study import compose_job, hydra_context
 
@@ -99,8 +98,7 @@ def _run(tmp_path, preset: str | None, model: str, overrides: list[str]) -> list
         if preset:
             cfg = compose_job(preset, model, [*overrides, "device=cpu", f"paths.results_dir={tmp_path}"])
         else:
-            cfg = compose(config_name="config", overrides=[f"model={model}", *overrides, "device=cpu",
-                                                           f"paths.results_dir={tmp_path}"])
+            cfg = compose_config([f"model={model}", *overrides, "device=cpu", f"paths.results_dir={tmp_path}"])
         run_job(cfg, preset)
         return [r.path for r in plan_job(cfg, preset)]
 
