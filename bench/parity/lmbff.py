@@ -345,3 +345,26 @@ def compare(task: str) -> dict[str, dict[str, Any]]:
                     "logits_after_step": max_rel_diff(mine["after_step"]["logits"], ref["after_step"]["logits"]),
                     "logits_after_step_tied": max_rel_diff(mine["after_step_tied"]["logits"], ref["after_step"]["logits"])}
     return out
+
+
+def markdown(tasks: Sequence[str] = ("SST-2", "SNLI")) -> str:
+    """The comparison as docs/parity.md shows it: identical n/n per case and split, loss / logit differences."""
+    lines = ["| task | case | " + " | ".join(("train", "dev", "test")) + " |", "|---|---|---|---|---|"]
+    models = []
+    for task in tasks:
+        res = compare(task)
+        for case, splits in res.items():
+            if case == "model":
+                models.append((task, splits))
+                continue
+            cells = []
+            for split in ("train", "dev", "test"):
+                found = [c for s, c in splits.items() if s == split or (split == "test" and s.startswith("test"))]
+                cells.append(f"{found[0].identical}/{found[0].n}" if found else "—")
+            lines.append(f"| {task} | {case} | " + " | ".join(cells) + " |")
+    lines += ["", "| task | batch | loss max rel diff | logits max rel diff | after one SGD step: loss / logits | "
+              "same step, suite's tied head: logits |", "|---|---|---|---|---|---|"]
+    for task, m in models:
+        lines.append(f"| {task} | {m['n']} dev inputs with demonstrations | {m['loss']:.1e} | {m['logits']:.1e} | "
+                     f"{m['loss_after_step']:.1e} / {m['logits_after_step']:.1e} | {m['logits_after_step_tied']:.1e} |")
+    return "\n".join(lines)
