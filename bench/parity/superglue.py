@@ -49,6 +49,8 @@ SPEC = RefSpec(
         "load_metric('super_glue', task) reads the hub: replaced by None (metrics are not compared)",
         "the tiny RoBERTa tokenizer.json (tokenizers 0.2x format) is down-converted for tokenizers 0.10.3: merges as "
         "'a b' strings, the byte_fallback and ignore_merges fields (both false) dropped; same vocabulary and merges",
+        "the tiny backbone is handed over as config.json + pytorch_model.bin (transformers 4.11 reads no safetensors); "
+        "the fixed-weight cases load their prefix encoder, pooler and classifier weights after from_pretrained",
     ),
 )
 TASKS = ("boolq", "cb", "copa", "multirc", "rte", "wic", "wsc")  # ReCoRD: no prepared train/val here
