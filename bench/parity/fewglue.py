@@ -218,14 +218,16 @@ def suite_records(model: str, task: str, pattern: int, split: str,
     train = split == "train"
     examples = sg.parse_rows(task, rows, split)
     view = runner._train_view(examples) if train else examples
+    pads = runner._pet_pad_draws(len(view)) if train and runner.mode == "span" else [None] * len(view)
     out = []
-    for ex in view:
-        item = runner._item(ex, train)
+    for ex, n in zip(view, pads, strict=True):
+        item = runner._item(ex, train, n)
         record: dict[str, Any] = {"label": ex.label if ex.label is not None else -100}
         if item.rendered is not None:
             r = item.rendered
             record.update(input_ids=list(r.input_ids), attention_len=len(r.input_ids),
-                          token_type_ids=list(r.token_type_ids) if r.token_type_ids and any(r.token_type_ids) else None,
+                          token_type_ids=list(r.token_type_ids) if runner.passes_segment_ids and r.token_type_ids
+                          and any(r.token_type_ids) else None,
                           mask_positions=list(r.target_positions))
         else:
             first = item.entries[0]

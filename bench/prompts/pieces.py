@@ -148,3 +148,26 @@ def encode_piece(tokenizer, text: str, *, space_before: bool) -> list[int]:
     if info.kind == SENTENCEPIECE and space_before != info.start_space:
         return _marked(tokenizer, text, SP_SPACE, marked=space_before)
     return _encode(tokenizer, text)
+
+
+TOKENIZATIONS = ("fast", "pet_slow")
+
+
+def slow_sentencepiece_ids(tokenizer, ids: list[int]) -> list[int]:
+    """Ids as transformers' slow ALBERT tokenizer gives them: a piece ending in a digit and a comma
+    ("▁20,") is split into the re-encoded digits and "," (``AlbertTokenizer._tokenize``); the fast
+    tokenizer keeps "▁20,". Other tokenizers' ids are returned unchanged. Pieces never cross words
+    (whitespace splits them), so the rule applies piece by piece."""
+    if tokenizer_info(tokenizer).kind != SENTENCEPIECE:
+        return list(ids)
+    out: list[int] = []
+    for token_id, token in zip(ids, tokenizer.convert_ids_to_tokens(list(ids)), strict=True):
+        if len(token) > 1 and token[-1] == "," and token[-2].isdigit():
+            parts = tokenizer.convert_ids_to_tokens(_marked(tokenizer, token[:-1].replace(SP_SPACE, ""), SP_SPACE,
+                                                            marked=True))
+            if not token.startswith(SP_SPACE) and parts and parts[0].startswith(SP_SPACE):
+                parts = parts[1:] if len(parts[0]) == 1 else [parts[0][1:], *parts[1:]]
+            out.extend(tokenizer.convert_tokens_to_ids([*parts, ","]))
+        else:
+            out.append(token_id)
+    return out

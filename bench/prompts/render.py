@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bench.errors import ConfigError
-from bench.prompts.pieces import BYTE_BPE, encode_piece, tokenizer_info
+from bench.prompts.pieces import BYTE_BPE, encode_piece, slow_sentencepiece_ids, tokenizer_info
 from bench.prompts.template import Anchor, Field, Sep, Soft, Target, Template
 
 FAMILIES = ("mlm", "clm", "seq2seq")
@@ -162,8 +162,11 @@ def render(
     num_target_tokens: int = 1,
     soft_token_id: int | None = None,
     truncation: str = "longest",
+    tokenization: str = "fast",
 ) -> RenderedPrompt:
-    """Tokenise ``template`` filled with ``example`` for ``family`` ("mlm", "clm" or "seq2seq")."""
+    """Tokenise ``template`` filled with ``example`` for ``family`` ("mlm", "clm" or "seq2seq").
+
+    ``tokenization="pet_slow"``: text pieces as PET's slow tokenizer gives them (``slow_sentencepiece_ids``)."""
     if family not in FAMILIES:
         raise ConfigError(f"unknown model family {family!r}; expected one of {', '.join(FAMILIES)}")
     if not template.has_target:
@@ -177,6 +180,8 @@ def render(
     for piece in pieces:
         if piece.kind in ("text", "anchor"):
             piece.ids = encode_piece(tokenizer, piece.text, space_before=piece.space_before)
+            if tokenization == "pet_slow":
+                piece.ids = slow_sentencepiece_ids(tokenizer, piece.ids)
             if piece.tail and info.kind == BYTE_BPE:  # byte-level BPE encodes trailing whitespace ("Ġ")
                 piece.ids += tokenizer.encode(piece.tail, add_special_tokens=False)
         elif piece.kind == "target":

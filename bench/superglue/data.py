@@ -104,8 +104,9 @@ def _wsc_fields(row: Mapping[str, Any]) -> dict[str, str]:
             if 0 <= index + offset < len(words) and words[index + offset] == pronoun:
                 index += offset
                 break
-    if 0 <= index < len(words) and words[index].startswith(pronoun):
-        words[index] = f"*{pronoun}*{words[index][len(pronoun):]}"
+    if 0 <= index < len(words) and words[index].startswith(pronoun):  # PET splits "him," into "him" ","
+        rest = words[index][len(pronoun):]
+        words[index] = f"*{pronoun}* {rest}" if rest else f"*{pronoun}*"
     marked = " ".join(words)
     return {"text": str(row["text"]), "text_marked": marked, "pronoun": pronoun, "target": str(target["span1_text"])}
 
