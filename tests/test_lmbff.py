@@ -288,3 +288,16 @@ def test_lmbff_heads_untied_lm_head_and_normal_classifier_init(tiny_backbone):
     assert float(next(m for m in default.head.modules() if isinstance(m, torch.nn.Linear)).weight.detach().std()) > 0.05
     with pytest.raises(ConfigError, match="head_init"):
         LMBFFFineTune(head_init="xavier")
+
+
+def test_lmbff_tie_rule_is_the_first_trial_in_its_loop_order():
+    """gather_result.py keeps the first of tied trials in run_experiment.sh's order: batch 2, 4, 8 outside
+    lr 1e-5, 2e-5, 5e-5; the tables' rule keeps the first config hash (by hand: 'a' vs 'b')."""
+    from bench.lmbff.ties import lmbff_order, pick
+
+    a = {"config_hash": "a", "lr": 1e-5, "batch": 4, "dev": 0.5, "test": 0.9}
+    b = {"config_hash": "b", "lr": 5e-5, "batch": 2, "dev": 0.5, "test": 0.7}
+    c = {"config_hash": "0", "lr": 1e-5, "batch": 2, "dev": 0.4, "test": 1.0}
+    assert lmbff_order(5e-5, 2) == (0, 2) and lmbff_order(1e-5, 4) == (1, 0)
+    assert pick([a, b, c], "hash") is a
+    assert pick([a, b, c], "lmbff") is b
