@@ -261,11 +261,15 @@ class ClassificationTask:
     def _item(self, ex: sg.Example, train: bool, pads: int | None = None) -> Item:
         if self.mode == "labels":
             sep = getattr(self.tok, "sep_token", None) or ""
-            pairs = classifier_pairs(ex, str(self.task_cfg.get("classifier_inputs") or "pet"),
-                                     int(self.task_cfg.get("classifier_template") or 0), sep)
+            form = str(self.task_cfg.get("classifier_inputs") or "pet")
+            pairs = classifier_pairs(ex, form, int(self.task_cfg.get("classifier_template") or 0), sep)
             encoded = [self.tok(a, b, truncation=True, max_length=self.max_length) if b is not None else
                        self.tok(a, truncation=True, max_length=self.max_length) for a, b in pairs]
-            types = [list(e["token_type_ids"]) for e in encoded if "token_type_ids" in e]  # BERT's segments
+            # segments as the reference passes them: P-tuning-v2 whatever its tokenizer returns (BERT's);
+            # PET only to bert / xlnet (wrapper.generate_default_inputs), so ALBERT reads segment 0
+            model_type = getattr(getattr(self.backbone, "model", None), "config", None)
+            pass_types = form == "ptv2" or getattr(model_type, "model_type", None) in ("bert", "xlnet")
+            types = [list(e["token_type_ids"]) for e in encoded if "token_type_ids" in e and pass_types]
             return Item(ex, sequences=[list(e["input_ids"]) for e in encoded],
                         types=types if len(types) == len(encoded) else [])
         if self.mode == "words":

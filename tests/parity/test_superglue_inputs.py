@@ -65,3 +65,12 @@ def test_bert_segments_reach_the_batch(tasks):
         assert batch.attention_mask[row].tolist() == [1] * n + [0] * (batch.input_ids.shape[1] - n)
         assert set(batch.token_type_ids[row, n:].tolist()) <= {0}
     assert 1 in batch.token_type_ids.tolist()[0]  # the second segment is segment 1
+
+
+@pytest.mark.parametrize(("model", "passed"), [("tiny-bert", True), ("tiny-albert", False)])
+def test_pet_form_passes_segments_only_where_pet_does(tiny_backbone, model, passed):
+    """PET's classifier (wrapper.generate_default_inputs) passes token types to bert and xlnet only."""
+    task_obj = P.suite_task("sg_clsft_rte", model, tiny_backbone(model))  # classifier_inputs: pet
+    items = [task_obj._item(ex, train=False) for ex in task_obj.examples("val")[:2]]
+    assert all(bool(it.types) is passed for it in items)
+    assert (task_obj.collate(items).token_type_ids is not None) is passed
