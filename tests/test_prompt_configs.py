@@ -24,7 +24,7 @@ EXPECTED = {
 }
 FIELDS = {"boolq": {"passage", "question"}, "cb": {"premise", "hypothesis", "hypothesis_bare"},
           "rte": {"premise", "hypothesis", "hypothesis_bare"}, "wic": {"word", "sentence1", "sentence2"},
-          "copa": {"choice1_lc", "choice2_lc", "premise_bare", "connective"}, "wsc": {"text_marked", "pronoun"},
+          "copa": {"choice1_lc", "choice2_lc", "premise_bare", "connective", "joiner"}, "wsc": {"text_marked", "pronoun"},
           "multirc": {"passage", "question", "answer"}, "record": {"passage", "query_left", "query_right"},
           "sst2": {"sentence"}, "snli": {"premise", "hypothesis"}}
 

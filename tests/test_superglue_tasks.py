@@ -88,6 +88,7 @@ def test_copa_choices_are_lowercased_without_final_punctuation():
              label=1, idx=3)[0]
     assert ex.choices == ("he slipped", "he sang") and ex.label == 1
     assert ex.fields["connective"] == ", so" and ex.fields["premise_bare"] == "The man fell"
+    assert ex.fields["joiner"] == "so"  # PT-Fewshot's effect word (task_pvps.py CopaPVP)
     mirrored = sg.copa_mirrored([ex])
     assert len(mirrored) == 2 and mirrored[1].choices == ("he sang", "he slipped") and mirrored[1].label == 0
     assert mirrored[1].fields["choice1_lc"] == "he sang"

@@ -6,7 +6,9 @@ mask (several words per label are averaged, as PET's ``m2c`` tensor does). Candi
 tokens (COPA, ReCoRD, multi-token label words) use one mask per token
 (:mod:`bench.prompts.multitoken`): training scores a candidate by the sum of its tokens'
 log-probabilities from one pass; inference fills the most confident mask first (``decoding``).
-Not implemented: PET's auxiliary MLM loss on unlabeled data, iPET and the distillation step.
+PET's auxiliary MLM loss (``trainer.aux_mlm_weight``, :mod:`bench.superglue.aux_mlm`), its ensemble and
+distillation (:mod:`bench.superglue.pet_stage`, :mod:`bench.superglue.distill`) and iPET
+(:mod:`bench.superglue.ipet`) run through the SuperGLUE runner; this class is the pattern model.
 """
 
 from __future__ import annotations

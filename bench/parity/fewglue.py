@@ -140,14 +140,24 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
     parser = argparse.ArgumentParser(prog="python -m bench.parity fewglue")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated tiny models")
     parser.add_argument("--tasks", default=",".join(PET_TASK), help="comma-separated FewGLUE tasks")
+    parser.add_argument("--parts", default="inputs,stage", help="inputs (per model x task) and/or stage (PET's ensemble)")
     opts = parser.parse_args(list(args))
     head = check_checkout(ref, SPEC)
     python = ensure_venv(SPEC)
     root = data_dir()
     written: list[Path] = []
+    parts = opts.parts.split(",")
     with tempfile.TemporaryDirectory(prefix="fewglue-parity-") as tmp:
         work = Path(tmp)
-        for model in opts.models.split(","):
+        if "stage" in parts:
+            job_file = work / "stage-job.json"
+            job_file.write_text(json.dumps({"stage": stage_inputs(), "folder": str(work / "stage"),
+                                            "out": str(work / "stage.json")}))
+            run_ref_script(python, Path(__file__).with_name("fewglue_ref.py"), [str(job_file)], ref)
+            payload = {"reference": f"{SPEC.repo}@{head}", "inputs": stage_inputs(),
+                       "pet": json.loads((work / "stage.json").read_text())}
+            written.append(write_golden(STUDY, "stage", payload))
+        for model in opts.models.split(",") if "inputs" in parts else []:
             job: dict[str, Any] = {"model_type": MODELS[model], "max_seq_length": max_seq_length(model),
                                    "tokenizer": export_tokenizer(model, work / model), "out": str(work / f"{model}.json"),
                                    "tasks": {}}
@@ -170,6 +180,52 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
                            "patterns": result["tasks"][PET_TASK[task]]}
                 written.append(write_golden(STUDY, f"inputs_{model}_{task}", payload))
     return written
+
+
+def stage_inputs() -> dict[str, Any]:
+    """Fixed numbers for PET's second stage: 4 pattern models' logits on 60 unlabeled examples (3 labels),
+    their train accuracies before training, a student's logits, 32 training labels, iPET's generation 1."""
+    import numpy as np
+
+    rng = np.random.RandomState(0)
+    n_models, n_unlabeled, n_labels = 4, 60, 3
+    return {
+        "logits": rng.normal(0.0, 2.0, (n_models, n_unlabeled, n_labels)).round(6).tolist(),
+        "train_accuracy": [0.5, 0.75, 0.25, 0.625],
+        "student_logits": rng.normal(0.0, 1.5, (n_unlabeled, n_labels)).round(6).tolist(),
+        "temperature": 2.0,
+        "train_labels": [0] * 10 + [1] * 14 + [2] * 8,
+        "num_new_examples": 128,  # int(32 * 5**1 - 32): generation 1 (cli.py: scale factor 5)
+        "logits_percentage": 0.25,
+    }
+
+
+def compare_stage() -> dict[str, float | bool]:
+    """The suite's ensemble, soft labels, distillation loss and iPET per-label counts against PET's."""
+    import torch
+
+    from bench.parity.golden import max_rel_diff
+    from bench.superglue import data as sg
+    from bench.superglue.ipet import examples_per_label
+    from bench.superglue.pet import distillation_loss, ensemble_logits, soft_targets
+
+    gold = load_golden(STUDY, "stage")
+    spec, pet = gold["inputs"], gold["pet"]
+    logits = [torch.tensor(x, dtype=torch.float64) for x in spec["logits"]]
+    wmean = ensemble_logits(logits, spec["train_accuracy"], "wmean")
+    mean = ensemble_logits(logits, spec["train_accuracy"], "mean")
+    merged32 = wmean.float()
+    soft = soft_targets(merged32, spec["temperature"])
+    loss = distillation_loss(torch.tensor(spec["student_logits"]), merged32, spec["temperature"])
+    train = [sg.Example("CB", f"t{i}", {}, label) for i, label in enumerate(spec["train_labels"])]
+    per_label = examples_per_label(train, len(spec["logits"][0][0]), spec["num_new_examples"])
+    return {
+        "merged_wmean": max_rel_diff(wmean.tolist(), pet["merged_wmean"]),
+        "merged_mean": max_rel_diff(mean.tolist(), pet["merged_mean"]),
+        "soft_labels": max_rel_diff(soft.tolist(), pet["soft_labels"]),
+        "distillation_loss": max_rel_diff(loss.item(), pet["distillation_loss"]),
+        "ipet_per_label": all(v == per_label for v in pet["ipet_per_label"].values()) and len(pet["ipet_per_label"]) == 4,
+    }
 
 
 def max_seq_length(model: str) -> int:

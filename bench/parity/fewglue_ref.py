@@ -95,9 +95,52 @@ def encode(tokenizer, job, task, pattern, split, path, set_type):
     return out, (verbalizer.tolist() if verbalizer is not None else None)
 
 
+def stage(spec, folder):
+    """PET's second stage on fixed numbers: merged logits, soft labels (T), distillation loss, iPET per-label counts."""
+    import os
+
+    import torch.nn.functional as F
+    from pet.modeling import generate_ipet_train_sets, merge_logits_lists
+    from pet.utils import InputExample, LogitsList, distillation_loss, save_logits
+
+    lists = [LogitsList(score=acc, logits=lg) for acc, lg in zip(spec["train_accuracy"], spec["logits"])]  # noqa: B905
+    out = {}
+    for reduction in ("wmean", "mean"):
+        out["merged_" + reduction] = merge_logits_lists(lists, reduction=reduction).logits
+    merged = torch.tensor(out["merged_wmean"], dtype=torch.float)
+    temperature = spec["temperature"]
+    out["soft_labels"] = F.softmax(merged / temperature, dim=1).tolist()
+    student = torch.tensor(spec["student_logits"], dtype=torch.float)
+    out["distillation_loss"] = distillation_loss(student, merged, temperature).item()
+    # iPET: every model's logits in a folder of its own, as train_pet_ensemble leaves them
+    logits_dir, out_dir = os.path.join(folder, "logits"), os.path.join(folder, "ipet")
+    for i, ll in enumerate(lists):
+        sub = os.path.join(logits_dir, "p%d" % i)  # noqa: UP031
+        os.makedirs(sub, exist_ok=True)
+        with open(os.path.join(sub, "results.txt"), "w") as fh:
+            fh.write(str({"train_set_before_training": ll.score}))
+        save_logits(os.path.join(sub, "logits.txt"), ll.logits)  # as train_pet_ensemble writes them
+    labels = [str(i) for i in range(len(spec["logits"][0][0]))]
+    train = [InputExample(guid="train-%d" % i, text_a="", label=str(lab)) for i, lab in enumerate(spec["train_labels"])]  # noqa: UP031
+    unlabeled = [InputExample(guid="unlabeled-%d" % i, text_a="") for i in range(len(spec["logits"][0]))]  # noqa: UP031
+    generate_ipet_train_sets(train_data=train, unlabeled_data=unlabeled, labels=labels, logits_dir=logits_dir,
+                             output_dir=out_dir, reduction="wmean", num_new_examples=spec["num_new_examples"],
+                             logits_percentage=spec["logits_percentage"], n_most_likely=-1, seed=42)
+    counts = {}
+    for name in sorted(os.listdir(out_dir)):
+        examples = InputExample.load_examples(os.path.join(out_dir, name))
+        counts[name.split("-")[0]] = [sum(1 for ex in examples if ex.label == lab) for lab in labels]
+    out["ipet_per_label"] = counts
+    return out
+
+
 def main():
     with open(sys.argv[1]) as handle:
         job = json.load(handle)
+    if "stage" in job:
+        with open(job["out"], "w") as handle:
+            json.dump(stage(job["stage"], job["folder"]), handle)
+        return
     tokenizer = load_tokenizer(job["model_type"], job["tokenizer"])
     result = {"model_type": job["model_type"], "max_seq_length": job["max_seq_length"], "tasks": {}}
     for task, spec in sorted(job["tasks"].items()):

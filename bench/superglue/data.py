@@ -18,7 +18,7 @@ Template fields per task (``bare`` = final punctuation removed, ``_lc`` = also f
 BoolQ passage, question | CB/RTE premise, hypothesis, hypothesis_bare | WiC word, sentence1,
 sentence2 | WSC text, text_marked (pronoun as ``*it*``), pronoun, target (the referent) | COPA
 premise, premise_bare, choice1, choice2, choice1_lc, choice2_lc, question, connective
-(" because" / ", so") | MultiRC passage, question, answer | ReCoRD passage (``@highlight`` lines as
+(" because" / ", so"), joiner ("because" / "so") | MultiRC passage, question, answer | ReCoRD passage (``@highlight`` lines as
 "- "), query, query_left, query_right (the query split at ``@placeholder``).
 """
 
@@ -144,7 +144,8 @@ def examples_from_row(task: str, row: Mapping[str, Any], uid: str) -> list[Examp
         choices = (lcfirst(bare(row["choice1"])), lcfirst(bare(row["choice2"])))
         fields = {"premise": row["premise"], "premise_bare": bare(row["premise"]), "choice1": row["choice1"],
                   "choice2": row["choice2"], "choice1_lc": choices[0], "choice2_lc": choices[1],
-                  "question": row["question"], "connective": " because" if row["question"] == "cause" else ", so"}
+                  "question": row["question"], "connective": " because" if row["question"] == "cause" else ", so",
+                  "joiner": "because" if row["question"] == "cause" else "so"}  # PT-Fewshot's own word (task_pvps.py)
         return [Example(task, uid, fields, label, choices)]
     elif task == "MultiRC":
         out = []
