@@ -114,8 +114,10 @@ def needs_of(cfg: Any) -> tuple[list[str], list[int]]:
     return presets, [int(s) for s in (seeds if seeds is not None else [cfg.get("seed")])] if presets else []
 
 
-def needed_runs(cfg: Any, plan: Callable, overrides: Sequence[str] | None = None) -> list[InputRun]:
-    """Every run the job needs, with its state; ``plan`` is ``bench.job.plan_job`` (cfg, preset -> runs)."""
+def needed_runs(cfg: Any, plan: Callable, overrides: Sequence[str] | None = None,
+                cache: dict | None = None) -> list[InputRun]:
+    """Every run the job needs, with its state; ``plan`` is ``bench.job.plan_job`` (cfg, preset -> runs);
+    ``cache`` (a dict kept by the caller) reuses planned input runs across jobs that read the same ones."""
     presets, seeds = needs_of(cfg)
     if not presets:
         return []
@@ -126,13 +128,19 @@ def needed_runs(cfg: Any, plan: Callable, overrides: Sequence[str] | None = None
     with hydra_compose():
         for preset in presets:
             for seed in seeds:
-                try:
-                    producer = compose_job(preset, model, [*base, f"seed={seed}"])
-                except Exception as err:  # noqa: BLE001 - Hydra's errors differ by version; say which input
-                    raise InputsError(f"cannot compose the input preset {preset} (model {model}, seed {seed}) with "
-                                      f"this job's overrides {base}: {err}") from None
-                for run in plan(producer, preset):
-                    out.append(_state(InputRun(preset, seed, run.rank, run.spec.name, run.path, "missing"), results))
+                key = (preset, model, seed, tuple(base))
+                if cache is None or key not in cache:
+                    try:
+                        producer = compose_job(preset, model, [*base, f"seed={seed}"])
+                    except Exception as err:  # noqa: BLE001 - Hydra's errors differ by version; say which input
+                        raise InputsError(f"cannot compose the input preset {preset} (model {model}, seed {seed}) "
+                                          f"with this job's overrides {base}: {err}") from None
+                    planned = [(run.rank, run.spec.name, run.path) for run in plan(producer, preset)]
+                    if cache is None:
+                        cache = {}
+                    cache[key] = planned
+                for rank, name, path in cache[key]:
+                    out.append(_state(InputRun(preset, seed, rank, name, path, "missing"), results))
     return out
 
 

@@ -119,6 +119,7 @@ def plan_study(presets: Sequence[str], models: Sequence[str], seeds: Sequence[in
     from bench.job import missing_data, not_applicable, plan_job
 
     plan = StudyPlan()
+    inputs_cache: dict = {}  # input runs planned once per (preset, model, seed, overrides)
     seed_sets = [[f"seed={s}"] for s in seeds] if seeds else [[]]
     for model, preset, seed_set, extra in itertools.product(models, presets, seed_sets, expand_overrides(overrides)):
         cfg = compose_job(preset, model, [*seed_set, *extra])
@@ -132,7 +133,7 @@ def plan_study(presets: Sequence[str], models: Sequence[str], seeds: Sequence[in
             continue
         failed_dir = Path(cfg.paths.results_dir) / "failed"
         plan.needs[preset] = needs_of(cfg)[0]
-        pending = [f"{i.state}: {i.name}" for i in needed_runs(cfg, plan_job, [*seed_set, *extra])
+        pending = [f"{i.state}: {i.name}" for i in needed_runs(cfg, plan_job, [*seed_set, *extra], inputs_cache)
                    if i.state != "done"] if plan.needs[preset] else []
         for run in plan_job(cfg, preset):
             score = ""
