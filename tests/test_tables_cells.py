@@ -149,3 +149,17 @@ def test_malformed_labels_and_show_formats_name_the_file_the_key_and_the_fix(tmp
     bad.write_text(SPEC.replace('show: "{mean} ({n})"', 'show: "{meen}"'))
     with pytest.raises(DataError, match=r"field 'columns\[0\].show'\): unknown statistic \{meen\}"):
         load_spec(bad)
+
+
+def test_grids_of_different_presets_are_not_compared(tmp_path):
+    """A preset fixes its grid: a model whose preset has fewer grid points is not marked against another's."""
+    runs = tmp_path / "runs"
+    for model, preset, points in (("roberta-large", "big_grid", ["aaaa0001", "bbbb0002"]),
+                                  ("bert-large-cased", "small_grid", ["cccc0003"])):
+        for h in points:
+            rec = kshot_record("sst2", model, "pet", "lmbff_sst2", 0.9, 0.8, seed=13, config_hash=h)
+            rec["spec"]["preset"] = preset
+            save(runs, rec)
+    table = build_table(_lmbff_spec(), read_frames(runs))
+    assert not any(n.startswith("§") for n in table.notes)
+    assert table.display.set_index("Model").loc["bert-large-cased", "great/terrible"] == "90.0 (—)"

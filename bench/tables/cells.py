@@ -90,7 +90,7 @@ class Cell:
     per_values: dict[Any, float] = field(default_factory=dict)  # two-stage cells: value per group
     points: list[dict[str, Any]] = field(default_factory=list)  # every configuration's stats (grid)
     best: str | None = None  # ``best``: which group was kept, e.g. "rank=2 (dev32 0.8125)"
-    coverage: dict[Any, set[str]] = field(default_factory=dict)  # seed -> grid points (bench.tables.gaps)
+    coverage: dict[tuple, set[str]] = field(default_factory=dict)  # (preset, seed) -> grid points (tables.gaps)
     gaps: list[str] = field(default_factory=list)  # missing seeds / grid points / unreadable records (§)
     ids: list[str] = field(default_factory=list)  # the record config ids (bench.identity.config_hash) shown
     config_text: str | None = None  # the ‡ cell's configurations: differing keys and record config ids

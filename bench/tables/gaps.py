@@ -1,7 +1,8 @@
 """Cells that lack part of their data say so: a missing seed or grid point, or a record that could not be read.
 
-A cell's *expected* seeds are those any cell of the same column has, and its expected grid points per
-seed the most any cell of that column has for that seed; a cell with fewer gets a ``§`` and a note.
+A cell's *expected* seeds are those any cell of the same column has from the same preset (a preset
+fixes the grid), and its expected grid points per seed the most any such cell has for that seed; a cell
+with fewer gets a ``§`` and a note.
 A spec with ``missing_notes: false`` (the notebook's run lists) skips this comparison.
 An unreadable record (truncated JSON) is placed by its file name (``bench.records.RunSpec.name``) into
 the cell it would have filled; one that fits no cell is named in a table note.
@@ -21,12 +22,13 @@ _NAME = re.compile(r"^(?P<task>[^_]+?)(?:-(?P<variant>[^-_]+))?__(?P<model>.+?)_
                    r"__seed(?P<seed>-?\d+|None)(?:__(?P<tag>.+?))?(?:__(?P<config_hash>[0-9a-f]{8}))?$")
 
 
-def coverage(rows: pd.DataFrame) -> dict[Any, set[str]]:
-    """Seed -> the grid points (configuration ids apart from seed and rank) a cell's records cover."""
+def coverage(rows: pd.DataFrame) -> dict[tuple[Any, Any], set[str]]:
+    """(preset, seed) -> the grid points (configuration ids apart from seed and rank) a cell's records cover."""
     by = "grid_hash" if "grid_hash" in rows.columns else "config_hash"
-    out: dict[Any, set[str]] = {}
-    for seed, point in zip(rows["seed"], rows[by], strict=True):
-        out.setdefault(clean(seed), set()).add(str(clean(point)))
+    presets = rows["preset"] if "preset" in rows.columns else [None] * len(rows)
+    out: dict[tuple[Any, Any], set[str]] = {}
+    for preset, seed, point in zip(presets, rows["seed"], rows[by], strict=True):
+        out.setdefault((clean(preset), clean(seed)), set()).add(str(clean(point)))
     return out
 
 
@@ -77,23 +79,23 @@ def _place(spec: dict, fields: dict[str, Any], cells: dict) -> list[tuple]:
 def mark_gaps(spec: dict, cells: dict[tuple, Cell], problems: list[Problem]) -> list[str]:
     """Fill each cell's ``gaps`` (missing seeds, grid points, unreadable records); returns table notes for
     unreadable records that may belong to the table but fit no cell."""
-    seeds: dict[str, set] = {}
-    points: dict[tuple[str, Any], int] = {}
+    seeds: dict[tuple, set] = {}  # (column, preset) -> seeds any cell has
+    points: dict[tuple, int] = {}  # (column, preset, seed) -> the most grid points any cell has
     compare = spec.get("missing_notes", True)  # run lists (views) compare nothing across rows
     for (column, _, _), cell in cells.items() if compare else []:
-        for seed, pts in cell.coverage.items():
-            seeds.setdefault(column, set()).add(seed)
-            points[(column, seed)] = max(points.get((column, seed), 0), len(pts))
+        for (preset, seed), pts in cell.coverage.items():
+            seeds.setdefault((column, preset), set()).add(seed)
+            points[(column, preset, seed)] = max(points.get((column, preset, seed), 0), len(pts))
     for (column, _, _), cell in cells.items() if compare else []:
-        if not cell.coverage:
-            continue
-        lacking = sorted(seeds.get(column, set()) - set(cell.coverage), key=str)
-        if lacking:
-            cell.gaps.append(f"seed {', '.join(map(str, lacking))} missing ({len(cell.coverage)} of "
-                             f"{len(seeds[column])} seeds)")
-        for seed, pts in sorted(cell.coverage.items(), key=lambda kv: str(kv[0])):
-            if len(pts) < points[(column, seed)]:
-                cell.gaps.append(f"{len(pts)} of {points[(column, seed)]} grid points for seed {seed}")
+        for preset in sorted({p for p, _ in cell.coverage}, key=str):
+            have = {s for p, s in cell.coverage if p == preset}
+            lacking = sorted(seeds[(column, preset)] - have, key=str)
+            if lacking:
+                cell.gaps.append(f"seed {', '.join(map(str, lacking))} missing ({len(have)} of "
+                                 f"{len(seeds[(column, preset)])} seeds)")
+        for (preset, seed), pts in sorted(cell.coverage.items(), key=lambda kv: str(kv[0])):
+            if len(pts) < points[(column, preset, seed)]:
+                cell.gaps.append(f"{len(pts)} of {points[(column, preset, seed)]} grid points for seed {seed}")
     loose = []
     for problem in problems:
         fields = parse_name(problem.path.stem)
