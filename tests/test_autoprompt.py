@@ -182,3 +182,29 @@ def test_the_found_prompt_set_evaluates_through_the_ordinary_lama_run(tiny_backb
     assert set(record["metrics"]["test"]["groups"]) == {r["relation"] for r in rows}
     for relation, group in record["metrics"]["dev"]["groups"].items():  # the search's dev score is this path's
         assert group["p_at_1"] == prov["relations"][relation]["dev_p_at_1"]
+    from bench.search.table import write_table
+
+    with configured({"data_dir": data, "results_dir": results, "models_dir": models}):
+        md, csv_path = write_table(name)
+    lines = csv_path.read_text().splitlines()
+    assert lines[0] == "relation,trigger tokens,template,accepted,dev log-lik,dev P@1"
+    for row in rows:  # the table of found prompts: relation -> trigger tokens, as the set holds them
+        assert any(line.startswith(f"{row['relation']},{' '.join(row['trigger_tokens'])},") for line in lines)
+    assert len(lines) == 1 + len(prov["relations"]) + len(prov["skipped"])
+
+
+def test_bad_settings_and_causal_models_are_refused_with_the_fix():
+    from types import SimpleNamespace
+
+    from bench.errors import ConfigError
+    from bench.search.__main__ import load_settings
+    from bench.search.lama import search_lama
+
+    with pytest.raises(ConfigError, match="unknown key.*num_candidates.*autoprompt_lama.yaml"):
+        load_settings("autoprompt", ["num_candidates=5"])
+    cfg = load_settings("autoprompt", ["relations=P17,P19"])
+    assert cfg["relations"] == ["P17", "P19"] and cfg["num_cand"] == 10 and cfg["iters"] == 1000
+    with pytest.raises(ConfigError, match="masked LMs"):
+        search_lama(cfg, SimpleNamespace(family="clm", name="tiny-gpt2"))
+    with pytest.raises(ConfigError, match=r"needs \[X\], \[Y\] and trigger slots"):
+        search_lama({**cfg, "template": "[X] is in [Y] ."}, SimpleNamespace(family="mlm", name="tiny-bert"))

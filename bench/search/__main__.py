@@ -1,5 +1,7 @@
 """``python -m bench.search autoprompt [key=value ...]``: AutoPrompt's trigger search on LAMA.
 
+``python -m bench.search table <set name>``: the found prompts as a table (``bench.search.table``).
+
 Settings: ``conf/search/autoprompt_lama.yaml`` (every key documented there); ``key=value``
 overrides one. Killed searches resume where their last accepted trigger left them.
 """
@@ -34,11 +36,19 @@ def load_settings(search: str, overrides: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.search", description=__doc__.splitlines()[0])
-    parser.add_argument("search", choices=sorted(SEARCHES))
-    parser.add_argument("overrides", nargs="*", help="key=value (conf/search/<search>.yaml)")
+    parser.add_argument("search", choices=[*sorted(SEARCHES), "table"], help="a search, or table <set name>")
+    parser.add_argument("overrides", nargs="*", help="key=value (conf/search/<search>.yaml); table: the set's name")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.search == "table":
+            from bench.search.table import write_table
+
+            if len(args.overrides) != 1:
+                raise ConfigError("usage: python -m bench.search table <prompt set name>")
+            for path in write_table(args.overrides[0]):
+                print(f"wrote {path}")
+            return 0
         cfg = load_settings(args.search, args.overrides)
         from bench.backbones import load_backbone, load_model_config
         from bench.search.lama import search_lama
