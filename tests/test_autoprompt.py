@@ -208,3 +208,18 @@ def test_bad_settings_and_causal_models_are_refused_with_the_fix():
         search_lama(cfg, SimpleNamespace(family="clm", name="tiny-gpt2"))
     with pytest.raises(ConfigError, match=r"needs \[X\], \[Y\] and trigger slots"):
         search_lama({**cfg, "template": "[X] is in [Y] ."}, SimpleNamespace(family="mlm", name="tiny-bert"))
+
+
+@pytest.mark.parametrize("name", ["tiny-roberta", "tiny-albert"])
+def test_the_search_runs_on_the_other_masked_lm_families(tiny_backbone, lama_data, tmp_path, name):
+    bb = tiny_backbone(name)
+    train, dev = _items(bb, "P17", 8, 4)
+    seen = []
+    state = _search(bb, tmp_path, train, dev, iters=3, on_iteration=lambda i, s, info: seen.append(info))
+    assert state.done and len(seen) == 3 and state.accepted  # the first flip of a [MASK] trigger is always taken
+    vocab = bb.model.get_input_embeddings().weight.size(0)
+    assert all(0 <= c < vocab and len(set(info["candidates"])) == 4 for info in seen for c in info["candidates"])
+    first = seen[0]  # the first flip: the candidate with the best summed train score, at the drawn position
+    best = first["candidates"][max(range(4), key=first["scores"].__getitem__)]
+    assert state.accepted[0]["iteration"] == 0 and state.accepted[0]["position"] == first["position"]
+    assert state.accepted[0]["token_id"] == best
