@@ -23,7 +23,7 @@ compute dtype; the backward pass and the optimizer step run outside it; fp16 sca
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -135,6 +135,34 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
         steps_per_epoch: int | None = None, precision: Precision | None = None) -> FitResult:
     """Train ``method`` on ``task``; early-stop on ``selection_split``; restore the best state."""
     precision = precision or precision_policy.of(getattr(method, "backbone", None))
+    steps = fit_steps(method, task, trainer_cfg, selection_split, seed, steps_per_epoch, precision)
+    try:
+        batch = next(steps)
+        scorer = method.scorer()
+        while True:
+            with precision.autocast():
+                loss = task.loss(scorer(batch), batch)
+            steps.send(loss).backward()
+            batch = next(steps)
+    except StopIteration as done:
+        return done.value
+
+
+# what fit_steps yields per training step: a batch, then (sent its loss) the tensor to backpropagate
+FitSteps = Generator[Any, torch.Tensor | None, FitResult]
+
+
+def fit_steps(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str, seed: int = 0,
+              steps_per_epoch: int | None = None, precision: Precision | None = None,
+              progress: bool = True) -> FitSteps:
+    """:func:`fit` with the forward and backward passes left to the caller (bench.joint trains many at once).
+
+    Per step it yields the next batch; the caller sends back that batch's loss (graph alive); it zeroes
+    the gradients and yields the tensor to call ``backward()`` on (the loss, scaled under fp16); the
+    caller runs the backward pass and calls ``next()``, which steps the optimizer, evaluates and yields
+    the next batch. Its return value (``StopIteration.value``) is the :class:`FitResult`.
+    """
+    precision = precision or precision_policy.of(getattr(method, "backbone", None))
     precision_policy.check_master_weights(method.trainable_parameters())
     scaler = precision.make_scaler()
     generator = torch.Generator().manual_seed(seed)
@@ -184,7 +212,7 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
     stop = False
     # one bar for the whole training: total = the planned steps (early stopping may end it sooner), ETA from it
     bar = tqdm(total=planned_steps(max_epochs, max_steps, steps_per_epoch), desc=f"{method.name} training",
-               unit="step", leave=False, mininterval=2.0, dynamic_ncols=True)
+               unit="step", leave=False, mininterval=2.0, dynamic_ncols=True, disable=not progress)
     for epoch in range(max_epochs):
         bar.set_postfix_str(f"epoch {epoch}", refresh=False)
         if before and evaluate(epoch, selectable=epoch > 0):
@@ -195,16 +223,15 @@ def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str,
         if bar.total is None and hasattr(batches, "__len__"):  # the epoch's length is known now
             bar.total = planned_steps(max_epochs, max_steps, len(batches))
         for batch in batches:
-            with precision.autocast():
-                loss = task.loss(scorer(batch), batch)
+            loss = yield batch  # the caller's forward pass (under precision.autocast())
             optimizer.zero_grad(set_to_none=True)
             if scaler is None:
-                loss.backward()
+                yield loss  # the caller's backward pass
                 if clip:
                     torch.nn.utils.clip_grad_norm_(params, float(clip))
                 optimizer.step()
             else:  # fp16: scaled loss; gradients unscaled before clipping; steps with inf/nan are skipped
-                scaler.scale(loss).backward()
+                yield scaler.scale(loss)
                 if clip:
                     scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(params, float(clip))
