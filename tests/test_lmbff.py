@@ -301,3 +301,29 @@ def test_lmbff_tie_rule_is_the_first_trial_in_its_loop_order():
     assert lmbff_order(5e-5, 2) == (0, 2) and lmbff_order(1e-5, 4) == (1, 0)
     assert pick([a, b, c], "hash") is a
     assert pick([a, b, c], "lmbff") is b
+
+
+def test_table_grid_ties_go_to_lmbffs_first_trial(tmp_path):
+    """Every split's three points tie on dev; the table keeps LM-BFF's first trial (batch 2 before 4 before 8),
+    which here is the last in config-hash order, so the config-hash rule would show another test score."""
+    from bench.lmbff.ties import lmbff_order
+    from bench.tables import build_table, load_specs, read_frames
+
+    expected = []
+    for seed in kd.SEEDS:
+        for batch, test, tag in ((8, 0.1, "a"), (4, 0.2, "b"), (2, 0.9, "c")):  # hash order a < b < c
+            record = _record(seed, 1e-5, 0.5, test)
+            record["spec"]["config_hash"] = h = f"{tag}{seed:03d}"
+            record["name"] = record["name"].rsplit("__", 1)[0] + f"__{h}"
+            record["config"]["trainer"]["batch_size"] = batch
+            b, lr = lmbff_order(1e-5, batch)
+            record["extra"]["tie_order"] = b * 4 + lr
+            path = tmp_path / "runs" / "sst2" / f"{record['name']}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(record))
+        expected.append(f"c{seed:03d}")
+    (spec,) = load_specs(only=["lmbff_table1_sst2"])
+    table = build_table(spec, read_frames(tmp_path / "runs"))
+    cell = table.tidy[(table.tidy["column"] == "sst2:prompt-r0") & table.tidy["selected"]].iloc[0]
+    assert sorted(cell["config_hash"].split(";")) == sorted(expected)
+    assert cell["mean"] == pytest.approx(90.0)  # batch 2's test score on every split; hash order would give 10.0

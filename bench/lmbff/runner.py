@@ -42,7 +42,8 @@ SELECTION_RULE = ("best accuracy on the k-shot dev split over the evaluations ev
                   "(LM-BFF: every 100 of 1,000 steps, plus the final state if the steps are not a multiple); "
                   "ties keep the earlier evaluation (LM-BFF's trainer saves only on a strict improvement); "
                   "no early stopping. Across the lr x batch grid the table picks, per data split, the point with "
-                  "the best dev accuracy, ties to the first in config-hash order (LM-BFF tools/gather_result.py)")
+                  "the best dev accuracy, ties to the first trial in LM-BFF's order (batch 2, 4, 8 outside lr "
+                  "1e-5, 2e-5, 5e-5: extra.tie_order; LM-BFF tools/gather_result.py)")
 
 
 # GPT-3-style ICL on a masked LM: LM-BFF's layout (demonstrations, then "<s> query </s>"; run.py's
@@ -290,6 +291,11 @@ def run_lmbff(cfg: Mapping, backbone, method) -> dict:
         "selection_rule": SELECTION_RULE if method.trains else "none: nothing trained, nothing selected",
         "seeds": [int(cfg["seed"])], "data_split": f"{cfg['task'].get('k', 16)}-{int(cfg['seed'])}",
     }
+    if method.trains:  # LM-BFF's trial order for grid ties (tools/gather_result.py keeps the first trial)
+        from bench.lmbff.ties import LMBFF_BATCHES, lmbff_order
+
+        batch, lr_pos = lmbff_order(float(cfg["trainer"]["lr"]), int(cfg["trainer"]["batch_size"]))
+        payload["extra"]["tie_order"] = batch * (len(LMBFF_BATCHES) + 1) + lr_pos
     if fit and fit.get("history"):
         best = max(h["value"] for h in fit["history"])
         first = next(h for h in fit["history"] if h["value"] == best)

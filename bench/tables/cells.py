@@ -122,11 +122,16 @@ def _config(value: Any) -> str:
 
 def _pick_per(rows: pd.DataFrame, grid: dict, scores: dict[str, float]) -> tuple[pd.DataFrame, list[str]]:
     """``grid.per``: the best configuration within each group (e.g. each seed = data split); ties keep the
-    first in config-hash order. Groups without a scored configuration keep all their records."""
+    first in config-hash order, or with ``grid.tie: record`` the lowest ``extra.tie_order`` the records
+    carry (e.g. LM-BFF's trial order). Groups without a scored configuration keep all their records."""
     kept, chosen = [], []
     for _, part in rows.groupby(list(grid["per"]), sort=True, dropna=False):
+        configs = sorted({_config(c) for c in part["config_hash"]})
+        if grid.get("tie") == "record" and "tie_order" in part.columns:
+            order = pd.to_numeric(part["tie_order"], errors="coerce").groupby(part["config_hash"].map(_config)).min()
+            configs.sort(key=lambda c: order.get(c) if pd.notna(order.get(c)) else float("inf"))  # stable
         scored = [(c, [scores[n] for n in part.loc[part["config_hash"].map(_config) == c, "path"] if n in scores])
-                  for c in sorted({_config(c) for c in part["config_hash"]})]
+                  for c in configs]
         scored = [(c, sum(v) / len(v)) for c, v in scored if v]
         if not scored:
             kept.append(part)

@@ -26,7 +26,7 @@ PAPER_SETTING = {"protocol": "paper", "train_facts": "original"}  # a missing ke
 # numbers; docs/lama-protocol.md); a row that departs from it says so in its label ("setting")
 REPRODUCTION_SETTING = {"lama": {"protocol": "reference", "train_facts": "original"}}
 BASE_COLUMNS = ["name", "path", "schema_version", *SPEC_FIELDS, "grid_hash", "template_rank", "set", "row", "protocol",
-                "train_facts", "setting", "selection_split", "report_split"]
+                "train_facts", "setting", "selection_split", "report_split", "tie_order"]
 
 
 def norm_prompt(text: Any) -> str | None:
@@ -61,6 +61,7 @@ def base_row(path: Path, record: dict) -> dict[str, Any]:
     row: dict[str, Any] = {"name": record["name"], "path": str(path), "schema_version": record["schema_version"],
                            **{key: spec.get(key) for key in SPEC_FIELDS}}
     row["grid_hash"] = grid_hash(record)
+    row["tie_order"] = (record.get("extra") or {}).get("tie_order")  # a runner's own tie order (grid.tie: record)
     rank = int(spec.get("rank") or 0)
     row["rank"] = rank
     row["template_rank"] = f"{spec['template']}-r{rank}" if rank else spec["template"]

@@ -156,6 +156,9 @@ def check_spec(spec: dict, path: Path, rules_dir: Path = RULES_DIR) -> dict:
                     "grid: {select: max, metric: overall.<key>, split: selection}")
     elif not isinstance(spec["grid"].get("per", []), list):
         raise _fail(path, "grid.per", "grid.per must be a list of record fields", "per: [seed]")
+    elif spec["grid"].get("tie", "hash") not in ("hash", "record"):
+        raise _fail(path, "grid.tie", "grid.tie must be hash (first config hash) or record (extra.tie_order)",
+                    "tie: record")
     if "best" in spec:
         _check_keys(path, "best", spec["best"], {"by", "split", "metric"})
         if set(spec["best"]) != {"by", "split", "metric"}:
