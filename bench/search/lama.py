@@ -87,7 +87,7 @@ def search_lama(cfg: Mapping, backbone, progress: bool = True,
     relations = lama_data.select_relations(cfg.get("relations", "all"))
     vocab = lama_data.load_vocab(cfg["variant"], backbone.lama_vocab_key)
     candidates = build_candidates(vocab, backbone.tokenizer, backbone.family)
-    model, tokenizer = backbone.model, backbone.tokenizer
+    model, tokenizer = backbone.model.eval(), backbone.tokenizer  # frozen, dropout off (the reference's load_pretrained)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     n_rows = model.get_input_embeddings().weight.size(0)
     base_blocked = blocked_tokens(tokenizer, n_rows, (), filter_words=settings.filter)
