@@ -6,5 +6,7 @@
 - ``autoprompt``: the per-relation search loop with its resumable state;
 - ``prompt_set``: the found triggers written as a LAMA prompt set with provenance;
 - ``label_search``: AutoPrompt's label-token search for classification;
+- ``table``: the found prompts as a table (relation -> trigger tokens);
+- ``speed``: one iteration, ours against the reference's loop (``make bench-autoprompt``);
 - ``__main__``: ``python -m bench.search autoprompt model=... relations=...`` (docs/autoprompt.md).
 """

@@ -10,8 +10,15 @@ from bench.parity.golden import REL_TOL
 
 @pytest.fixture(scope="module")
 def sides():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny forward passes: one thread avoids the sync cost of several on a busy machine
     ref = golden()
-    return ref, suite_side(ref)
+    try:
+        yield ref, suite_side(ref)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_the_query_ids_trigger_slots_mask_and_gold_ids_are_autoprompts(sides):
