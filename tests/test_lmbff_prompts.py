@@ -100,3 +100,18 @@ def test_gpt2_refuses_snli_templates_with_text_after_the_mask(rank):
     _, parsed = _render("tiny-roberta", "lmbff_snli", rank)
     with pytest.raises(ConfigError, match="after the target slot"):
         check_left_to_right(parsed)
+
+
+def test_dropped_last_character_keeps_a_trailing_space_as_lmbff_encodes_it():
+    """LM-BFF's *sent-_0* encodes text[:-1] as it is: tokenised "church ." -> "church" "Ġ", then the template's
+    "?" (not "Ġ?"); raw "church." -> "church" "?" (tokens written out by hand, each a whole word of the vocab)."""
+    from bench.prompts import parse_template
+
+    tok = tiny_tokenizer("tiny-roberta")
+    template = parse_template("{premise:trunc,drop_last}? [MASK], {hypothesis:trunc,lcfirst}", name="t")
+    tokens = {}
+    for premise in ("A man at a church .", "A man at a church."):
+        rendered = render(template, {"premise": premise, "hypothesis": "He is here."}, tok, "mlm")
+        tokens[premise] = " ".join(tok.convert_ids_to_tokens(rendered.input_ids))
+    assert tokens["A man at a church ."] == "<s> A Ġman Ġat Ġa Ġchurch Ġ ? <mask> , Ġhe Ġis Ġhere . </s>"
+    assert tokens["A man at a church."] == "<s> A Ġman Ġat Ġa Ġchurch ? <mask> , Ġhe Ġis Ġhere . </s>"
