@@ -198,10 +198,14 @@ def test_lm_bff_counts(prepared):
     snli = _rows(out / "lm-bff/SNLI/16-13/train.jsonl")[0]
     assert snli == {"premise": "The girl sitting by a rock is wearing a black coat, black hat, black gloves but is "
                                "covered by a pink blanket.", "hypothesis": "a girl wears black", "label": "entailment"}
-    test = _rows(out / "lm-bff/SNLI/test.jsonl")
+    test = _rows(out / "lm-bff/SNLI/test_esnli.jsonl")  # e-SNLI's copy: variant k16_esnli only
     assert len(test) == 9824 and test[0] == {"premise": "This church choir sings to the masses as they sing joyous "
                                              "songs from the book at a church .",
                                              "hypothesis": "The church has cracks in the ceiling .", "label": "neutral"}
+    # LM-BFF's SNLI test set (SNLI 1.0 dev, raw) is not in the mirror: not written, a known gap naming the fetch
+    assert not (out / "lm-bff/SNLI/test.jsonl").exists()
+    gaps = json.loads((out / "lm-bff/MANIFEST.json").read_text())["known_gaps"]
+    assert [g["output"] for g in gaps] == ["lm-bff/SNLI/test.jsonl"] and "--full --download" in gaps[0]["reason"]
 
 
 def test_second_run_is_up_to_date_and_rewrites_nothing(prepared, capsys):
@@ -267,8 +271,8 @@ def test_missing_source_file_says_how_to_fix(tmp_path):
 
 
 def test_count_mismatch_fails_loudly(tmp_path, monkeypatch):
-    monkeypatch.setitem(lm_bff.EXPECTED, "SNLI test", 10_000)
-    with pytest.raises(CountMismatch, match="SNLI/test: expected 10000, got 9824"):
+    monkeypatch.setitem(lm_bff.EXPECTED, "SNLI test (e-SNLI)", 10_000)
+    with pytest.raises(CountMismatch, match="SNLI/test_esnli: expected 10000, got 9824"):
         lm_bff.prepare(MIRROR, tmp_path, quiet=True)
     assert not (tmp_path / "lm-bff/MANIFEST.json").exists()
     from data_prep.__main__ import main
@@ -276,7 +280,7 @@ def test_count_mismatch_fails_loudly(tmp_path, monkeypatch):
     assert main(["lm_bff", "--mirror", str(MIRROR), "--out", str(tmp_path), "--quiet"]) == 1
     monkeypatch.undo()
     assert main(["lm-bff", "--mirror", str(MIRROR), "--out", str(tmp_path), "--quiet"]) == 0
-    assert json.loads((tmp_path / "lm-bff/MANIFEST.json").read_text())["counts"]["SNLI/test"]["got"] == 9824
+    assert json.loads((tmp_path / "lm-bff/MANIFEST.json").read_text())["counts"]["SNLI/test_esnli"]["got"] == 9824
 
 
 def test_fetch_verifies_checksum(tmp_path):
@@ -310,7 +314,7 @@ def test_download_mode_matches_mirror_build(prepared, tmp_path, monkeypatch):
     out, _ = prepared
     served = _serve_from_mirror(monkeypatch, lm_bff.UPSTREAMS)
     result = lm_bff.prepare(None, tmp_path, download=True, quiet=True)
-    assert result["SNLI/test"] == 9824 and len(served) == 28
+    assert result["SNLI/test_esnli"] == 9824 and len(served) == 28
     assert "https://raw.githubusercontent.com/OanaMariaCamburu/e-SNLI/7b585a3f077fdea899780eb0473940522ae44a2e/" \
            "dataset/eSNLI/s1.test" in served
     mine = json.loads((tmp_path / "lm-bff/MANIFEST.json").read_text())

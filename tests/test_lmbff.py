@@ -327,3 +327,16 @@ def test_table_grid_ties_go_to_lmbffs_first_trial(tmp_path):
     cell = table.tidy[(table.tidy["column"] == "sst2:prompt-r0") & table.tidy["selected"]].iloc[0]
     assert sorted(cell["config_hash"].split(";")) == sorted(expected)
     assert cell["mean"] == pytest.approx(90.0)  # batch 2's test score on every split; hash order would give 10.0
+
+
+def test_snli_test_parser_reads_glue_dev_as_lmbffs_processor_does(tmp_path):
+    """GLUE SNLI rows: sentence1 / sentence2 in columns 8 and 9, the gold label last (LM-BFF's SnliProcessor)."""
+    from bench.errors import DataError
+    from data_prep.lm_bff.snli_test import parse
+
+    header = "index\tcaptionID\tpairID\ts1b\ts2b\ts1p\ts2p\tsentence1\tsentence2\tlabel1\tgold_label"
+    row = "0\tc\tp\t(b)\t(b)\t(p)\t(p)\tTwo women are embracing.\tThe sisters are hugging.\tneutral\tneutral"
+    assert parse(f"{header}\n{row}\n", tmp_path / "dev.tsv") == [
+        {"premise": "Two women are embracing.", "hypothesis": "The sisters are hugging.", "label": "neutral"}]
+    with pytest.raises(DataError, match="gold_label"):
+        parse(f"{header}\n{row[:-7]}-\n", tmp_path / "dev.tsv")
