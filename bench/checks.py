@@ -199,6 +199,7 @@ def validate_config(cfg: Any) -> None:
     _enum("task.tokenization", task.get("tokenization", "fast"), ("fast", "pet_slow"))
     _enum("task.wsc_pad_draws", task.get("wsc_pad_draws", "per_example"), ("per_example", "pet"))
     _enum("task.eval_choice_masks", task.get("eval_choice_masks", "own"), ("own", "trim_longest"))
+    _enum("task.truncation_budget", task.get("truncation_budget", "full"), ("full", "ptfewshot"))
     _enum("trainer.schedule", trainer.get("schedule", "constant"), SCHEDULES)
     _enum("trainer.optimizer", str(trainer.get("optimizer", "adamw")).lower(), OPTIMIZERS)
     _enum("dtype", tree.get("dtype", "auto"), (*DTYPE_CHOICES, *DTYPES), " (auto: bf16 on GPUs with bf16, else fp32)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import yaml
 
 from bench.io_utils import read_jsonl
+from bench.parity.fewglue_tokenizers import MODELS, export_tokenizer
 from bench.parity.golden import load_golden, write_golden
 from bench.parity.refenv import RefSpec, check_checkout, ensure_venv, run_ref_script
 from bench.paths import REPO_ROOT, data_dir
@@ -32,17 +34,41 @@ SPEC = RefSpec(
                   "transformers==3.0.2", "tqdm==4.48.1", "sentencepiece==0.1.91"),
     patches=(),  # PET's code runs unpatched; the driver builds its wrapper's two fields (tokenizer, config) itself
 )
-MODELS = {"tiny-albert": "albert", "tiny-roberta": "roberta", "tiny-bert": "bert"}
 PET_TASK = {"BoolQ": "boolq", "CB": "cb", "COPA": "copa", "MultiRC": "multirc", "ReCoRD": "record", "RTE": "rte",
             "WiC": "wic", "WSC": "wsc"}
 N_VAL, N_LONGEST = 50, 3  # val rows: the first 50 and the 3 longest of the rest (truncation cases)
 N_VAL_MULTIRC = 4  # MultiRC rows are passages of ~20 answer options each: 4 + 1 longest give > 50 examples
 SET_TYPE = {"train": "train", "val": "dev"}  # PET's set_type per split (WSC/COPA/ReCoRD treat "train" apart)
+SPEC_PT = RefSpec(
+    name="ptfewshot-f4225d4", repo="THUDM/P-tuning", commit="f4225d4", python="3.7",
+    requirements=(*SPEC.requirements, "tensorboardX==2.1", "protobuf==3.20.3"),  # its wrapper imports tensorboardX
+    patches=(),  # PT-Fewshot's code runs unpatched (PYTHONPATH = the checkout's PT-Fewshot/)
+)
 
 
-def patterns(task: str) -> list[int]:
-    """PET pattern ids of the suite's ``conf/template/pet_<task>.yaml``."""
-    cfg = yaml.safe_load((REPO_ROOT / "conf" / "template" / f"pet_{task.lower()}.yaml").read_text())
+@dataclass(frozen=True)
+class Reference:
+    """One reference code base: its environment, the suite presets and templates it is compared with."""
+
+    spec: RefSpec
+    preset: str  # conf/experiment/<preset><task>.yaml
+    template: str  # conf/template/<template><task>.yaml
+    tasks: tuple[str, ...]
+    golden: str  # golden files <golden>_<model>_<task>
+    subdir: str = ""  # the code's folder inside the checkout (on PYTHONPATH)
+
+
+REFERENCES = {
+    "pet": Reference(SPEC, "fewglue_pet_", "pet_", tuple(PET_TASK), "inputs"),
+    "ptfewshot": Reference(SPEC_PT, "fewglue_ptuning_", "ptuning_", tuple(t for t in PET_TASK if t != "ReCoRD"),
+                           "ptfewshot", "PT-Fewshot"),  # PT-Fewshot has no ReCoRD script
+}
+
+
+def patterns(task: str, ref: str = "pet") -> list[int]:
+    """Pattern ids of the suite's ``conf/template/<pet|ptuning>_<task>.yaml``."""
+    name = f"{REFERENCES[ref].template}{task.lower()}.yaml"
+    cfg = yaml.safe_load((REPO_ROOT / "conf" / "template" / name).read_text())
     return sorted(int(k) for k in cfg["texts"])
 
 
@@ -71,82 +97,25 @@ def _rows(spec: dict[str, Any], root: Path) -> list[dict[str, Any]]:
     return [rows[i] for i in spec["lines"]]
 
 
-# tokenizer files for PET's slow tokenizers ---------------------------------------------------------------------
-def export_tokenizer(model: str, folder: Path) -> dict[str, Any]:
-    """Write the tiny model's tokenizer as the files its slow twin reads; returns their paths."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(_snapshot(model))
-    spec = json.loads(tok.backend_tokenizer.to_str())
-    folder.mkdir(parents=True, exist_ok=True)
-    kind = MODELS[model]
-    if kind == "albert":
-        path = folder / "spiece.model"
-        path.write_bytes(_sentencepiece_model(spec))
-        return {"folder": str(folder)}
-    if kind == "roberta":
-        vocab, merges = folder / "vocab.json", folder / "merges.txt"
-        vocab.write_text(json.dumps(spec["model"]["vocab"], ensure_ascii=False), encoding="utf-8")
-        lines = [m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]]
-        merges.write_text("#version: 0.2\n" + "\n".join(lines) + "\n", encoding="utf-8")
-        return {"folder": str(folder)}
-    vocab = folder / "vocab.txt"
-    by_id = sorted(spec["model"]["vocab"].items(), key=lambda kv: kv[1])
-    vocab.write_text("".join(f"{t}\n" for t, _ in by_id), encoding="utf-8")
-    return {"folder": str(folder), "lowercase": bool(spec["normalizer"].get("lowercase"))}
-
-
-def _sentencepiece_model(spec: dict[str, Any]) -> bytes:
-    """A SentencePiece unigram model with the fast tokenizer's pieces and scores.
-
-    The fast tokenizer's normalizer (quotes, NFKD, accents, lower case) is what ALBERT's slow
-    ``preprocess_text`` does in Python, so the exported model normalises nothing itself.
-    """
-    from sentencepiece import sentencepiece_model_pb2 as sp
-
-    model = sp.ModelProto()
-    model.trainer_spec.model_type = sp.TrainerSpec.UNIGRAM
-    model.trainer_spec.unk_id = int(spec["model"]["unk_id"])
-    model.trainer_spec.vocab_size = len(spec["model"]["vocab"])
-    model.normalizer_spec.name = "identity"
-    model.normalizer_spec.add_dummy_prefix = True
-    model.normalizer_spec.remove_extra_whitespaces = True
-    model.normalizer_spec.escape_whitespaces = True
-    special = {t["content"] for t in spec["added_tokens"] if t.get("special")}
-    for index, (piece, score) in enumerate(spec["model"]["vocab"]):
-        entry = model.pieces.add()
-        entry.piece, entry.score = piece, float(score)
-        if index == model.trainer_spec.unk_id:
-            entry.type = sp.ModelProto.SentencePiece.UNKNOWN
-        elif piece in special:
-            entry.type = sp.ModelProto.SentencePiece.CONTROL
-    return model.SerializeToString()
-
-
-def _snapshot(model: str) -> Path:
-    found = sorted((data_dir() / "models" / "hub" / f"models--bench-local--{model}" / "snapshots").glob("*/"))
-    if not found:
-        from bench.errors import DataError
-
-        raise DataError(f"{model} is not built", file=data_dir() / "models" / "hub",
-                        fix=f"build it: .venv/bin/python -m bench.run task=cb model={model} method=manual")
-    return found[-1]
-
-
 # the reference side ----------------------------------------------------------------------------------------------
 def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m bench.parity fewglue")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated tiny models")
-    parser.add_argument("--tasks", default=",".join(PET_TASK), help="comma-separated FewGLUE tasks")
+    parser.add_argument("--reference", choices=sorted(REFERENCES), default="pet",
+                        help="pet: --ref is timoschick/pet; ptfewshot: --ref is THUDM/P-tuning (its PT-Fewshot/)")
+    parser.add_argument("--tasks", default=None, help="comma-separated FewGLUE tasks (default: all the reference has)")
     parser.add_argument("--parts", default="inputs,stage", help="inputs (per model x task) and/or stage (PET's ensemble)")
     opts = parser.parse_args(list(args))
-    head = check_checkout(ref, SPEC)
-    python = ensure_venv(SPEC)
+    reference = REFERENCES[opts.reference]
+    head = check_checkout(ref, reference.spec)
+    python = ensure_venv(reference.spec)
+    env = {"PYTHONPATH": str(ref / reference.subdir)} if reference.subdir else None
+    tasks = opts.tasks.split(",") if opts.tasks else list(reference.tasks)
     root = data_dir()
     written: list[Path] = []
-    parts = opts.parts.split(",")
+    parts = opts.parts.split(",") if opts.reference == "pet" else ["inputs"]
     with tempfile.TemporaryDirectory(prefix="fewglue-parity-") as tmp:
         work = Path(tmp)
         if "stage" in parts:
@@ -158,27 +127,30 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
                        "pet": json.loads((work / "stage.json").read_text())}
             written.append(write_golden(STUDY, "stage", payload))
         for model in opts.models.split(",") if "inputs" in parts else []:
-            job: dict[str, Any] = {"model_type": MODELS[model], "max_seq_length": max_seq_length(model),
+            job: dict[str, Any] = {"model_type": MODELS[model],
+                                   "flavour": opts.reference,
                                    "tokenizer": export_tokenizer(model, work / model), "out": str(work / f"{model}.json"),
                                    "tasks": {}}
             selections = {}
-            for task in opts.tasks.split(","):
+            for task in tasks:
                 selections[task] = selection(task, root)
                 splits = {}
                 for split, spec in selections[task].items():
                     path = work / f"{task}-{split}.jsonl"
                     path.write_text("".join(json.dumps(r) + "\n" for r in _rows(spec, root)), encoding="utf-8")
                     splits[split] = [str(path), SET_TYPE[split]]
-                job["tasks"][PET_TASK[task]] = {"patterns": patterns(task), "splits": splits}
+                job["tasks"][PET_TASK[task]] = {"patterns": patterns(task, opts.reference), "splits": splits,
+                                                "max_seq_length": max_seq_length(model, task, opts.reference)}
             job_file = work / f"{model}-job.json"
             job_file.write_text(json.dumps(job))
-            run_ref_script(python, Path(__file__).with_name("fewglue_ref.py"), [str(job_file)], ref)
+            run_ref_script(python, Path(__file__).with_name("fewglue_ref.py"), [str(job_file)], ref, env)
             result = json.loads(Path(job["out"]).read_text())
-            for task in opts.tasks.split(","):
-                payload = {"reference": f"{SPEC.repo}@{head}", "model": model, "task": task,
-                           "max_seq_length": job["max_seq_length"], "selection": selections[task],
+            for task in tasks:
+                payload = {"reference": f"{reference.spec.repo}@{head}", "model": model, "task": task,
+                           "max_seq_length": job["tasks"][PET_TASK[task]]["max_seq_length"],
+                           "selection": selections[task],
                            "patterns": result["tasks"][PET_TASK[task]]}
-                written.append(write_golden(STUDY, f"inputs_{model}_{task}", payload))
+                written.append(write_golden(STUDY, f"{reference.golden}_{model}_{task}", payload))
     return written
 
 
@@ -228,49 +200,55 @@ def compare_stage() -> dict[str, float | bool]:
     }
 
 
-def max_seq_length(model: str) -> int:
-    """PET's 256 (the tiny models have 256 positions, so MultiRC/ReCoRD's 512 is cut to 256 on both sides)."""
-    return 256
+def max_seq_length(model: str, task: str, ref: str = "pet") -> int:
+    """The preset's ``task.max_length``, at most the tiny model's 256 positions (MultiRC/ReCoRD's 512 is cut
+    to 256 on both sides)."""
+    return min(int(_composed(model, task, ref)["task"]["max_length"]), 256)
 
 
 # the suite side ----------------------------------------------------------------------------------------------------
 @cache
-def _backbone(model: str):
+def _backbone(model: str, ref: str = "pet"):
+    """One backbone per reference (a method's setup may change it: P-Tuning adds its prompt encoder)."""
     from bench.backbones import load_backbone, load_model_config
 
     return load_backbone(load_model_config(model), device="cpu", dtype="fp32")
 
 
 @cache
-def _composed(model: str, task: str) -> dict[str, Any]:
+def _composed(model: str, task: str, ref: str = "pet") -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from bench.study import compose_job, hydra_context
 
     with hydra_context():
-        cfg = compose_job(f"fewglue_pet_{task.lower()}", model, ["template.rank=0"])
+        cfg = compose_job(f"{REFERENCES[ref].preset}{task.lower()}", model, [])
     return OmegaConf.to_container(cfg, resolve=True)
 
 
 @cache
-def suite_task(model: str, task: str, pattern: int):
-    """The suite's ClassificationTask of ``experiment=fewglue_pet_<task>`` for one pattern on ``model``."""
+def suite_task(model: str, task: str, pattern: int, ref: str = "pet"):
+    """The suite's ClassificationTask of ``experiment=fewglue_<pet|ptuning>_<task>`` for one pattern on ``model``."""
     import copy
 
-    from bench.methods.pet import PatternTuning
+    from hydra.utils import instantiate
+
     from bench.superglue.task import ClassificationTask
 
-    cfg = copy.deepcopy(_composed(model, task))
+    cfg = copy.deepcopy(_composed(model, task, ref))
     cfg["template"]["rank"] = pattern
-    return ClassificationTask(cfg, _backbone(model), PatternTuning())
+    backbone = _backbone(model, ref)
+    method = instantiate(cfg["method"]["component"])
+    method.setup(backbone)
+    return ClassificationTask(cfg, backbone, method)
 
 
-def suite_records(model: str, task: str, pattern: int, split: str,
-                  rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[list[int]] | None]:
+def suite_records(model: str, task: str, pattern: int, split: str, rows: Sequence[dict[str, Any]],
+                  ref: str = "pet") -> tuple[list[dict[str, Any]], list[list[int]] | None]:
     """The suite's inputs for ``rows`` in the golden files' form, and the label words' ids (one row per label)."""
     from bench.superglue import data as sg
 
-    runner = suite_task(model, task, pattern)
+    runner = suite_task(model, task, pattern, ref)
     train = split == "train"
     examples = sg.parse_rows(task, rows, split)
     view = runner._train_view(examples) if train else examples
@@ -281,18 +259,20 @@ def suite_records(model: str, task: str, pattern: int, split: str,
         record: dict[str, Any] = {"label": ex.label if ex.label is not None else -100}
         if item.rendered is not None:
             r = item.rendered
-            record.update(input_ids=list(r.input_ids), attention_len=len(r.input_ids),
+            record.update(input_ids=_blank(r.input_ids, r.soft_positions), soft_positions=list(r.soft_positions),
+                          attention_len=len(r.input_ids),
                           token_type_ids=list(r.token_type_ids) if runner.passes_segment_ids and r.token_type_ids
                           and any(r.token_type_ids) else None,
                           mask_positions=list(r.target_positions))
         else:
             first = item.entries[0]
             mask = runner.tok.mask_token_id
-            opts = [{"input_ids": list(e.input_ids),
+            opts = [{"input_ids": _blank(e.input_ids, e.soft_positions),
                      "targets": [[p, int(t)] for p, t in zip(e.target_positions, e.token_ids, strict=True)]}
                     for e in item.entries]
-            ids = list(first.input_ids)
+            ids = _blank(first.input_ids, first.soft_positions)
             record.update(input_ids=ids, attention_len=len(ids), token_type_ids=None,
+                          soft_positions=list(first.soft_positions),
                           mask_positions=[i for i, t in enumerate(ids) if t == mask])
             if task == "ReCoRD":
                 record["options"] = dict(zip(ex.choices, opts, strict=True))
@@ -305,12 +285,19 @@ def suite_records(model: str, task: str, pattern: int, split: str,
     return out, words
 
 
-FIELDS = ("input_ids", "token_type_ids", "attention_len", "mask_positions", "label", "options")
+FIELDS = ("input_ids", "token_type_ids", "attention_len", "mask_positions", "soft_positions", "label", "options")
+
+
+def _blank(ids: Sequence[int], soft: Sequence[int]) -> list[int]:
+    """Ids with the pseudo-token positions as -1: the prompt encoder's output replaces whatever id is there."""
+    hidden = set(soft)
+    return [-1 if i in hidden else int(t) for i, t in enumerate(ids)]
 
 
 def normalise(task: str, record: dict[str, Any], train: bool) -> dict[str, Any]:
     """What both sides must agree on, in one form (PET's labels: a label index; choice tasks: per option)."""
     out = {k: record.get(k) for k in FIELDS}
+    out["soft_positions"] = out["soft_positions"] or []
     if task == "ReCoRD":
         out["label"] = None  # PET's ReCoRD label is always "1"; the gold is which options are answers
         if not train:  # PET's evaluation input carries the longest candidate's masks; each option trims them
@@ -325,19 +312,19 @@ def normalise(task: str, record: dict[str, Any], train: bool) -> dict[str, Any]:
 
 
 @cache
-def golden(model: str, task: str) -> dict[str, Any]:
-    return load_golden(STUDY, f"inputs_{model}_{task}")
+def golden(model: str, task: str, ref: str = "pet") -> dict[str, Any]:
+    return load_golden(STUDY, f"{REFERENCES[ref].golden}_{model}_{task}")
 
 
-def compare(model: str, task: str, pattern: int, split: str) -> dict[str, Any]:
+def compare(model: str, task: str, pattern: int, split: str, ref: str = "pet") -> dict[str, Any]:
     """Suite vs reference for one model x task x pattern x split: counts of identical examples per field."""
-    gold = golden(model, task)
-    ref = gold["patterns"][str(pattern)]
-    theirs_split = ref["splits"][split]
+    gold = golden(model, task, ref)
+    entry = gold["patterns"][str(pattern)]
+    theirs_split = entry["splits"][split]
     if "error" in theirs_split:
         return {"n": 0, "error": theirs_split["error"]}
     rows = _rows(gold["selection"][split], data_dir())
-    ours, words = suite_records(model, task, pattern, split, rows)
+    ours, words = suite_records(model, task, pattern, split, rows, ref)
     theirs = theirs_split["examples"]
     train = split == "train"
     result: dict[str, Any] = {"n": len(theirs), "n_suite": len(ours), "identical": 0,
@@ -356,8 +343,8 @@ def compare(model: str, task: str, pattern: int, split: str) -> dict[str, Any]:
         result["identical"] += same
     if len(ours) != len(theirs) and result["first_difference"] is None:
         result["first_difference"] = f"{split}: suite has {len(ours)} examples, PET {len(theirs)}"
-    result["label_words_identical"] = words is None or ref.get("label_token_ids") is None or \
-        [[t for t in row if t >= 0] for row in ref["label_token_ids"]] == [[t for t in row if t >= 0] for row in words]
+    result["label_words_identical"] = words is None or entry.get("label_token_ids") is None or \
+        [[t for t in row if t >= 0] for row in entry["label_token_ids"]] == [[t for t in row if t >= 0] for row in words]
     return result
 
 
@@ -370,18 +357,18 @@ def _short(value: Any, other: Any = None, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def table(models: Sequence[str] = tuple(MODELS), tasks: Sequence[str] = tuple(PET_TASK)) -> str:
+def table(models: Sequence[str] = tuple(MODELS), ref: str = "pet") -> str:
     """The docs/parity.md table: per model x task x pattern, identical inputs n/n per split."""
     lines = ["| backbone | task | pattern | train identical | val identical | label words | first difference |",
              "|---|---|---|---|---|---|---|"]
     for model in models:
-        for task in tasks:
-            for pattern in patterns(task):
+        for task in REFERENCES[ref].tasks:
+            for pattern in patterns(task, ref):
                 cells, first, words = [], "", True
                 for split in ("train", "val"):
-                    res = compare(model, task, pattern, split)
+                    res = compare(model, task, pattern, split, ref)
                     if "error" in res:
-                        cells.append("PET error")
+                        cells.append("reference refuses")
                         first = first or res["error"]
                         continue
                     cells.append(f"{res['identical']}/{res['n']}")

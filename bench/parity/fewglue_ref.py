@@ -11,8 +11,6 @@ import sys
 from types import SimpleNamespace
 
 import torch
-from pet.preprocessor import MLMPreprocessor
-from pet.tasks import PROCESSORS, TASK_HELPERS
 from pet.utils import trim_input_ids
 from transformers import AlbertTokenizer, BertTokenizer, RobertaTokenizer
 
@@ -31,9 +29,22 @@ def load_tokenizer(kind, files):
     raise SystemExit(f"unknown model type {kind!r}")
 
 
-def passes_types(model_type, task, train):
-    """Whether PET hands token_type_ids to the model (wrapper.generate_default_inputs: bert and xlnet only)."""
-    if model_type not in ("bert", "xlnet"):
+def reference(flavour):
+    """PET's preprocessing, processors and task helpers, or PT-Fewshot's (its own copies under data_utils/)."""
+    import pet.wrapper  # noqa: F401  first, as PT-Fewshot's cli.py does (its preprocessor <-> wrapper import cycle)
+    from pet.preprocessor import MLMPreprocessor
+
+    if flavour == "ptfewshot":
+        from data_utils.task_processors import PROCESSORS, TASK_HELPERS
+    else:
+        from pet.tasks import PROCESSORS, TASK_HELPERS
+    return MLMPreprocessor, PROCESSORS, TASK_HELPERS
+
+
+def passes_types(model_type, task, train, flavour):
+    """Whether the wrapper hands token_type_ids to the model (generate_default_inputs: PET bert and xlnet,
+    PT-Fewshot bert only)."""
+    if model_type not in (("bert",) if flavour == "ptfewshot" else ("bert", "xlnet")):
         return False
     return train or task not in EVAL_IDS_ONLY
 
@@ -53,7 +64,9 @@ def option(tokenizer, ids, targets, train):
 
 
 def encode(tokenizer, job, task, pattern, split, path, set_type):
-    config = SimpleNamespace(task_name=task, wrapper_type="mlm", max_seq_length=job["max_seq_length"],
+    flavour = job.get("flavour", "pet")
+    MLMPreprocessor, PROCESSORS, TASK_HELPERS = reference(flavour)  # noqa: N806
+    config = SimpleNamespace(task_name=task, wrapper_type="mlm", max_seq_length=job["tasks"][task]["max_seq_length"],
                              model_type=job["model_type"], label_list=PROCESSORS[task]().get_labels())
     wrapper = SimpleNamespace(tokenizer=tokenizer, config=config)
     wrapper.preprocessor = MLMPreprocessor(wrapper, task, pattern)
@@ -69,15 +82,18 @@ def encode(tokenizer, job, task, pattern, split, path, set_type):
         if helper is not None:
             helper.add_special_input_features(example, features)
         n = sum(features.attention_mask)
-        ids = features.input_ids[:n]
+        flags = (getattr(features, "block_flag", None) or [])[:n]
+        soft = [i for i, f in enumerate(flags) if f == 1]
+        ids = [-1 if i in soft else t for i, t in enumerate(features.input_ids[:n])]  # replaced by the prompt encoder
         types = features.token_type_ids[:n]
         record = {
             "guid": example.guid,
             "input_ids": ids,
             "attention_len": n,
             "padded_len": len(features.input_ids),
-            "token_type_ids": types if passes_types(job["model_type"], task, train) and any(types) else None,
+            "token_type_ids": types if passes_types(job["model_type"], task, train, flavour) and any(types) else None,
             "mask_positions": [i for i, t in enumerate(ids) if t == tokenizer.mask_token_id],
+            "soft_positions": soft,
             "label": features.label,
         }
         meta = features.meta
@@ -142,7 +158,7 @@ def main():
             json.dump(stage(job["stage"], job["folder"]), handle)
         return
     tokenizer = load_tokenizer(job["model_type"], job["tokenizer"])
-    result = {"model_type": job["model_type"], "max_seq_length": job["max_seq_length"], "tasks": {}}
+    result = {"model_type": job["model_type"], "tasks": {}}
     for task, spec in sorted(job["tasks"].items()):
         per_task = result["tasks"][task] = {}
         for pattern in spec["patterns"]:

@@ -35,7 +35,7 @@ from bench.backbones.scoring import ScoringBatch, pad_batch
 from bench.errors import ConfigError
 from bench.prompts import render, target_token_ids, templates_for, verbalizer_for
 from bench.prompts.multitoken import greedy_fill, iterative_scores, make_entry
-from bench.prompts.pieces import slow_sentencepiece_ids
+from bench.prompts.pieces import slow_sentencepiece_ids, tokenizer_info
 from bench.prompts.template import Field, Target, check_template
 from bench.prompts.text2text import label_ids, text2text_entry
 from bench.prompts.verbalizer import check_label_words
@@ -218,7 +218,7 @@ class ClassificationTask:
         return self.verbalizer.label_words[self.labels[ex.label]][0]
 
     def _render(self, ex: sg.Example, k: int, budget: int | None = None):
-        budget = budget or self.max_length
+        budget = (budget or self.max_length) - self._reserved_specials()
         demos: list[str] = []
         uids: list[str] = []
         icl = self.method.uses_demonstrations
@@ -242,6 +242,15 @@ class ClassificationTask:
                         self.demonstrations_used[ex.uid] = list(uids)
                 return rendered
             demos, uids = demos[:-1], uids[:-1]
+
+    def _reserved_specials(self) -> int:
+        """``task.truncation_budget: ptfewshot``: PT-Fewshot's ``encode`` passes ``max_length - specials`` to a
+        ``truncate`` that counts the special tokens again, so its texts are cut that many tokens shorter. Its
+        patterns are single sequences (a "[SEP]" is text of the first part): the single-text specials count."""
+        if str(self.task_cfg.get("truncation_budget") or "full") != "ptfewshot":
+            return 0
+        info = tokenizer_info(self.tok)
+        return len(info.prefix_ids) + len(info.suffix_ids)
 
     @property
     def tokenization(self) -> str:

@@ -1,5 +1,5 @@
-"""PET's own preprocessing (timoschick/pet @21d32de, run by ``python -m bench.parity fewglue``) against the
-suite's inputs for the same FewGLUE rows: input ids, the token_type_ids the model is given, attention
+"""PET's own preprocessing (timoschick/pet @21d32de, run by ``python -m bench.parity fewglue``; PT-Fewshot's
+with ``--reference ptfewshot``) against the suite's inputs for the same FewGLUE rows: input ids, the token_type_ids the model is given, attention
 length, mask positions, labels and each choice's target ids must be identical (docs/parity.md, FewGLUE)."""
 
 import pytest
@@ -38,6 +38,21 @@ def test_inputs_identical_to_pets(model, task, pattern, split, request):
         with pytest.raises(ConfigError, match="tokens"):
             fg.suite_task(model, task, pattern)
         return
+    assert res["n"] >= 32, res
+    assert res["n_suite"] == res["n"] and res["identical"] == res["n"], res["first_difference"]
+    assert res["label_words_identical"]
+
+
+PT_CASES = [(t, p, s) for t in fg.REFERENCES["ptfewshot"].tasks for p in fg.patterns(t, "ptfewshot")
+            for s in ("train", "val")]
+
+
+@pytest.mark.parametrize(("task", "pattern", "split"), PT_CASES, ids=["-".join(map(str, c)) for c in PT_CASES])
+def test_ptuning_inputs_identical_to_pt_fewshots(task, pattern, split):
+    """THUDM/P-tuning PT-Fewshot @f4225d4 on tiny ALBERT: its pseudo-token positions (block_flag) are the
+    suite's [P] positions; the ids there are replaced by the prompt encoder and not compared."""
+    _needs_data(task)
+    res = fg.compare("tiny-albert", task, pattern, split, "ptfewshot")
     assert res["n"] >= 32, res
     assert res["n_suite"] == res["n"] and res["identical"] == res["n"], res["first_difference"]
     assert res["label_words_identical"]
