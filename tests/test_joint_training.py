@@ -206,3 +206,37 @@ def test_what_cannot_join_is_refused(tiny_backbone):
     b, _ = lama_member(backbone, "capital", 0, encoder="lstm", backbone_dropout=False)
     with pytest.raises(ConfigError, match="trainer.joint=off"):
         fit_jointly([Member(a, None, TRAINER, "dev"), Member(b, None, TRAINER, "dev")])
+
+
+@pytest.mark.usefixtures("lama_data")
+def test_lama_runner_joint_and_separate_give_the_same_record(tiny_backbone, tmp_path):
+    """bench.lama.runner with trainer.joint=auto (3 relations together) and off (one after another): the same
+    metrics (every split, every relation), the same per-relation training entries, the same saved prompts."""
+    from bench.lama.runner import run_lama
+
+    backbone = tiny_backbone("tiny-bert")
+    payloads = {}
+    for mode in ("off", "auto"):
+        cfg = {"task": {"name": "lama", "variant": "lama34k", "relations": ["P17", "P19", "P1412"],
+                        "eval_splits": ["dev", "test"], "selection_split": "dev", "report_split": "test",
+                        "batch_size": 64, "limit_per_relation": 12, "protocol": "reference"},
+               "model": {"name": "tiny-bert", "lama_vocab_key": "bert-base-cased"}, "method": {"name": "ptuning"},
+               "seed": 34, "tag": None, "paths": {"results_dir": str(tmp_path / mode)},
+               "template": {"name": "ptuning_lama", "kind": "ptuning", "shape": {"mlm": [1, 1, 1]}},
+               "trainer": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 5e-4, "schedule": "exponential",
+                           "gamma": 0.98, "batch_size": 4, "max_epochs": 3, "early_stopping_patience": 1,
+                           "grad_clip": None, "joint": mode}}
+        payloads[mode] = run_lama(cfg, backbone, PTuning(encoder="lstm", backbone_dropout=True))
+    off, auto = payloads["off"], payloads["auto"]
+    assert "joint" not in off["extra"] and auto["extra"]["joint"]["members"] == 3
+    assert auto["metrics"] == off["metrics"] and auto["metrics"]["test"]["overall"]["n_facts"] > 0
+    assert auto["per_example"] == off["per_example"]
+    for relation, entry in off["extra"]["training"].items():
+        joint = auto["extra"]["training"][relation]
+        assert {k: v for k, v in joint.items() if k not in ("train_loss_per_epoch", "artifact")} == \
+            {k: v for k, v in entry.items() if k not in ("train_loss_per_epoch", "artifact")}
+        assert joint["train_loss_per_epoch"] == pytest.approx(entry["train_loss_per_epoch"], rel=1e-5)
+        saved = [torch.load(tmp_path / mode / entry["artifact"], weights_only=True)
+                 for mode in ("off", "auto")]
+        for name, tensor in saved[0]["modules"]["prompt_encoder"].items():
+            assert rel_norm(tensor, saved[1]["modules"]["prompt_encoder"][name]) <= 1e-5, name

@@ -13,6 +13,7 @@ AutoPrompt's); ``task.protocol=reference`` renders, trains and loops as THUDM/P-
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections.abc import Mapping
@@ -166,6 +167,7 @@ def train_relations(cfg: Mapping, backbone, method, candidates: Candidates, temp
                     rows: list | None = None) -> tuple[dict, dict]:
     """Fit ``method`` per relation (fresh setup, same backbone); metrics per split and the record's extra
     (``rows`` receives the per-example predictions)."""
+    from bench.joint import Member, fit_jointly, joint_extra, joint_mode, why_not_joinable
     from bench.lama.training import LamaRelationTask, pad_id_of, split_items
     from bench.train import fit
 
@@ -181,11 +183,35 @@ def train_relations(cfg: Mapping, backbone, method, candidates: Candidates, temp
                if method.tunes_backbone else None)
     scored: dict[str, tuple[list, list]] = {split: ([], []) for split in eval_splits}
     training, skipped, filters, used = {}, {}, {}, {}
+    joint = joint_mode(trainer_cfg) == "auto" and initial is None  # bench.joint: frozen prompts train together
+    members: list[tuple[str, Member, dict]] = []
+
+    def finish(relation: str, member: Member, items: dict) -> None:
+        """Score the relation's eval splits with its selected state; save it; its record entry."""
+        result, task = member.result, member.task
+        member.method.eval_mode()
+        scorer = member.method.scorer()
+        for split in eval_splits:
+            if split in items:
+                scored[split][0].extend(items[split])
+                with autocast_for(backbone):
+                    scored[split][1].extend(task.predictions(split, scorer))
+        path = member.method.save_trainable(artifacts / f"{relation}.pt")
+        training[relation] = {"best_epoch": result.best_epoch, "best_step": result.best_step, "steps": result.steps,
+                              "epochs": result.epochs, "best_selection_p_at_1": result.best_value,
+                              "n_train": len(items["train"]), "train_loss_per_epoch": result.losses,
+                              "artifact": str(path.relative_to(results))}
+
     for relation, base in templates.items():
         if initial is not None:
             backbone.model.load_state_dict(initial)
         torch.manual_seed(seed)
+        if joint:  # each relation its own prompt encoder on the shared frozen backbone
+            method = copy.copy(method)
         method.setup(backbone)
+        if joint and why_not_joinable([method]):
+            log.info("relations train one after another: %s", why_not_joinable([method]))
+            joint = False
         template = method.adapt_template(base)
         items = {}
         for split in dict.fromkeys(["train", selection, *eval_splits]):
@@ -204,26 +230,29 @@ def train_relations(cfg: Mapping, backbone, method, candidates: Candidates, temp
                                 train_shift=TRAIN_TARGET_SHIFT.get(backbone.family, 0) if reference else 0)
         rounding = math.floor if trainer_cfg.get("drop_last") else math.ceil
         steps_per_epoch = rounding(len(items["train"]) / int(trainer_cfg.get("batch_size", 8)))
-        result = fit(method, task, trainer_cfg, selection, seed=seed, steps_per_epoch=steps_per_epoch)
-        scorer = method.scorer()
-        for split in eval_splits:
-            if split in items:
-                scored[split][0].extend(items[split])
-                with autocast_for(backbone):
-                    scored[split][1].extend(task.predictions(split, scorer))
-        path = method.save_trainable(artifacts / f"{relation}.pt")
-        training[relation] = {"best_epoch": result.best_epoch, "best_step": result.best_step, "steps": result.steps,
-                              "epochs": result.epochs, "best_selection_p_at_1": result.best_value,
-                              "n_train": len(items["train"]), "train_loss_per_epoch": result.losses,
-                              "artifact": str(path.relative_to(results))}
+        member = Member(method, task, trainer_cfg, selection, seed, steps_per_epoch, torch.get_rng_state(), relation)
         used[relation] = str(template)
+        if joint:
+            members.append((relation, member, items))
+            continue
+        member.result = fit(method, task, trainer_cfg, selection, seed=seed, steps_per_epoch=steps_per_epoch)
+        finish(relation, member, items)
+    group = trainer_cfg.get("joint_group_size")
+    if members:
+        log.info("training %d relations jointly (bench.joint)", len(members))
+        fit_jointly([m for _, m, _ in members], group_size=group)
+        for relation, member, items in members:
+            finish(relation, member, items)
     metrics = {split: score_items(its, preds) if its else {} for split, (its, preds) in scored.items()}
     for split, (its, preds) in scored.items():
         if rows is not None:
             rows += prediction_rows(split, its, preds, candidates)
     loop = {key: bool(trainer_cfg.get(key, False)) for key in REFERENCE_LOOP}
-    return metrics, {"training": training, "relations_skipped": skipped, "filter_counts": filters,
-                     "templates": used, "loop": loop}
+    extra = {"training": training, "relations_skipped": skipped, "filter_counts": filters, "templates": used,
+             "loop": loop}
+    if members:  # the records of relations trained together say so (metrics equal separate runs: bench.joint)
+        extra["joint"] = joint_extra(len(members), group)
+    return metrics, extra
 
 
 def reference_trainer(task_cfg: Mapping, trainer_cfg: Mapping) -> Mapping:
