@@ -121,7 +121,8 @@ def plan_study(presets: Sequence[str], models: Sequence[str], seeds: Sequence[in
     plan = StudyPlan()
     inputs_cache: dict = {}  # input runs planned once per (preset, model, seed, overrides)
     seed_sets = [[f"seed={s}"] for s in seeds] if seeds else [[]]
-    for model, preset, seed_set, extra in itertools.product(models, presets, seed_sets, expand_overrides(overrides)):
+    job_overrides = [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]  # launcher's
+    for model, preset, seed_set, extra in itertools.product(models, presets, seed_sets, expand_overrides(job_overrides)):
         cfg = compose_job(preset, model, [*seed_set, *extra])
         why = not_applicable(cfg)
         if why:

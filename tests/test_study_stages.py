@@ -182,3 +182,13 @@ def test_a_failed_input_holds_back_only_its_dependants(monkeypatch, capsys):
     for seed in seeds:
         assert f"{dist} x tiny-bert seed{seed}: not started, 1 input runs not finished: failed: {pet}.tiny-bert.43" in out
     assert f"{dist} x tiny-albert" not in out.split("runs held back")[1]
+
+
+def test_launcher_settings_are_not_composed_into_the_jobs(tmp_path):
+    """`ARGS="hydra.launcher.timeout_min=600"` (README's SLURM example) goes to the launcher, not to each job's config."""
+    from bench.study import plan_study
+
+    with hydra_context():
+        plan = plan_study(["lmbff_sst2_zeroshot"], ["tiny-roberta"], [13],
+                          ["hydra.launcher.timeout_min=60", f"paths.results_dir={tmp_path}", "debug=lmbff_smoke"])
+    assert plan.runs and {r.state for r in plan.runs} == {"missing"}
