@@ -125,7 +125,7 @@ def test_study_stages_on_submitits_local_executor_give_the_basic_launchers_recor
         extra = ["hydra.launcher.timeout_min=20"] if launcher == "submitit_local" else []
         proc = subprocess.run([sys.executable, "-m", "bench.study", "run", "fewglue", "--launcher", launcher, *common,
                                *extra, f"paths.results_dir={tmp_path / launcher}"], cwd=REPO_ROOT,
-                              capture_output=True, text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                              capture_output=True, text=True, timeout=1800, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert "stage 2 of 2" in proc.stdout and "9 run now" in proc.stdout
         out[launcher] = {p.name: load_record(p) for p in sorted((tmp_path / launcher / "runs").rglob("*.json"))}
