@@ -32,7 +32,7 @@ from bench.paths import REPO_ROOT, results_dir
 from bench.records import is_finished, latest_failure, load_record
 
 CONF_DIR = REPO_ROOT / "conf"
-LAUNCHERS = ("basic", "local", "slurm", "submitit_local")
+LAUNCHERS = ("basic", "local", "slurm", "submitit")  # conf/hydra/launcher/<name>.yaml (basic: Hydra's own)
 
 
 @dataclass
@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--presets", default=None, help="comma-separated subset of the study's presets")
     run.add_argument("--launcher", default="basic", choices=LAUNCHERS,
                      help="basic: this process; local: worker pool (conf/hydra/launcher/local.yaml); slurm; "
-                          "submitit_local (submitit's local executor); one wave per stage on each")
+                          "submitit (submitit's local executor); one wave per stage on each")
     run.add_argument("--force", action="store_true", help="rerun finished runs (old records kept as .bak)")
     status.add_argument("--results", default=str(results_dir()), help="results folder (status without a study)")
     status.add_argument("--quiet", action="store_true", help="only the counts")

@@ -121,17 +121,17 @@ def test_study_stages_on_submitits_local_executor_give_the_basic_launchers_recor
     local executor: the same record names and metrics, and each distilled record lists the 6 pattern runs."""
     common = ["--models", "tiny-albert", "--presets", "fewglue_pet_copa,fewglue_pet_distill_copa", "device=cpu"]
     out = {}
-    for launcher in ("basic", "submitit_local"):
-        extra = ["hydra.launcher.timeout_min=20"] if launcher == "submitit_local" else []
+    for launcher in ("basic", "submitit"):
+        extra = ["hydra.launcher.timeout_min=30"] if launcher == "submitit" else []
         proc = subprocess.run([sys.executable, "-m", "bench.study", "run", "fewglue", "--launcher", launcher, *common,
                                *extra, f"paths.results_dir={tmp_path / launcher}"], cwd=REPO_ROOT,
                               capture_output=True, text=True, timeout=1800, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert "stage 2 of 2" in proc.stdout and "9 run now" in proc.stdout
         out[launcher] = {p.name: load_record(p) for p in sorted((tmp_path / launcher / "runs").rglob("*.json"))}
-    assert {k: v["metrics"] for k, v in out["basic"].items()} == {k: v["metrics"] for k, v in out["submitit_local"].items()}
-    distilled = [r for r in out["submitit_local"].values() if r["spec"]["method"] == "finetune"]
-    patterns = sorted(n.removesuffix(".json") for n, r in out["submitit_local"].items() if r["spec"]["method"] == "pet")
+    assert {k: v["metrics"] for k, v in out["basic"].items()} == {k: v["metrics"] for k, v in out["submitit"].items()}
+    distilled = [r for r in out["submitit"].values() if r["spec"]["method"] == "finetune"]
+    patterns = sorted(n.removesuffix(".json") for n, r in out["submitit"].items() if r["spec"]["method"] == "pet")
     assert len(distilled) == 3 and len(patterns) == 6
     for record in distilled:
         assert sorted(i["name"] for i in record["inputs"]) == patterns
