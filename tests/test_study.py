@@ -200,7 +200,7 @@ def test_a_hyperparameter_multirun_leaves_one_record_per_point(tmp_path):
 
 @pytest.mark.slow
 def test_submitit_launcher_runs_the_same_jobs_and_slurm_composes(lama_data, tmp_path):
-    cmd = [PY, "-m", "bench.run", "-m", "hydra/launcher=submitit_local", "experiment=lama34k_manual",
+    cmd = [PY, "-m", "bench.run", "-m", "hydra/launcher=submitit", "experiment=lama34k_manual",
            "model=tiny-bert", "ranks=preset", "hydra.launcher.timeout_min=10", *_overrides(tmp_path / "submitit")]
     out = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
