@@ -47,6 +47,9 @@ def test_snli_test_is_lmbffs_raw_dev_set_or_missing_data(tmp_path):
         assert cell_reason({"task": "snli", "variant": "k16"}) is None
     else:
         assert cell_reason({"task": "snli", "variant": "k16"}) == "missing data"
+        mixed = {"task": ["sst2", "snli"], "variant": "k16"}  # lmbff_main: the column key names the task
+        assert cell_reason(mixed | {"column": "snli:demo"}) == "missing data"
+        assert cell_reason(mixed | {"column": "sst2:demo"}) is None and cell_reason(mixed) is None
     assert cell_reason({"task": "snli", "variant": "k16_esnli"}) is None
     assert cell_reason({"task": "sst2", "variant": "k16"}) is None
 

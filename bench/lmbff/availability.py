@@ -39,9 +39,12 @@ def check_data(cfg: Mapping[str, Any], method: Any = None) -> None:
 
 
 def cell_reason(fields: Mapping[str, Any]) -> str | None:
-    """For the tables: "missing data" for a cell whose LM-BFF test file is not prepared."""
+    """For the tables: "missing data" for a cell whose LM-BFF test file is not prepared (a table of several
+    tasks names the cell's task in its column key, ``<task>:<method>``)."""
     task, variant = fields.get("task"), fields.get("variant")
-    if not task or not variant:
+    if isinstance(task, list | tuple) and ":" in str(fields.get("column") or ""):
+        task = str(fields["column"]).split(":", 1)[0]
+    if not task or not variant or isinstance(task, list | tuple):
         return None
     try:
         cfg = {"dataset": kd.canonical_task(str(task)), "variant": str(variant)}

@@ -84,6 +84,8 @@ def _unavailable(spec: dict, column: dict, row_key: Any) -> str | None:
         return None
     module, _, attr = str(name).rpartition(".")
     fields = {**(spec.get("select") or {}), **(column.get("select") or {})}
+    if column.get("key"):
+        fields.setdefault("column", column["key"])  # e.g. "snli:demo": the task of a mixed-task table's column
     if isinstance(row_key, tuple):
         fields.update(zip(spec["rows"]["by"], row_key, strict=False))
     return getattr(importlib.import_module(module), attr)(fields)
