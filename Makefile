@@ -14,7 +14,7 @@ FIND_LINKS := $(or $(PIP_FIND_LINKS),$(wildcard /opt/wheels))
 UV_FIND := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
 ARGS ?=
 
-.PHONY: bench check-learning mini-models bench-pretrain help setup data models test test-gpu lint lama-manual tables figures bench-lama clean
+.PHONY: bench bench-joint check-learning mini-models bench-pretrain help setup data models test test-gpu lint lama-manual tables figures bench-lama clean
 BENCH_MODEL ?= tiny-bert
 BENCH_ARGS ?=
 BENCH_SIZE ?= default
@@ -80,6 +80,10 @@ bench-pretrain: setup ## mini-model pretraining step time: selected-position out
 
 bench: setup data ## speed at the papers' model sizes (random weights): LAMA eval, P-Tuning vs PEFT, PET step, each / its baseline (BENCH_SIZE=small|default|paper|names, BENCH_DEVICE=cpu|cuda)
 	TQDM_DISABLE=1 $(PY) -m bench.speed --size $(BENCH_SIZE) --device $(BENCH_DEVICE) $(BENCH_ARGS)
+	TQDM_DISABLE=1 $(PY) -m bench.speed.joint --model $(BENCH_MODEL) --device $(BENCH_DEVICE)
+
+bench-joint: setup data ## P-Tuning's LAMA study (every relation, fixed epochs) trained jointly vs one relation after another, same model, one process (BENCH_MODEL; on CUDA also the paper shapes); BENCH_ARGS='--epochs 2 --train-facts 64'
+	TQDM_DISABLE=1 $(PY) -m bench.speed.joint --model $(BENCH_MODEL) --device $(BENCH_DEVICE) $(BENCH_ARGS)
 
 bench-lama: setup data ## LAMA evaluation facts/s vs a plain one-fact loop (identical predictions checked) and P-Tuning steps/s
 	$(PY) -m bench.bench_lama --model $(BENCH_MODEL) $(BENCH_ARGS)

@@ -184,6 +184,7 @@ def train_relations(cfg: Mapping, backbone, method, candidates: Candidates, temp
     scored: dict[str, tuple[list, list]] = {split: ([], []) for split in eval_splits}
     training, skipped, filters, used = {}, {}, {}, {}
     joint = joint_mode(trainer_cfg) == "auto" and initial is None  # bench.joint: frozen prompts train together
+    given = method  # the caller's method (counted and reported after the run)
     members: list[tuple[str, Member, dict]] = []
 
     def finish(relation: str, member: Member, items: dict) -> None:
@@ -207,7 +208,7 @@ def train_relations(cfg: Mapping, backbone, method, candidates: Candidates, temp
             backbone.model.load_state_dict(initial)
         torch.manual_seed(seed)
         if joint:  # each relation its own prompt encoder on the shared frozen backbone
-            method = copy.copy(method)
+            method = copy.copy(given)
         method.setup(backbone)
         if joint and why_not_joinable([method]):
             log.info("relations train one after another: %s", why_not_joinable([method]))
@@ -243,6 +244,7 @@ def train_relations(cfg: Mapping, backbone, method, candidates: Candidates, temp
         fit_jointly([m for _, m, _ in members], group_size=group)
         for relation, member, items in members:
             finish(relation, member, items)
+        vars(given).update(vars(members[-1][1].method))  # as one after another: the last relation's state
     metrics = {split: score_items(its, preds) if its else {} for split, (its, preds) in scored.items()}
     for split, (its, preds) in scored.items():
         if rows is not None:
