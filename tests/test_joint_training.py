@@ -106,6 +106,7 @@ def lama_maker(backbone, **method_kw):
     return make
 
 
+@pytest.mark.slow
 def test_ptuning_lama_relations_jointly_equal_separate_runs_with_backbone_dropout(tiny_backbone):
     """P-Tuning's LAMA setting: LSTM encoder, frozen tiny-bert in train mode (dropout 0.1 live), three
     relations of different widths, batch 2 with a partial last batch, patience 1 (members stop at
@@ -140,6 +141,7 @@ def test_ptuning_jointly_on_a_left_to_right_model(tiny_backbone):
     assert_same(separate, joint, sep_p, joint_p)
 
 
+@pytest.mark.slow
 def test_grid_points_with_their_own_learning_rates_and_step_schedules(tiny_backbone):
     """Grid points of one relation: members differ in lr (one also in seed); per-step linear schedule with
     warmup, evaluation every 2 steps, gradient clipping."""
@@ -156,6 +158,7 @@ def test_grid_points_with_their_own_learning_rates_and_step_schedules(tiny_backb
     assert rel_norm(sep_p[0][0], sep_p[1][0]) > 1e-4  # same seed, other lr: other parameters
 
 
+@pytest.mark.slow
 def test_prompt_tuning_on_rte_seeds_jointly_equal_separate_runs(tiny_backbone, tmp_path):
     """Prompt Tuning on a SuperGLUE task (FewGLUE RTE, PET's pattern, 8 examples), three seeds, frozen
     backbone in eval mode (the recipe's backbone_dropout: false), AdamW, selection on dev32 accuracy."""
@@ -208,6 +211,7 @@ def test_what_cannot_join_is_refused(tiny_backbone):
         fit_jointly([Member(a, None, TRAINER, "dev"), Member(b, None, TRAINER, "dev")])
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("lama_data")
 def test_lama_runner_joint_and_separate_give_the_same_record(tiny_backbone, tmp_path):
     """bench.lama.runner with trainer.joint=auto (3 relations together) and off (one after another): the same
