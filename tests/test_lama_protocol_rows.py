@@ -187,3 +187,22 @@ def test_protocol_effect_counts_what_differs(tiny_backbone):
     gpt2 = measure(tiny_backbone("tiny-gpt2"), "gpt2-xl", "lama29k", per_relation=2)
     assert gpt2["queries_differ"] == gpt2["n_facts"] >= 70
     assert gpt2["p_at_1"]["paper"]["n_facts"] == gpt2["p_at_1"]["reference"]["n_facts"] == gpt2["n_facts"]
+
+
+def test_the_prompt_set_figure_draws_the_papers_number_beside_released_code_rows_only(tmp_path):
+    from bench.tables.figures import figures_for, load_figure_specs
+    from bench.tables.frame import read_frames
+
+    runs = tmp_path / "runs"
+    for protocol, values in (("reference", {"P17": 0.2, "P19": 0.4}), ("paper", {"P17": 0.0, "P19": 0.2})):
+        save(runs, _record("lama", "bert-base-cased", "manual", "lama", values, protocol=protocol, arch="bert"))
+    paper = pd.DataFrame([{"table": "lama", "variant": "lama34k", "model": "bert-base-cased", "column": "lama",
+                           "value": 31.1, "source": "s", "checked": "yes", "note": ""}])
+    spec = {s["name"]: s for s in load_figure_specs()}["p_at_1_by_prompt_set"]
+    (fig,) = dict(figures_for(spec, read_frames(runs), paper)).values()
+    ax = fig.axes[0]
+    rows = [t.get_text() for t in ax.get_xticklabels()]
+    assert rows == ["bert-base-cased", "bert-base-cased (protocol paper)"]
+    diamonds = [(round(float(x)), float(y)) for line in ax.lines if line.get_gid() == "paper"
+                for x, y in zip(line.get_xdata(), line.get_ydata(), strict=True)]
+    assert diamonds == [(0, 31.1)]  # beside the released-code row only, not beside the paper-protocol row

@@ -132,6 +132,9 @@ def distribution_figure(spec: dict, data: pd.DataFrame, variant: str, paper: pd.
     conf = (published_entries(spec) or [{}])[0]
     columns_of = {s: conf.get("columns", {}).get(s, [s]) for s in series_conf}
     model_of = dict(zip(data["row"], data["model"], strict=False))
+    setting = conf.get("setting") or {}  # a diamond only beside rows of the setting that produced it (LAMA: protocol)
+    model_of = {r: None if any(str(data.loc[data["row"] == r, k].iloc[0]) != str(v) for k, v in setting.items()) else m
+                for r, m in model_of.items()}
     rows = sorted(data["row"].unique())
     if conf.get("all_models"):
         wanted = {c for s in set(data["series"]) for c in columns_of[s]}
