@@ -343,3 +343,14 @@ def test_snli_test_parser_reads_glue_dev_as_lmbffs_processor_does(tmp_path):
         {"premise": "Two women are embracing.", "hypothesis": "The sisters are hugging.", "label": "neutral"}]
     with pytest.raises(DataError, match="gold_label"):
         parse(f"{header}\n{row[:-7]}-\n", tmp_path / "dev.tsv")
+
+
+def test_lmbff_refuses_an_unmarked_faster_precision():
+    """LM-BFF runs fp32; a bf16 run must carry its tag (its own table row), else it is refused before it runs."""
+    from bench.lmbff.runner import run_lmbff
+
+    backbone = SimpleNamespace(precision=SimpleNamespace(compute=torch.bfloat16))
+    with pytest.raises(ConfigError, match="tag=bf16"):
+        run_lmbff({"tag": None, "seed": 13, "task": {}}, backbone, None)
+    with pytest.raises(ConfigError, match="tag=bf16"):
+        run_lmbff({"tag": "smoke", "seed": 13, "task": {}}, backbone, None)
