@@ -22,7 +22,7 @@ BENCH_DEVICE ?= auto
 
 help: ## list every target with a one-line description
 	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
-	@echo "  variables: MODELS=$(MODELS) (comma-separated conf/model names), LAUNCHER=$(LAUNCHER) (basic|local|slurm), ARGS='extra hydra overrides'"
+	@echo "  variables: MODELS=$(MODELS) (comma-separated conf/model names), LAUNCHER=$(LAUNCHER) (basic|local|slurm|submitit), ARGS='extra hydra overrides'"
 
 $(VENV)/.installed: pyproject.toml
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
@@ -59,7 +59,7 @@ lama-manual: setup data ## LAMA-34k manual-prompt runs for MODELS (skips finishe
 	  $(PY) -m bench.run experiment=lama34k_manual model=$$m $(ARGS); \
 	done
 
-reproduce-%: setup data ## run a study (conf/study/<name>.yaml) for MODELS through Hydra's multirun, then that study's tables and figures (LAUNCHER=basic|local|slurm)
+reproduce-%: setup data ## run a study (conf/study/<name>.yaml) for MODELS through Hydra's multirun, then that study's tables and figures (LAUNCHER=basic|local|slurm|submitit; one wave per stage)
 	@status=0; \
 	$(PY) -m bench.study run $(subst -,_,$*) $(if $(filter command line environment,$(origin MODELS)),--models $(MODELS),) --launcher $(LAUNCHER) $(ARGS) || status=$$?; \
 	$(PY) -m bench.tables --study $(subst -,_,$*) $(TABLE_FILTERS) && $(PY) -m bench.tables.figures --study $(subst -,_,$*) $(TABLE_FILTERS) || status=1; \
