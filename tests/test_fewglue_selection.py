@@ -179,5 +179,6 @@ def test_presets_compose_to_the_reference_recipes_and_smoke_caps_them():
     assert list(cb.trainer.selection_metrics) == ["accuracy", "f1_macro"] and cb.trainer.lr == 1e-5
     assert cb.method.component.encoder == "lstm_full" and cb.method.component.hidden_size == 128
     assert (pet.trainer.max_steps, pet.trainer.batch_size, pet.trainer.lr, pet.trainer.weight_decay) == (250, 16, 1e-5, 0.01)
-    assert pet.task.max_length == 512 and pet.task.selection_split is None and pet.trainer.selection_rule == "last"
+    # timoschick/pet README's SuperGLUE command: --pet_max_seq_length 256 for every task (issue 23, item I)
+    assert pet.task.max_length == 256 and pet.task.selection_split is None and pet.trainer.selection_rule == "last"
     assert smoke.trainer.max_steps == 10 and smoke.task.max_length == 256  # debug=smoke caps the recipe's steps
