@@ -133,6 +133,7 @@ def test_dropout_streams_matter_so_the_comparison_can_fail(tiny_backbone):
     assert max(rel_norm(a, b) for a, b in zip(*ends, strict=True)) > 1e-4
 
 
+@pytest.mark.slow
 def test_ptuning_jointly_on_a_left_to_right_model(tiny_backbone):
     backbone = tiny_backbone("tiny-gpt2")
     trainer = {**TRAINER, "max_epochs": 2, "lr": 1e-3}  # the mini schedule's lr
