@@ -18,6 +18,7 @@ import torch
 
 from bench.errors import ConfigError, DataError
 from bench.prompts.multitoken import iterative_scores
+from bench.superglue.data import copa_mirrored
 from bench.superglue.metrics import superglue_metrics
 from bench.superglue.pet import ensemble_logits, soft_targets
 
@@ -45,8 +46,13 @@ def option_logits(task, split: str, scorer) -> list[list[float]]:
 
 
 def train_accuracy(task, scorer) -> float:
-    """Accuracy on the (unmirrored) training examples with the current weights."""
-    overall = superglue_metrics(task.task, task.examples("train"), task.predict("train", scorer))["overall"]
+    """Accuracy with the current weights on the training set PET scores (``train_set_before_training``):
+    COPA's mirrored 64 examples when the task mirrors them (PET's processor does), else the examples."""
+    split = "train"
+    if task.task == "COPA" and task.task_cfg.get("mirror_copa", True):
+        split = "train_mirrored"  # a view of its own, cached beside the task's splits
+        task._examples.setdefault(split, copa_mirrored(task.examples("train")))
+    overall = superglue_metrics(task.task, task.examples(split), task.predict(split, scorer))["overall"]
     return float(overall.get("accuracy", overall["score"]))
 
 

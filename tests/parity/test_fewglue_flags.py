@@ -47,3 +47,23 @@ def test_pet_pad_draws_follow_one_stream_after_the_scoring_draws():
     assert ClassificationTask._pet_pad_draws(fake, n) == stream[n:]
     fake.task_cfg = {}
     assert ClassificationTask._pet_pad_draws(fake, n) == [None] * n
+
+
+def test_copa_train_accuracy_scores_the_mirrored_set_as_pet_does():
+    # item J: PET's train_set_before_training scores COPA's 64 mirrored examples, not the 32 originals
+    from types import SimpleNamespace
+
+    from bench.superglue import data as sg
+    from bench.superglue.pet_stage import train_accuracy
+
+    originals = [sg.Example("COPA", f"train-{i}", {"choice1": "A.", "choice2": "B.", "choice1_lc": "a", "choice2_lc": "b"}, 0, ("a", "b"))
+                 for i in range(4)]
+    cache = {"train": originals}
+
+    def predict(split, scorer):  # right on every original, wrong on every mirrored copy
+        return [ex.label if not ex.uid.endswith("-m") else 1 - ex.label for ex in cache[split]]
+
+    task = SimpleNamespace(task="COPA", task_cfg={}, _examples=cache, examples=cache.__getitem__, predict=predict)
+    assert train_accuracy(task, None) == 0.5  # 4 of 8
+    task.task_cfg = {"mirror_copa": False}
+    assert train_accuracy(task, None) == 1.0
