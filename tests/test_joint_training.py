@@ -245,3 +245,33 @@ def test_lama_runner_joint_and_separate_give_the_same_record(tiny_backbone, tmp_
                  for mode in ("off", "auto")]
         for name, tensor in saved[0]["modules"]["prompt_encoder"].items():
             assert rel_norm(tensor, saved[1]["modules"]["prompt_encoder"][name]) <= 1e-5, name
+
+
+def test_member_dropout_draws_each_members_mask_as_its_own_cpu_dropout_would():
+    """Against PyTorch's own CPU dropout on each member's unpadded slice, from the member's RNG state:
+    hidden states (rows, width, hidden) and attention (rows, heads, width, width); padding untouched."""
+    import torch.nn.functional as F
+
+    from bench.joint import _Segment, member_dropout
+
+    class Model(torch.nn.Module):
+        config = type("Config", (), {"_attn_implementation": "sdpa"})()
+
+    original = F.dropout
+    for shape in [(3, 5, 4), (3, 2, 5, 5)]:
+        x = torch.randn(shape)
+        gens = [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)]
+        states = [g.get_state() for g in gens]
+        segments = [_Segment(slice(0, 1), 3, gens[0]), _Segment(slice(1, 3), 5, gens[1])]
+        with member_dropout(Model(), segments):
+            out = F.dropout(x, p=0.3, training=True)
+        assert F.dropout is original and Model.config._attn_implementation == "sdpa"  # restored
+        for seg, state in zip(segments, states, strict=True):
+            own = (seg.rows, slice(None, seg.width)) if x.dim() == 3 else (
+                seg.rows, slice(None), slice(None, seg.width), slice(None, seg.width))
+            outside = torch.get_rng_state()
+            torch.set_rng_state(state)
+            expected = F.dropout(x[own].contiguous(), p=0.3, training=True)
+            torch.set_rng_state(outside)
+            assert torch.equal(out[own], expected)
+        assert torch.equal(out[0, 3:], x[0, 3:]) if x.dim() == 3 else torch.equal(out[0, :, 3:], x[0, :, 3:])
