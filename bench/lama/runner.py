@@ -244,7 +244,8 @@ def train_relations(cfg: Mapping, backbone, method, candidates: Candidates, temp
         fit_jointly([m for _, m, _ in members], group_size=group)
         for relation, member, items in members:
             finish(relation, member, items)
-        vars(given).update(vars(members[-1][1].method))  # as one after another: the last relation's state
+    if method is not given:  # copies trained (jointly, or alone after a fallback): the last relation's state
+        vars(given).update(vars(method))
     metrics = {split: score_items(its, preds) if its else {} for split, (its, preds) in scored.items()}
     for split, (its, preds) in scored.items():
         if rows is not None:
