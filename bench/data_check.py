@@ -14,17 +14,16 @@ file. A data folder without a MANIFEST (hand-made test data) is not verified, an
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from bench.errors import DataError
-from bench.io_utils import atomic_write_json
+from bench.io_utils import atomic_write_json, iter_numbered_jsonl
 
 log = logging.getLogger("bench.data_check")
 CACHE_NAME = ".verified.json"
@@ -107,26 +106,9 @@ def scan_rows(path: Path, rel: str, fix: str) -> None:
     check = row_check(rel)
     if check is None:
         return
-    for line, row in _numbered(path, fix):
+    for line, row in iter_numbered_jsonl(path, fix=fix):
         if (problem := check(row)) is not None:
             raise DataError(problem[1], file=path, line=line, field=problem[0], fix=fix)
-
-
-def _numbered(path: Path, fix: str) -> Iterator[tuple[int, dict]]:
-    """(line number in the file, row) of every non-empty line."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for line, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise DataError(f"not valid JSON ({err.msg} at column {err.colno})", file=path, line=line,
-                                fix=fix) from None
-            if not isinstance(row, dict):
-                raise DataError(f"expected a JSON object, got {type(row).__name__}", file=path, line=line, fix=fix)
-            yield line, row
 
 
 # digests -------------------------------------------------------------------------------------------

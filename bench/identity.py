@@ -44,6 +44,21 @@ def identity_config(resolved: Mapping[str, Any]) -> dict:
     return tree
 
 
+def flat_identity(resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`identity_config` as dotted keys (``trainer.lr``) -> leaf values."""
+    out: dict[str, Any] = {}
+
+    def walk(tree: Any, prefix: str) -> None:
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                out[f"{prefix}{key}"] = value
+
+    walk(identity_config(resolved), "")
+    return out
+
+
 def config_hash(resolved: Mapping[str, Any]) -> str:
     body = json.dumps(identity_config(resolved), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(body.encode("utf-8")).hexdigest()[:HASH_CHARS]

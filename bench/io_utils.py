@@ -18,12 +18,12 @@ def _open_text(path: Path):
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
 
 
-def iter_jsonl(
+def iter_numbered_jsonl(
     path: str | Path,
     required: Sequence[str] = (),
     fix: str | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Yield one dict per non-empty line; raise DataError naming file, line and field on bad input."""
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, dict) per non-empty line; raise DataError naming file, line and field on bad input."""
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found", file=path, fix=fix)
@@ -40,7 +40,17 @@ def iter_jsonl(
             for field in required:
                 if field not in row or row[field] is None:
                     raise DataError("required field is missing", file=path, line=number, field=field, fix=fix)
-            yield row
+            yield number, row
+
+
+def iter_jsonl(
+    path: str | Path,
+    required: Sequence[str] = (),
+    fix: str | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield one dict per non-empty line; raise DataError naming file, line and field on bad input."""
+    for _, row in iter_numbered_jsonl(path, required, fix):
+        yield row
 
 
 def read_jsonl(path: str | Path, required: Sequence[str] = (), fix: str | None = None) -> list[dict[str, Any]]:

@@ -398,21 +398,11 @@ def all_records_status(results: Path, clear: bool = False) -> int:
 
 
 def _differing_keys(configs: list[dict]) -> dict[str, list]:
-    from bench.identity import identity_config
+    from bench.identity import flat_identity
 
-    flat = [_flatten(identity_config(c)) for c in configs]
+    flat = [flat_identity(c) for c in configs]
     keys = sorted(set().union(*flat))
     return {k: [f.get(k) for f in flat] for k in keys if len({json.dumps(f.get(k)) for f in flat}) > 1}
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import DataError
-from bench.io_utils import atomic_write_bytes, atomic_write_json, sha256_file
+from bench.io_utils import atomic_write_bytes, atomic_write_json, iter_numbered_jsonl, sha256_file
 from bench.paths import data_dir, mirror_dir
 
 MIRROR_FIX = "pass --mirror DIR (a local copy of the shared data folder) or run with network access"
@@ -327,27 +327,7 @@ def run_step(
 
 def numbered_jsonl(path: Path, required: Iterable[str] = (), fix: str | None = None):
     """Yield (line number, row) for each non-empty line; DataError names file, line and field."""
-    required = tuple(required)
-    if not path.is_file():
-        raise DataError("file not found", file=path, fix=fix or MIRROR_FIX)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"not valid JSON ({err.msg} at column {err.colno})", file=path, line=number,
-                                fix=fix or MIRROR_FIX) from None
-            if not isinstance(row, dict):
-                raise DataError(f"expected a JSON object, got {type(row).__name__}", file=path, line=number,
-                                fix=fix or MIRROR_FIX)
-            for name in required:
-                if row.get(name) is None:
-                    raise DataError("required field is missing", file=path, line=number, field=name,
-                                    fix=fix or MIRROR_FIX)
-            yield number, row
+    return iter_numbered_jsonl(path, tuple(required), fix or MIRROR_FIX)
 
 
 def want(ok: bool, message: str, path: Path, line: int | None, name: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from bench.errors import DataError
-from bench.identity import identity_config
+from bench.identity import flat_identity
 
 _MISSING = object()
 
@@ -82,18 +82,6 @@ def add_config_fields(frame: pd.DataFrame, spec: dict, by_name: dict[str, dict])
     return frame
 
 
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {}
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def describe_points(points: list[dict], by_name: dict[str, dict]) -> str | None:
     """The configurations of a ``‡`` cell: the config keys that tell them apart (seed and prompt rank aside) and
     each one's record config ids, the hashes that end record names and that ``bench.study status`` prints."""
@@ -103,7 +91,7 @@ def describe_points(points: list[dict], by_name: dict[str, dict]) -> str | None:
     for point in points:
         records = [by_name[n] for n in point.get("names", []) if n in by_name]
         config = next((r.get("config") for r in records if isinstance(r.get("config"), dict)), {})
-        flat = _flatten(identity_config(config))
+        flat = flat_identity(config)
         for key in ("seed", "template.rank"):
             flat.pop(key, None)
         flats.append(flat)
