@@ -72,7 +72,10 @@ def check_name(kind: str, name: str, folder: Path) -> None:
 
 def load_study(name: str, conf_dir: Path = CONF_DIR) -> dict:
     check_name("study", name, conf_dir / "study")
+    from bench.checks import check_conf_files
+
     path = conf_dir / "study" / f"{name}.yaml"
+    check_conf_files(conf_dir)  # a malformed YAML (the study's or a preset's): file:line:column, not a traceback
     study = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     for key in ("presets", "models"):
         if not study.get(key):

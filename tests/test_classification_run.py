@@ -72,6 +72,29 @@ def test_no_selection_split_keeps_the_last_state(tiny_backbone, tmp_path):
     assert [task.evaluate(LAST, None)[1] for _ in range(3)] == [1.0, 2.0, 3.0]  # each evaluation "improves"
 
 
+def test_evaluation_shows_a_bar_with_its_total(tiny_backbone, tmp_path, monkeypatch):
+    """Issue 27: evaluation progress has a total (hence an ETA): ceil(8 examples / batch 3) = 3 batches."""
+    import bench.progress
+    from bench.methods.pet import PatternTuning
+    from bench.superglue.task import ClassificationTask
+
+    bars = []
+
+    def bar(iterable, total=None, desc=None, **kwargs):
+        bars.append((total, desc))
+        return iterable
+
+    monkeypatch.setattr(bench.progress, "tqdm", bar)
+    cfg = {"task": {**conf("task", "rte"), "selection_split": None, "report_split": "dev32", "batch_size": 3},
+           "template": conf("template", "pet_rte"), "seed": 0, "paths": {"data_dir": str(rte_tree(tmp_path))}}
+    method = PatternTuning()
+    backbone = tiny_backbone("tiny-bert")
+    method.setup(backbone)
+    task = ClassificationTask(cfg, backbone, method)
+    assert len(task.predict("dev32", method.scorer())) == 8
+    assert bars == [(3, "RTE dev32")]
+
+
 @pytest.mark.slow
 def test_pet_rte_end_to_end_record_then_recompute_val_accuracy(tiny_backbone, tmp_path, monkeypatch):
     from hydra import compose, initialize_config_dir

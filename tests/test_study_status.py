@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from bench.records import RunSpec, write_failure, write_record
 from bench.study import main, record_score
 
@@ -38,3 +40,24 @@ def test_status_shows_scores_and_clear_failed_moves_the_failures_aside(tmp_path,
     assert main(["status", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "failed   " not in out and "0 failed runs without a record" in out
+
+
+def test_a_malformed_study_or_preset_yaml_is_one_error_naming_file_line_and_column(tmp_path):
+    """Issue 27 Found 8: a malformed conf YAML gave a long traceback; bench.study now stops with one error."""
+    import shutil
+
+    from bench.errors import ConfigError
+    from bench.paths import REPO_ROOT
+    from bench.study import load_study
+
+    conf = tmp_path / "conf"
+    shutil.copytree(REPO_ROOT / "conf", conf)
+    (conf / "study" / "lmbff.yaml").write_text("name: lmbff\npresets: [lmbff_sst2_prompt\nmodels: [tiny-roberta]\n")
+    with pytest.raises(ConfigError) as err:
+        load_study("lmbff", conf)
+    first = str(err.value).splitlines()[0]
+    assert first.startswith(f"{conf / 'study' / 'lmbff.yaml'}:3:") and "malformed YAML" in first
+    shutil.copy(REPO_ROOT / "conf" / "study" / "lmbff.yaml", conf / "study" / "lmbff.yaml")
+    (conf / "experiment" / "lmbff_sst2_prompt.yaml").write_text("task:\n  name: sst2\n   lr: 1\n")
+    with pytest.raises(ConfigError, match=r"lmbff_sst2_prompt\.yaml:3:\d+: malformed YAML"):
+        load_study("lmbff", conf)

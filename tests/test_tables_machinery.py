@@ -218,3 +218,26 @@ def test_a_spec_names_only_studies_that_exist(tmp_path):
     with pytest.raises(DataError, match="no study 'lamma'") as err:
         load_spec(bad)
     assert "bad.yaml (field 'study')" in str(err.value) and "fix: list studies" in str(err.value)
+
+
+def test_an_unwritable_output_folder_is_one_error_not_a_traceback(tmp_path, capsys, monkeypatch):
+    """Issue 27 Found 8: a read-only results/ gave a 26-line traceback from bench.tables."""
+    from bench.tables import figures
+
+    save(tmp_path / "runs", record("lama", "bert-base-cased", "manual", "lama", {"P17": 0.5}, config=FOLLOWS))
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the output folder should be")  # unwritable even for root
+    assert main(["--results", str(tmp_path), "--out", str(blocker / "tables")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: cannot write to ") and "Not a directory" in err[0]
+    assert err[1].startswith("  fix: pass --out a writable folder") and len(err) == 2
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "figures"))
+
+    monkeypatch.setattr(figures, "write_figures", read_only)
+    assert figures.main(["--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: cannot write to {tmp_path / 'figures'} (Permission denied)",
+                   f"  fix: pass --out a writable folder (or BENCH_RESULTS_DIR / --results), or fix the permissions "
+                   f"of {tmp_path / 'figures'}"]

@@ -31,6 +31,7 @@ import torch
 from bench.errors import ConfigError
 from bench.lmbff import data as kd
 from bench.lmbff import demos as ds
+from bench.progress import eval_progress
 from bench.prompts import render
 from bench.prompts.pieces import tokenizer_info
 from bench.superglue.batching import Item
@@ -238,7 +239,8 @@ class KShotTask(ClassificationTask):
         with torch.no_grad():
             for draw in range(self.num_sample):
                 items, scores = self.demo_items(split, draw), []
-                for start in range(0, len(items), size):
+                desc = f"{self.task} {split} (demonstration set {draw + 1} of {self.num_sample})"
+                for start in eval_progress(range(0, len(items), size), desc):
                     batch = self.collate(items[start : start + size])
                     scores.append(self.option_scores(scorer(batch), batch).float())
                 logits = torch.cat(scores)

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from bench.backbones.scoring import ScoringBatch, pad_batch
 from bench.errors import ConfigError
+from bench.progress import eval_progress
 from bench.prompts import render, target_token_ids, templates_for, verbalizer_for
 from bench.prompts.multitoken import greedy_fill, iterative_scores, make_entry
 from bench.prompts.pieces import slow_sentencepiece_ids, tokenizer_info
@@ -429,7 +430,7 @@ class ClassificationTask:
         preds: list[int] = []
         rows: list[list[float] | None] = []  # per example, one score per label / choice (span mode: none)
         with torch.no_grad():
-            for start in range(0, len(items), size):
+            for start in eval_progress(range(0, len(items), size), f"{self.task} {split}"):
                 chunk = items[start : start + size]
                 if self.mode in ("words", "labels"):
                     batch = self.collate(chunk)

@@ -98,6 +98,12 @@ def build_all(results: Path, out: Path, specs_dir: Path = TABLES_DIR, models=Non
     return written, frames.problems
 
 
+def unwritable(out: Path, err: OSError) -> str:
+    """The one-line error for an output folder that cannot be written."""
+    return (f"error: cannot write to {err.filename or out} ({err.strerror or err})\n"
+            f"  fix: pass --out a writable folder (or BENCH_RESULTS_DIR / --results), or fix the permissions of {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
     out = args.out or args.results / "tables"
@@ -106,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                                       _list(args.tags), _list(args.only), study=args.study)
     except FilterError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a read-only or missing output folder: one line, not a traceback
+        print(unwritable(out, err), file=sys.stderr)
         return 2
     for problem in problems:
         print(f"skipped record {problem}", file=sys.stderr)

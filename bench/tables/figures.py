@@ -297,7 +297,7 @@ def write_figures(frames: Frames, out_dir: Path, specs: list[dict] | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.tables.__main__ import FilterError, _list, chosen_specs, filtered_frames, parser
+    from bench.tables.__main__ import FilterError, _list, chosen_specs, filtered_frames, parser, unwritable
 
     args = parser("Rebuild results/figures/ (PDF + PNG) from results/runs/.").parse_args(argv)
     try:
@@ -308,7 +308,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for problem in frames.problems:
         print(f"skipped record {problem}", file=sys.stderr)
-    written = write_figures(frames, args.out or args.results / "figures", specs, load_paper())
+    out = args.out or args.results / "figures"
+    try:
+        written = write_figures(frames, out, specs, load_paper())
+    except OSError as err:  # a read-only output folder: one line, not a traceback
+        print(unwritable(out, err), file=sys.stderr)
+        return 2
     if not written:
         print(f"no records under {args.results / 'runs'} for these figure specs: no figure")
     for path in written:
