@@ -73,3 +73,10 @@ def models_dir() -> Path:
 
 def results_dir() -> Path:
     return _env_path("BENCH_RESULTS_DIR", REPO_ROOT / "results")
+
+
+def paper_dir() -> Path:
+    """The published numbers (committed data, ``results/paper/``): the same wherever runs are written
+    (``BENCH_RESULTS_DIR``); ``BENCH_PAPER_DIR`` points elsewhere."""
+    value = os.environ.get("BENCH_PAPER_DIR")
+    return Path(value).expanduser().resolve() if value else REPO_ROOT / "results" / "paper"

@@ -241,3 +241,12 @@ def test_an_unwritable_output_folder_is_one_error_not_a_traceback(tmp_path, caps
     assert err == [f"error: cannot write to {tmp_path / 'figures'} (Permission denied)",
                    f"  fix: pass --out a writable folder (or BENCH_RESULTS_DIR / --results), or fix the permissions "
                    f"of {tmp_path / 'figures'}"]
+
+
+def test_published_numbers_stay_when_runs_are_written_elsewhere(tmp_path, monkeypatch):
+    """BENCH_RESULTS_DIR moves runs/ and tables/, not the committed published numbers (results/paper/)."""
+    monkeypatch.setenv("BENCH_RESULTS_DIR", str(tmp_path))
+    save(tmp_path / "runs", record("lama", "bert-base-cased", "manual", "lama", {"P17": 0.5}, config=FOLLOWS))
+    assert main(["--results", str(tmp_path), "--out", str(tmp_path / "tables"), "--only", "sensitivity_p17"]) == 0
+    table = (tmp_path / "tables" / "sensitivity_p17.md").read_text()
+    assert "51.08" in table  # results/paper/published.csv: "[X] is located in which country? In [Y] ." (Table 1)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.paths import results_dir
+from bench.paths import paper_dir, results_dir
 from bench.tables.builder import build_table, load_published
 from bench.tables.frame import Frames, build_frames
 from bench.tables.load import load_records, wanted
@@ -81,7 +81,7 @@ def build_all(results: Path, out: Path, specs_dir: Path = TABLES_DIR, models=Non
     """Build every spec (those of ``study``); returns the written paths and the skipped records' problems."""
     specs = chosen_specs(specs_dir, only, study)
     frames = filtered_frames(results / "runs", models, tags)
-    published_dir = published_dir or results_dir() / "paper"
+    published_dir = published_dir or paper_dir()
     published = every = None
     files = sorted(Path(published_dir).glob("*.csv"))
     if files:

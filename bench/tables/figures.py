@@ -280,10 +280,10 @@ def figures_for(spec: dict, frames: Frames, published: pd.DataFrame | None = Non
 
 def load_paper(paper_dir: Path | None = None) -> pd.DataFrame | None:
     """Every published number under ``results/paper/*.csv`` (None without any)."""
-    from bench.paths import results_dir
+    from bench.paths import paper_dir as default_paper_dir
     from bench.tables.builder import load_published
 
-    files = sorted(Path(paper_dir or results_dir() / "paper").glob("*.csv"))
+    files = sorted(Path(paper_dir or default_paper_dir()).glob("*.csv"))
     return pd.concat([load_published(f) for f in files], ignore_index=True) if files else None
 
 
