@@ -224,15 +224,24 @@ def check_writable(folder: Path, what: str) -> None:
     probe = folder / f".write-probe-{os.getpid()}"
     created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"probe")
+        for attempt in range(3):  # a parallel job may remove a folder it created between our mkdir and write
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                probe.write_bytes(b"probe")
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
         probe.unlink()
-        for path in created:  # innermost first: a run that fails later leaves no empty folders behind
-            path.rmdir()
     except OSError as err:
         raise ConfigError(f"{what} {folder} is not writable ({err.strerror or err}); the run would be lost at the end.\n"
                           "  fix: point paths.results_dir at a writable folder (or BENCH_RESULTS_DIR), or fix its "
                           "permissions") from None
+    for path in created:  # innermost first: a run that fails later leaves no empty folders behind
+        try:
+            path.rmdir()
+        except OSError:  # a parallel job wrote into it meanwhile (a worker pool): it stays, and so do its parents
+            break
 
 
 def _hidden_size(model_cfg: Mapping) -> int | None:

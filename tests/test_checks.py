@@ -198,3 +198,26 @@ def test_too_little_disk_space_for_the_artifacts_fails_before_weights(tmp_path, 
     # LAMA training saves one small state per relation: 41 x 4 bytes x 16 h^2 more (tiny-bert: h = 64)
     fails_early(cfg_for(tmp_path, "task=lama", "model=tiny-bert", "method=ptuning", "template=ptuning_lama"),
                 ConfigError, rf"needs about {(64 * 2**20 + 41 * 4 * 16 * 64 * 64) / 2**20:.0f} MiB")
+
+
+def test_the_write_probe_tolerates_a_parallel_job_in_the_same_new_folder(tmp_path, monkeypatch):
+    """Two workers of a pool probe the same new runs/<task> folder: one's clean-up must not fail the other
+    (seen in CI: 'not writable (Directory not empty)'), and a folder a worker filled stays."""
+    from pathlib import Path
+
+    from bench.checks import check_writable
+
+    folder = tmp_path / "runs" / "lama"
+    real_rmdir = Path.rmdir
+
+    def other_job_wrote_first(path):
+        if path == folder:
+            (folder / "other-job-record.json").write_text("{}")  # the other worker's record lands now
+        real_rmdir(path)
+
+    monkeypatch.setattr(Path, "rmdir", other_job_wrote_first)
+    check_writable(folder, "results folder")  # no ConfigError
+    assert (folder / "other-job-record.json").is_file()
+    monkeypatch.setattr(Path, "rmdir", real_rmdir)
+    check_writable(tmp_path / "fresh" / "runs", "results folder")
+    assert not (tmp_path / "fresh").exists()  # alone, it still leaves no folder behind
