@@ -49,3 +49,14 @@ def lama_data():
         return relation_ids()
     except DataError as err:
         pytest.skip(f"real LAMA data is not prepared (run `python -m data_prep lama`): {err}")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny forward passes: one torch thread avoids the sync cost of several on a busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

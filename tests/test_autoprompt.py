@@ -16,14 +16,7 @@ from bench.prompts.template import parse_template
 from bench.search.autoprompt import SearchSettings, search_relation
 from bench.search.hotflip import blocked_tokens
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny forward passes: one thread avoids the sync cost of several on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 SMALL = {"num_cand": 4, "batch_size": 8, "eval_size": 8, "accumulation_steps": 1, "filter": True, "seed": 3}

@@ -10,12 +10,7 @@ from bench.search.label_search import LabelSearchSettings, features, label_searc
 TEMPLATE = "{sentence} [P:3] [Y] ."
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
