@@ -7,7 +7,8 @@
   a list picks several, null keeps all in rank order.
 - ``kind: fixed``: ``text`` (one template), ``texts`` (a list, or a mapping pattern id -> text;
   ``rank`` picks) or ``by_family`` (one per family). ``verbalizer`` maps labels to words;
-  ``verbalizers`` overrides it per pattern id (PET).
+  ``verbalizers`` overrides it per pattern id (PET); ``parts`` (optional) gives PET's parts per pattern id,
+  which ``task.tokenization: pet_slow`` encodes one by one on byte-level BPE tokenizers (RoBERTa).
 - ``kind: ptuning``: P-Tuning's continuous template, ``shape`` per family (pseudo tokens before
   [X], between [X] and [Y], after [Y]); ``keep_manual`` keeps the relation's manual prompt text.
 """
@@ -22,7 +23,7 @@ from bench.errors import ConfigError, DataError
 from bench.io_utils import read_jsonl
 from bench.paths import data_dir
 from bench.prompts.render import FAMILIES, RenderedPrompt, render
-from bench.prompts.template import Template, parse_template
+from bench.prompts.template import Template, parse_template, with_parts
 from bench.prompts.verbalizer import Verbalizer, single_token_id, target_token_ids
 
 __all__ = ["FAMILIES", "RenderedPrompt", "Template", "Verbalizer", "parse_template", "prompt_set_path", "ptuning_text",
@@ -109,7 +110,10 @@ def templates_for(cfg: Mapping, relation: str | None = None, family: str | None 
         bad = [r for r in wanted if r not in by_id]
         if bad:
             raise ConfigError(f"template config {name!r}: rank {bad[0]} out of range ({sorted(by_id)})")
-        return [parse_template(str(by_id[r]), name=f"{name}:r{r}") for r in wanted]
+        parts = {int(k): v for k, v in (cfg.get("parts") or {}).items()}  # PET's parts per pattern id (optional)
+        out = [parse_template(str(by_id[r]), name=f"{name}:r{r}") for r in wanted]
+        return [with_parts(t, parts[r], f"template config {name!r} parts[{r}]") if r in parts else t
+                for t, r in zip(out, wanted, strict=True)]
     if kind == "ptuning":
         shape = list(_family_value(cfg.get("shape", [3, 3, 3]), family, "shape", name))
         manual = None

@@ -150,6 +150,14 @@ def encode_piece(tokenizer, text: str, *, space_before: bool) -> list[int]:
     return _encode(tokenizer, text)
 
 
+def encode_raw(tokenizer, text: str) -> list[int]:
+    """Token ids of ``text`` exactly as it stands (edge whitespace included), never a space added before it."""
+    info = tokenizer_info(tokenizer)
+    if info.kind == BYTE_BPE and info.start_space and text and not text[0].isspace():
+        return _marked(tokenizer, text, BPE_SPACE, marked=False)
+    return _encode(tokenizer, text)
+
+
 TOKENIZATIONS = ("fast", "pet_slow")
 
 

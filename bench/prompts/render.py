@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bench.errors import ConfigError
-from bench.prompts.pieces import BYTE_BPE, encode_piece, slow_sentencepiece_ids, tokenizer_info
+from bench.prompts.pieces import BYTE_BPE, encode_piece, encode_raw, slow_sentencepiece_ids, tokenizer_info
 from bench.prompts.template import Anchor, Field, Sep, Soft, Target, Template
 
 FAMILIES = ("mlm", "clm", "seq2seq")
@@ -58,6 +58,7 @@ class _Piece:
     count: int = 0
     ids: list[int] = field(default_factory=list)
     tail: str = ""  # trailing whitespace kept verbatim (``drop_last`` fields only)
+    raw: bool = False  # encode ``text`` exactly as it stands, edge spaces included (PET's parts on byte-level BPE)
 
 
 def _pieces(template: Template, example: Mapping[str, object], start_space: bool) -> tuple[list[_Piece], bool]:
@@ -92,6 +93,48 @@ def _pieces(template: Template, example: Mapping[str, object], start_space: bool
             pieces[-1].tail, pending = pending, ""
         at_start = False
     return _merge(pieces), target_space
+
+
+def _pet_parts(template: Template, example: Mapping[str, object]) -> list[_Piece]:
+    """PET's parts as its slow RoBERTa tokenizer (transformers 3.0.2, ``add_prefix_space=True``) encodes each on
+    its own: a space before a part that does not start with one, the part's own edge spaces kept (a trailing
+    space is a token ``Ġ``), text before the mask right-stripped (the mask token's ``lstrip``), text after it
+    kept as it is (``<mask>.`` gives ``.``). A part holding a ``:trunc`` field is shortenable as a whole."""
+    if template.parts is None:
+        raise ConfigError(f"template {template.text!r} has no PET parts: tokenization=pet_slow on a byte-level BPE "
+                          "tokenizer encodes PET's parts one by one.\n  fix: give the template config's `parts:` "
+                          "for this pattern, or set task.tokenization=fast (running text)")
+    pieces: list[_Piece] = []
+    for part in template.parts:
+        if any(isinstance(s, Sep) for s in part.segments):
+            if len(part.segments) != 1:
+                raise ConfigError(f"PET part {part.text!r}: [SEP] must be a part of its own")
+            pieces.append(_Piece("sep"))
+            continue
+        if any(isinstance(s, Soft | Anchor) for s in part.segments):
+            raise ConfigError(f"PET part {part.text!r}: pseudo tokens / anchors are not PET parts (not implemented)")
+        trunc = any(isinstance(s, Field) and s.trunc for s in part.segments)
+        chunks: list[str | None] = [""]  # None: the target
+        for seg in part.segments:
+            if isinstance(seg, Target):
+                chunks += [None, ""]
+            else:
+                chunks[-1] += seg.value(example) if isinstance(seg, Field) else seg.text
+        if trunc and None in chunks:
+            raise ConfigError(f"PET part {part.text!r}: a shortenable part cannot hold the mask")
+        if None not in chunks and not str(chunks[0]).strip():
+            continue  # PET drops empty parts; the tokenizer gives nothing for a blank one
+        first = chunks[0] if chunks[0] else "<mask>"
+        if not first[0].isspace():
+            chunks[0] = " " + str(chunks[0])
+        for i, chunk in enumerate(chunks):
+            if chunk is None:
+                pieces.append(_Piece("target"))
+                continue
+            text = chunk.rstrip() if i + 1 < len(chunks) else chunk  # text before a mask loses its trailing space
+            if text:
+                pieces.append(_Piece("text", text, trunc=trunc, raw=True))
+    return pieces
 
 
 def _merge(pieces: list[_Piece]) -> list[_Piece]:
@@ -166,7 +209,8 @@ def render(
 ) -> RenderedPrompt:
     """Tokenise ``template`` filled with ``example`` for ``family`` ("mlm", "clm" or "seq2seq").
 
-    ``tokenization="pet_slow"``: text pieces as PET's slow tokenizer gives them (``slow_sentencepiece_ids``)."""
+    ``tokenization="pet_slow"``: text pieces as PET's slow tokenizers give them: on SentencePiece
+    ``slow_sentencepiece_ids``; on byte-level BPE PET's parts (``template.parts``), each with a prefix space."""
     if family not in FAMILIES:
         raise ConfigError(f"unknown model family {family!r}; expected one of {', '.join(FAMILIES)}")
     if not template.has_target:
@@ -174,11 +218,18 @@ def render(
     if num_target_tokens < 1:
         raise ConfigError(f"num_target_tokens must be >= 1, got {num_target_tokens}")
     info = tokenizer_info(tokenizer)
-    pieces, target_space = _pieces(template, example, info.start_space)
+    if tokenization == "pet_slow" and info.kind == BYTE_BPE:  # PET's parts, each with a prefix space (_pet_parts)
+        if family != "mlm":
+            raise ConfigError(f"tokenization=pet_slow encodes PET's parts for a masked LM, not family {family!r}")
+        pieces, target_space = _pet_parts(template, example), True  # PET encodes every word with a prefix space
+    else:
+        pieces, target_space = _pieces(template, example, info.start_space)
     if family == "clm":
         pieces = pieces[: next(i for i, p in enumerate(pieces) if p.kind == "target") + 1]
     for piece in pieces:
-        if piece.kind in ("text", "anchor"):
+        if piece.raw:
+            piece.ids = encode_raw(tokenizer, piece.text)
+        elif piece.kind in ("text", "anchor"):
             piece.ids = encode_piece(tokenizer, piece.text, space_before=piece.space_before)
             if tokenization == "pet_slow":
                 piece.ids = slow_sentencepiece_ids(tokenizer, piece.ids)

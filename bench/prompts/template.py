@@ -16,8 +16,8 @@ Slots (anything else is literal text; a ``[`` or ``{`` that does not open a slot
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
 
 from bench.errors import ConfigError
 
@@ -89,6 +89,7 @@ class Template:
     text: str
     segments: tuple[Segment, ...]
     name: str | None = None
+    parts: tuple[Template, ...] | None = None  # PET's parts of this pattern (``with_parts``), each encoded on its own
 
     def __str__(self) -> str:
         return self.text
@@ -206,6 +207,21 @@ def parse_template(text: str, *, name: str | None = None) -> Template:
     if literal:
         segments.append(Text("".join(literal)))
     return Template(text=text, segments=tuple(segments), name=name)
+
+
+def with_parts(template: Template, parts: Iterable[str], where: str) -> Template:
+    """``template`` with PET's parts (``pvp.py`` ``get_parts``: a list of texts, ``[SEP]`` between ``parts_a`` and
+    ``parts_b``), which byte-level BPE tokenizers encode part by part (``tokenization: pet_slow``). Edge spaces
+    of a part count; the parts must spell the template up to whitespace."""
+    if isinstance(parts, str) or not hasattr(parts, "__iter__") or not parts:
+        raise ConfigError(f"{where}: parts must be a list of part texts, got {parts!r}")
+    parts = [str(p) for p in parts]  # a YAML list (OmegaConf ListConfig) or a plain one
+    parsed = tuple(parse_template(p, name=f"{template.name}:part{i}") for i, p in enumerate(parts))
+    spelled, expected = re.sub(r"\s", "", "".join(parts)), re.sub(r"\s", "", template.text)
+    if spelled != expected:
+        raise ConfigError(f"{where}: parts {parts!r} spell {spelled!r}, the template {expected!r} (whitespace "
+                          "aside).\n  fix: split the template's own text into PET's parts")
+    return replace(template, parts=parsed)
 
 
 def check_template(template: Template, where: str, fields: Collection[str] | None = None) -> None:

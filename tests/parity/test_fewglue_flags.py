@@ -67,3 +67,52 @@ def test_copa_train_accuracy_scores_the_mirrored_set_as_pet_does():
     assert train_accuracy(task, None) == 0.5  # 4 of 8
     task.task_cfg = {"mirror_copa": False}
     assert train_accuracy(task, None) == 1.0
+
+
+def _parts_template():
+    from bench.prompts.template import parse_template, with_parts
+
+    text = "{a:trunc} question: {b} answer: [MASK] ."
+    return with_parts(parse_template(text), ["{a:trunc}", " question: ", "{b}", " answer:", "[MASK]."], "test")
+
+
+def test_pet_parts_on_roberta_as_pets_slow_tokenizer(tiny_backbone):
+    # PET on RoBERTa (transformers 3.0.2, add_prefix_space=True) encodes each part on its own: a space before a
+    # part that lacks one, a part's trailing space a token of its own, text right after the mask unspaced
+    from bench.prompts import render
+
+    tok = tiny_backbone("tiny-roberta").tokenizer
+    example = {"a": "Ghost story", "b": "Is it true"}
+    pet = render(_parts_template(), example, tok, "mlm", tokenization="pet_slow")
+    assert pet.tokens(tok) == ["<s>", "ĠGhost", "Ġstory", "Ġquestion", ":", "Ġ", "ĠIs", "Ġit", "Ġtrue",
+                               "Ġanswer", ":", "<mask>", ".", "</s>"]
+    assert pet.target_positions == [11] and pet.target_prefix_space
+    running = render(_parts_template(), example, tok, "mlm", tokenization="fast")  # the suite's running text
+    assert running.tokens(tok) == ["<s>", "Ghost", "Ġstory", "Ġquestion", ":", "ĠIs", "Ġit", "Ġtrue",
+                                   "Ġanswer", ":", "<mask>", "Ġ.", "</s>"]
+    cut = render(_parts_template(), example, tok, "mlm", tokenization="pet_slow", max_length=13, truncation="pet")
+    assert cut.tokens(tok)[:3] == ["<s>", "ĠGhost", "Ġquestion"]  # the shortenable part loses its last token
+
+
+def test_pet_parts_leave_albert_alone(tiny_backbone):
+    from bench.prompts import render
+
+    tok = tiny_backbone("tiny-albert").tokenizer
+    example = {"a": "Ghost story", "b": "Is it true"}
+    slow = render(_parts_template(), example, tok, "mlm", tokenization="pet_slow")
+    assert slow.tokens(tok)[:4] == ["[CLS]", "▁ghost", "▁story", "▁question"]  # SentencePiece: running text, no parts
+    assert slow.input_ids == render(_parts_template(), example, tok, "mlm", tokenization="fast").input_ids
+
+
+def test_pet_parts_must_spell_the_template_and_exist(tiny_backbone):
+    import pytest
+
+    from bench.errors import ConfigError
+    from bench.prompts import render
+    from bench.prompts.template import parse_template, with_parts
+
+    with pytest.raises(ConfigError, match="spell"):
+        with_parts(parse_template("{a} question: [MASK]"), ["{a}", " answer: ", "[MASK]"], "test")
+    tok = tiny_backbone("tiny-roberta").tokenizer
+    with pytest.raises(ConfigError, match="no PET parts"):
+        render(parse_template("{a} question: [MASK]"), {"a": "x"}, tok, "mlm", tokenization="pet_slow")

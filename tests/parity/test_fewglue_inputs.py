@@ -13,8 +13,8 @@ from bench.paths import data_dir
 OPEN = {
     ("tiny-albert", "ReCoRD", "train"): "training negatives: PET draws them from a set() (order set by PYTHONHASHSEED)",
     ("tiny-bert", "ReCoRD", "train"): "training negatives: PET draws them from a set() (order set by PYTHONHASHSEED)",
+    ("tiny-roberta", "ReCoRD", "train"): "training negatives: PET draws them from a set() (order set by PYTHONHASHSEED)",
     ("tiny-bert", "BoolQ", "train"): "slow BERT keeps U+202C (one word becomes [UNK]); the fast one drops it",
-    **{("tiny-roberta", t): "RoBERTa: PET encodes every part with a prefix space" for t in fg.PET_TASK},
 }
 # PET refuses these patterns on the tiny BERT tokenizer (a label word of several tokens); the suite refuses them too
 PET_REFUSES = {("tiny-bert", "CB", 4), ("tiny-bert", "MultiRC", 3)}
