@@ -130,7 +130,7 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
         toks = {name: str(_for_tokenizers_010(tokenizer_dir(name), tmp_dir / name)) for name in BACKBONES}
         spec = {"data": str(data_dir() / "superglue"), "tokenizers": toks, "max_length": MAX_LENGTH,
                 "tasks": {task: picks(task) for task in TASKS}, "template_ids": TEMPLATE_IDS,
-                "cases": model_case_specs(tmp_dir)}
+                "cases": model_case_specs(tmp_dir) + head_case_specs(tmp_dir)}
         (tmp_dir / "spec.json").write_text(json.dumps(spec))
         run_ref_script(python, script, ["--spec", str(tmp_dir / "spec.json"), "--out", str(tmp_dir / "out.json")], ref)
         out = json.loads((tmp_dir / "out.json").read_text())
@@ -143,9 +143,11 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
                                                      out["inputs"][f"{task}/{name}/template{template_id}"].items()}
             written.append(write_golden(STUDY, f"inputs_{task}_{name}", payload))
     keys = {case["name"]: case["keys"] for case in spec["cases"]}
-    models = {name: {**result, "keys": keys[name]} for name, result in out["models"].items()}
-    written.append(write_golden(STUDY, "models", {"reference": f"{SPEC.repo}@{SPEC.commit}",
-                                                   "versions": out["versions"], "cases": models}))
+    heads = {case["name"] for case in spec["cases"] if case.get("mode", "prefix") != "prefix"}
+    for golden, names in (("models", set(keys) - heads), ("heads", heads)):
+        cases = {name: {**result, "keys": keys[name]} for name, result in out["models"].items() if name in names}
+        written.append(write_golden(STUDY, golden, {"reference": f"{SPEC.repo}@{SPEC.commit}",
+                                                    "versions": out["versions"], "cases": cases}))
     return written
 
 
@@ -173,6 +175,42 @@ def model_case_specs(tmp_dir: Path) -> list[dict[str, Any]]:
                       "multiple_choice": case.multiple_choice, "weights": M.reference_weights(case, method),
                       "inputs": f"{case.task}/{case.model}/template{case.template_id}",
                       "keys": case_keys(case.task, case.n_examples)})
+    return specs
+
+
+def build_head_case(case, backbone, fixed: bool = True):
+    """(task, method) for a ``superglue_heads.HeadCase``: its preset and overrides on a copy of ``backbone``."""
+    import copy
+
+    from bench.parity import superglue_heads as H
+
+    backbone = copy.deepcopy(backbone)
+    task_obj = suite_task(case.preset, case.model, backbone, case.overrides)
+    method = task_obj.method
+    method.setup(backbone)
+    method.set_num_labels(task_obj.n_out)
+    return task_obj, H.suite_method(case, method, fixed)
+
+
+def head_case_specs(tmp_dir: Path) -> list[dict[str, Any]]:
+    """The reference's side of the fine-tuning and Prompt Tuning cases (bench/parity/superglue_heads.py)."""
+    from bench.backbones import load_backbone, load_model_config
+    from bench.parity import superglue_heads as H
+
+    specs, backbones = [], {}
+    for case in H.CASES:
+        if case.model not in backbones:
+            backbones[case.model] = load_backbone(load_model_config(case.model), device="cpu", dtype="fp32")
+        ckpt = tmp_dir / f"ckpt-{case.model}"
+        if not ckpt.is_dir():
+            from bench.parity import superglue_models as M
+
+            M.write_checkpoint(backbones[case.model], ckpt, tokenizer_dir(case.model))
+        task_obj, method = build_head_case(case, backbones[case.model])
+        specs.append({"name": case.name, "mode": case.family, "model_dir": str(ckpt), "psl": case.psl,
+                      "projection": False, "mid": 16, "num_labels": task_obj.n_out,
+                      "multiple_choice": case.multiple_choice, "weights": H.reference_weights(case, method),
+                      "inputs": f"{case.task}/{case.model}/template0", "keys": case_keys(case.task, case.n_examples)})
     return specs
 
 
@@ -231,15 +269,15 @@ class InputComparison:
         return self.n > 0 and all(v == self.n for v in self.identical.values())
 
 
-def suite_task(preset: str, model: str, backbone):
-    """The preset's ``ClassificationTask`` on ``backbone`` (the method object is the preset's own)."""
+def suite_task(preset: str, model: str, backbone, overrides: Sequence[str] = ()):
+    """The preset's ``ClassificationTask`` on ``backbone`` (the method object is the preset's own, with ``overrides``)."""
     from hydra.utils import instantiate
 
     from bench.study import compose_job, hydra_context
     from bench.superglue.task import ClassificationTask
 
     with hydra_context():
-        cfg = compose_job(preset, model, [])
+        cfg = compose_job(preset, model, list(overrides))
     from bench.identity import resolved_config
 
     resolved = resolved_config(cfg)

@@ -141,7 +141,7 @@ def _stats(model, base: str) -> dict:
 
 
 def fixed_models(spec: dict, inputs: dict) -> dict:
-    """The reference's prefix models on fixed weights and its own batch: prefixes, mask, logits, loss."""
+    """The reference's models on fixed weights and its own batch: logits, loss (prefix models: prefixes, mask)."""
     from model.utils import TaskType, get_model
     from transformers import AutoConfig
 
@@ -150,11 +150,13 @@ def fixed_models(spec: dict, inputs: dict) -> dict:
         torch.manual_seed(0)
         config = AutoConfig.from_pretrained(case["model_dir"], num_labels=case["num_labels"])
         config.attention_probs_dropout_prob = 0.0
-        args = SimpleNamespace(model_name_or_path=case["model_dir"], prefix=True, prompt=False,
+        mode = case.get("mode", "prefix")  # prefix (--prefix) | prompt (--prompt) | finetune (neither)
+        args = SimpleNamespace(model_name_or_path=case["model_dir"], prefix=mode == "prefix", prompt=mode == "prompt",
                                pre_seq_len=case["psl"], prefix_projection=case["projection"],
                                prefix_hidden_size=case["mid"], hidden_dropout_prob=0.0, model_revision="main")
         kind = TaskType.MULTIPLE_CHOICE if case["multiple_choice"] else TaskType.SEQUENCE_CLASSIFICATION
-        model = get_model(args, kind, config, fix_bert=True)
+        # get_trainer.py: fix_bert=True for multiple choice only (the prefix / prompt models freeze themselves)
+        model = get_model(args, kind, config, fix_bert=case["multiple_choice"] or mode == "prefix")
         model.eval()
         base_name = model.base_model_prefix
         init = _stats(model, base_name)
@@ -178,13 +180,15 @@ def fixed_models(spec: dict, inputs: dict) -> dict:
         base.forward = capture
         with torch.no_grad():
             out = model(**batch, return_dict=True)
-            prompt = model.get_prompt(1)
-        mask = seen["attention_mask"]
-        results[case["name"]] = {
-            "logits": out.logits.tolist(), "loss": float(out.loss),
-            "past_key_values": [[layer[0][0].tolist(), layer[1][0].tolist()] for layer in prompt],
-            "attention_mask": mask.tolist(), "init": init,
-        }
+            prompt = model.get_prompt(1) if mode == "prefix" else None
+        result = {"logits": out.logits.tolist(), "loss": float(out.loss), "init": init,
+                  "trainable": sorted(n for n, p in model.named_parameters()
+                                      if p.requires_grad and not n.startswith(base_name + ".")),
+                  "backbone_trainable": sum(p.numel() for p in base.parameters() if p.requires_grad)}
+        if prompt is not None:
+            result["past_key_values"] = [[layer[0][0].tolist(), layer[1][0].tolist()] for layer in prompt]
+            result["attention_mask"] = seen["attention_mask"].tolist()
+        results[case["name"]] = result
     return results
 
 
