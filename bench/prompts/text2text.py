@@ -11,11 +11,44 @@ dropped from the encoder input (soft-prompt positions after it move up by one).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from bench.errors import ConfigError
 from bench.prompts.multitoken import Entry
 from bench.prompts.render import SENTINEL, RenderedPrompt
+from bench.prompts.template import Field, Soft, Target, Template
+from bench.prompts.verbalizer import Verbalizer
+
+
+def input_text(template: Template, fields: Mapping[str, object]) -> str:
+    """The encoder's input as one string (what T5's preprocessors write): fields filled, the target slot and
+    the whitespace right before it dropped. Templates with pseudo tokens have no such string."""
+    if any(isinstance(s, Soft) for s in template.segments):
+        raise ConfigError(f"template {template.text!r} has pseudo tokens: its input is not a plain string")
+    parts: list[str] = []
+    for i, seg in enumerate(template.segments):
+        if isinstance(seg, Target):
+            if i and not isinstance(template.segments[i - 1], Field) and parts:
+                parts[-1] = parts[-1].rstrip()  # the template's own space before [MASK], never a field's text
+        else:
+            parts.append(seg.value(fields) if isinstance(seg, Field) else seg.text)
+    return "".join(parts)
+
+
+def target_strings(labels: Sequence[str] | None, verbalizer: Verbalizer | None, choices: Sequence[str]) -> list[str]:
+    """The strings rank classification scores, one per option: each label's string, or for a choice task
+    (``labels`` None) the choices themselves unless the verbalizer names them by position ("0", "1", ...;
+    T5's COPA writes "choice1" / "choice2")."""
+    if labels is not None:
+        if verbalizer is None:
+            raise ConfigError("text-to-text scoring needs a label string per label (the template's verbalizer)")
+        return [verbalizer.label_words[label][0] for label in labels]
+    if verbalizer is not None:
+        missing = [str(i) for i in range(len(choices)) if str(i) not in verbalizer.label_words]
+        if missing:
+            raise ConfigError(f"verbalizer of a choice task names options by position; missing {missing}")
+        return [verbalizer.label_words[str(i)][0] for i in range(len(choices))]
+    return list(choices)
 
 
 def label_ids(text: str, tokenizer) -> list[int]:

@@ -16,10 +16,11 @@ question with its two choices. Labels index ``LABELS[task]`` or, for COPA/ReCoRD
 
 Template fields per task (``bare`` = final punctuation removed, ``_lc`` = also first letter lower-cased):
 BoolQ passage, question | CB/RTE premise, hypothesis, hypothesis_bare | WiC word, sentence1,
-sentence2 | WSC text, text_marked (pronoun as ``*it*``), pronoun, target (the referent) | COPA
+sentence2 | WSC text, text_marked (pronoun as ``*it*``), pronoun, target (the referent), text_t5, target_t5 | COPA
 premise, premise_bare, choice1, choice2, choice1_lc, choice2_lc, question, connective
 (" because" / ", so"), joiner ("because" / "so") | MultiRC passage, question, answer | ReCoRD passage (``@highlight`` lines as
-"- "), query, query_left, query_right (the query split at ``@placeholder``).
+"- "), query, query_left, query_right (the query split at ``@placeholder``), passage_t5, entities_t5. MultiRC also
+paragraph_t5, question_t5, answer_t5. ``*_t5``: T5's text-to-text formats (:mod:`bench.superglue.t5_fields`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 from bench.errors import ConfigError, DataError
 from bench.io_utils import read_jsonl
 from bench.paths import data_dir
+from bench.superglue import t5_fields
 
 TASKS = ("BoolQ", "CB", "COPA", "MultiRC", "ReCoRD", "RTE", "WiC", "WSC")
 LABELS: dict[str, tuple[str, ...] | None] = {
@@ -108,13 +110,16 @@ def _wsc_fields(row: Mapping[str, Any]) -> dict[str, str]:
         rest = words[index][len(pronoun):]
         words[index] = f"*{pronoun}* {rest}" if rest else f"*{pronoun}*"
     marked = " ".join(words)
-    return {"text": str(row["text"]), "text_marked": marked, "pronoun": pronoun, "target": str(target["span1_text"])}
+    return {"text": str(row["text"]), "text_marked": marked, "pronoun": pronoun, "target": str(target["span1_text"]),
+            **t5_fields.wsc_fields(row)}
 
 
 def _record_examples(row: Mapping[str, Any], uid: str) -> list[Example]:
     text = str(row["passage"]["text"])
     entities = list(dict.fromkeys(text[int(e["start"]) : int(e["end"]) + 1] for e in row["passage"]["entities"]))
     passage = text.replace("@highlight\n", "- ")  # PET follows GPT-3 here
+    t5 = {"passage_t5": t5_fields.record_passage(text),
+          "entities_t5": ", ".join(t5_fields.record_entities(text, row["passage"]["entities"]))}
     out = []
     for qa in row["qas"]:
         query = str(qa["query"])
@@ -123,7 +128,7 @@ def _record_examples(row: Mapping[str, Any], uid: str) -> list[Example]:
         left, right = query.split("@placeholder", 1)
         answers = tuple(dict.fromkeys(str(a["text"]) for a in qa.get("answers", [])))
         label = next((i for i, e in enumerate(entities) if e in answers), None)
-        fields = {"passage": passage, "query": query, "query_left": left, "query_right": right}
+        fields = {"passage": passage, "query": query, "query_left": left, "query_right": right, **t5}
         out.append(Example("ReCoRD", f"{uid}-q{qa['idx']}", fields, label, tuple(entities),
                            group=f"{uid}-q{qa['idx']}", answers=answers))
     return out
@@ -151,7 +156,10 @@ def examples_from_row(task: str, row: Mapping[str, Any], uid: str) -> list[Examp
         out = []
         for q in row["passage"]["questions"]:
             for a in q["answers"]:
-                fields = {"passage": row["passage"]["text"], "question": q["question"], "answer": a["text"]}
+                fields = {"passage": row["passage"]["text"], "question": q["question"], "answer": a["text"],
+                          "paragraph_t5": t5_fields.multirc_text(row["passage"]["text"]),
+                          "question_t5": t5_fields.multirc_text(q["question"]),
+                          "answer_t5": t5_fields.multirc_text(a["text"])}
                 out.append(Example(task, f"{uid}-q{q['idx']}-a{a['idx']}", fields, _label_index(task, a.get("label")),
                                    group=f"{uid}-q{q['idx']}"))
         return out
