@@ -72,6 +72,14 @@ def build_optimizer(method, trainer_cfg: Mapping) -> torch.optim.Optimizer:
     if name == "adafactor":  # Lester et al.'s prompt tuning: constant lr (0.3), no relative step / parameter scale
         from transformers.optimization import Adafactor
 
+        variant = str(trainer_cfg.get("adafactor", "hf"))  # t5x: T5X's factoring and weight decay (bench.adafactor)
+        if variant not in ("hf", "t5x"):
+            raise ConfigError(f"trainer.adafactor={variant!r} is not one of hf, t5x")
+        if variant == "t5x":
+            from bench.adafactor import T5XAdafactor
+
+            return T5XAdafactor(groups, lr=float(trainer_cfg["lr"]), weight_decay=float(trainer_cfg.get("weight_decay", 0.0)))
+
         return Adafactor(groups, lr=float(trainer_cfg["lr"]), relative_step=False, scale_parameter=False,
                          warmup_init=False, weight_decay=float(trainer_cfg.get("weight_decay", 0.0)))
     cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]

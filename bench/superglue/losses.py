@@ -57,3 +57,15 @@ def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def mixed_loss(task_loss: torch.Tensor, lm_loss: torch.Tensor, alpha: float) -> torch.Tensor:
     """PET: ``alpha * task + (1 - alpha) * lm``."""
     return alpha * task_loss + (1.0 - alpha) * lm_loss
+
+
+def target_token_loss(logits: torch.Tensor, batch, z_loss: float = 0.0) -> torch.Tensor:
+    """T5's text-to-text loss (``task.text2text_loss: target``): the summed token cross-entropy of each example's gold
+    label string only (T5X ``loss_fn`` with ``loss_normalizing_factor=None``), plus ``z_loss * log(Z)^2`` per token
+    (T5X's z-loss, 1e-4 in prompt-tuning's gin). ``logits``: (n_slots, vocab) at every option's target slots."""
+    gold_unit = batch.unit_option == batch.labels[batch.unit_owner]
+    gold = gold_unit[batch.slot_owner]
+    picked = logits.float()[gold]
+    log_z = torch.logsumexp(picked, dim=-1)
+    nll = log_z - picked.gather(1, batch.slot_tokens[gold][:, None]).squeeze(1)
+    return (nll + z_loss * log_z.square()).sum()

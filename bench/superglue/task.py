@@ -37,13 +37,14 @@ from bench.progress import eval_progress
 from bench.prompts import render, target_token_ids, templates_for, verbalizer_for
 from bench.prompts.multitoken import greedy_fill, iterative_scores, make_entry
 from bench.prompts.pieces import slow_sentencepiece_ids, tokenizer_info
+from bench.prompts.render import SENTINEL
 from bench.prompts.template import Field, Target, check_template
 from bench.prompts.text2text import label_ids, text2text_entry
 from bench.prompts.verbalizer import check_label_words
 from bench.superglue import data as sg
 from bench.superglue.batching import Item, TaskBatch, pad_id_for, scatter_options, unit_log_probs, word_scores
 from bench.superglue.classifier_inputs import classifier_pairs
-from bench.superglue.losses import batch_hinge_loss, hinge_loss, mixed_loss
+from bench.superglue.losses import batch_hinge_loss, hinge_loss, mixed_loss, target_token_loss
 from bench.superglue.metrics import superglue_metrics, words_match
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,8 @@ class ClassificationTask:
             log.warning("task.max_length %d > the model's %d positions: inputs cut at %d", self.max_length,
                         model_max, model_max)
             self.max_length = int(model_max)
+        if task_cfg.get("prompt_outside_budget"):  # T5X: the feature length counts the text; the prompt joins as embeddings
+            self.max_length += int(getattr(method, "length", 0) or 0)
         self.labels = self.label_names(self.task)
         self.decoding = method.decoding if self.family == "mlm" else "parallel"
         self.multi_token = str((cfg.get("method") or {}).get("multi_token") or "refuse")
@@ -268,6 +271,12 @@ class ClassificationTask:
         return [self._target_ids(self.verbalizer.label_words[lab][0], space)
                 for lab in self.labels]
 
+    def _label_ids(self, text: str) -> list[int]:
+        """A label string's decoder targets; ``task.target_sentinel``: ``<extra_id_0>`` first (Lester's "span
+        corruption + sentinel": prompt-tuning's ``add_sentinel_to_targets``, in token space, before ``</s>``)."""
+        ids = label_ids(text, self.tok)
+        return [self.tok.convert_tokens_to_ids(SENTINEL), *ids] if self.task_cfg.get("target_sentinel") else ids
+
     def _item(self, ex: sg.Example, train: bool, pads: int | None = None) -> Item:
         if self.mode == "labels":
             sep = getattr(self.tok, "sep_token", None) or ""
@@ -287,7 +296,7 @@ class ClassificationTask:
         if self.mode == "text2text":
             strings = ex.choices if self.labels is None else [self.verbalizer.label_words[lab][0] for lab in self.labels]
             rendered = self._render(ex, 1)
-            return Item(ex, entries=[text2text_entry(rendered, label_ids(s, self.tok), self.tok) for s in strings])
+            return Item(ex, entries=[text2text_entry(rendered, self._label_ids(s), self.tok) for s in strings])
         space = self.template_space(ex)
         if self.mode == "span":
             tokens = self._target_ids(ex.fields[self.answer_field], space)
@@ -418,6 +427,8 @@ class ClassificationTask:
             unit = unit_log_probs(scores, batch.slot_tokens, batch.slot_owner, n_units)
             tokens = torch.bincount(batch.slot_owner, minlength=n_units).to(unit.dtype)
             loss = batch_hinge_loss(unit, tokens, batch.unit_option == batch.labels[batch.unit_owner])
+        elif self.mode == "text2text" and self.task_cfg.get("text2text_loss", "rank") == "target":
+            loss = target_token_loss(scores, batch, float(self.task_cfg.get("z_loss") or 0.0))  # T5X's loss_fn
         else:
             loss = F.cross_entropy(self.option_scores(scores, batch), batch.labels)
         if self.aux is not None and self.aux.available:  # PET's auxiliary MLM loss (bench.superglue.aux_mlm)
