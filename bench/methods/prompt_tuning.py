@@ -59,6 +59,27 @@ class PromptTuning(SoftPromptMethod):
     def adapt_template(self, template: Template) -> Template:
         return with_prepended_prompt(template, self.length, self.start_space)
 
+    def saved_prompt(self) -> torch.Tensor | None:
+        """The vectors a run keeps beside its record (:mod:`bench.methods.prompt_store`): ``(length, dim)``
+        float32 on the CPU, for one prompt on a frozen backbone; None otherwise (nothing a prompt alone restores)."""
+        if self.encoder is None or self.num_prompts != 1 or self.tunes_backbone:
+            return None
+        return self.prompt_vectors().detach().to("cpu", torch.float32).clone()
+
+    def load_prompts(self, prompts: Sequence[torch.Tensor]) -> None:
+        """Fill the ``num_prompts`` prompts with saved ones, in order (an ensemble of runs' prompts)."""
+        if self.encoder is None:
+            raise ConfigError("prompt_tuning: call setup(backbone) before loading prompts")
+        if len(prompts) != self.num_prompts:
+            raise ConfigError(f"prompt_tuning has num_prompts={self.num_prompts} but {len(prompts)} prompts were given")
+        for k, vectors in enumerate(prompts):
+            if tuple(vectors.shape) != (self.length, self.dim):
+                raise ConfigError(f"saved prompt {k} has shape {tuple(vectors.shape)}, this method needs "
+                                  f"({self.length}, {self.dim}) (method.component.length, the model's embedding size)")
+        with torch.no_grad():
+            weight = self.encoder.embedding.weight
+            weight.copy_(torch.cat([v.to(weight.device, weight.dtype) for v in prompts]))
+
     # initialisation --------------------------------------------------------------------------
     def _sampled_ids(self, count: int, vocab_size: int) -> torch.Tensor:
         population = min(int(self.vocab_population or vocab_size), vocab_size)
