@@ -98,10 +98,14 @@ def job_ranks(cfg: DictConfig) -> list[int | None]:
 
 
 def not_applicable(cfg: DictConfig) -> str | None:
-    """Why a preset does not apply to the model (its ``sweep.archs``), or None."""
+    """Why a preset does not apply to the model (its ``sweep.archs``; ``sweep.checkpoints`` against the model's
+    ``checkpoint`` field, where it has one: Lester's span_corruption / lm_adapt axis), or None."""
     archs = (cfg.get("sweep") or {}).get("archs")
     if archs and cfg.model.get("arch") not in archs:
         return f"only for {', '.join(archs)} models (this is {cfg.model.get('arch')})"
+    checkpoints, own = (cfg.get("sweep") or {}).get("checkpoints"), cfg.model.get("checkpoint")
+    if checkpoints and own is not None and own not in checkpoints:
+        return f"only for {', '.join(checkpoints)} checkpoints (this is {own})"
     return None
 
 
