@@ -118,6 +118,10 @@ SMOKE: dict[str, Smoke] = {
     "python -m data_prep superglue --full --download": Smoke("skip", why="downloads from the network"),
     "make check-learning": Smoke("skip", why="real pretrained weights, tens of minutes (BENCH_REAL=1)"),
     "make reproduce-lmbff": study("lmbff", "roberta-large", HUB, make="bench.study run lmbff"),
+    "make reproduce-lester": study("lester", "t5-small-lm-adapt", HUB, make="bench.study run lester"),
+    "make reproduce-lester MODELS=t5-small-lm-adapt,t5-base-lm-adapt": study(
+        "lester", "t5-small-lm-adapt,t5-base-lm-adapt", HUB,
+        make="bench.study run lester --models t5-small-lm-adapt,t5-base-lm-adapt"),
     # named in the README as the offline smoke runs of two studies
     "make reproduce-fewglue MODELS=tiny-albert": study("fewglue", "tiny-albert", "composed (a study run takes minutes)",
                                                        make="bench.study run fewglue --models tiny-albert"),
