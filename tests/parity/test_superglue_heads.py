@@ -27,14 +27,18 @@ GOLDEN = load_golden("superglue", "heads")["cases"]
 
 @pytest.fixture(scope="module")
 def built(tiny_backbone):
+    """Per case: (task, method with the fixed weights, its weights as initialised, what requires grad)."""
     cache = {}
 
-    def get(case: H.HeadCase, fixed: bool = True):
-        key = (case.name, fixed)
-        if key not in cache:
+    def get(case: H.HeadCase):
+        if case.name not in cache:
             torch.manual_seed(0)
-            cache[key] = P.build_head_case(case, tiny_backbone(case.model), fixed)
-        return cache[key]
+            task_obj, method = P.build_head_case(case, tiny_backbone(case.model), fixed=False)
+            named = H.named_weights(method)
+            init = {H.reference_name(case, n): p.detach().clone() for n, p in named.items()}
+            trainable = {H.reference_name(case, n) for n, p in named.items() if p.requires_grad}
+            cache[case.name] = (task_obj, H.suite_method(case, method, fixed=True), init, trainable)
+        return cache[case.name]
 
     return get
 
@@ -45,7 +49,7 @@ def test_every_case_has_a_golden():
 
 @pytest.mark.parametrize("case", H.CASES, ids=[c.name for c in H.CASES])
 def test_logits_and_loss_equal_the_reference(built, case):
-    task_obj, method = built(case)
+    task_obj, method, _, _ = built(case)
     ref = GOLDEN[case.name]
     ours = H.suite_outputs(task_obj, method, ref["keys"])
     assert torch.tensor(ours["logits"]).shape == torch.tensor(ref["logits"]).shape
@@ -59,9 +63,8 @@ def test_logits_and_loss_equal_the_reference(built, case):
 @pytest.mark.parametrize("case", H.CASES, ids=[c.name for c in H.CASES])
 def test_initialisation_follows_the_references_from_pretrained(built, case):
     """N(0, 0.02) weights and zero biases for every module the checkpoint lacks, on both sides."""
-    _, method = built(case, fixed=False)
+    _, _, ours, _ = built(case)
     ref = GOLDEN[case.name]["init"]
-    ours = {H.reference_name(case, name): p.detach() for name, p in H.named_weights(method).items()}
     assert set(ours) == set(ref)
     for name, stats in ref.items():
         p = ours[name]
@@ -75,9 +78,8 @@ def test_initialisation_follows_the_references_from_pretrained(built, case):
 @pytest.mark.parametrize("case", H.CASES, ids=[c.name for c in H.CASES])
 def test_what_each_side_trains(built, case):
     """The same head-side parameters train; the backbone is tuned in fine-tuning except COPA (flagged)."""
-    _, method = built(case, fixed=False)
+    _, method, _, trainable = built(case)
     ref = GOLDEN[case.name]
-    trainable = {H.reference_name(case, name) for name, p in H.named_weights(method).items() if p.requires_grad}
     backbone = sum(p.numel() for p in method.backbone.model.parameters() if p.requires_grad)
     if case.family == "prompt":
         assert trainable == set(ref["trainable"]) and backbone == ref["backbone_trainable"] == 0
@@ -105,7 +107,7 @@ def test_freeze_backbone_reproduces_the_references_multiple_choice_fine_tuning(t
 def test_double_embedding_is_what_makes_the_prompt_logits_equal(built):
     """Feeding the input embeddings once (no second pass through the embedding layer) misses the reference."""
     case = next(c for c in H.CASES if c.name == "prompt_rte_bert")
-    task_obj, method = built(case)
+    task_obj, method, _, _ = built(case)
     ref = GOLDEN[case.name]
     base = method._base()
     original = base.embeddings.forward
