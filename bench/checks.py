@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from bench import grid
 from bench.errors import ConfigError, DataError
 from bench.paths import REPO_ROOT
 from bench.prompts.template import check_template
@@ -95,7 +96,10 @@ def schema(conf_dir: Path = CONF_DIR) -> dict:
             _merge(node, _yaml(path))
     for group in GLOBAL_GROUPS:
         for path in sorted((conf_dir / group).glob("**/*.yaml")):
-            if "@package _global_" in path.read_text(encoding="utf-8"):
+            if path.name.endswith(grid.SUFFIX):  # a recipe: the keys of the presets it makes
+                for _header, body in grid.expand_file(path).values():
+                    _merge(tree, {k: v for k, v in body.items() if k != "defaults"})
+            elif "@package _global_" in path.read_text(encoding="utf-8"):
                 _merge(tree, _yaml(path))
     return tree
 

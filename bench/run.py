@@ -54,6 +54,10 @@ def _closest(name: str, known: Sequence[str]) -> str:
 
 
 def _group_options(conf: Path, group: str) -> list[str]:
+    if group == "experiment":  # files and the presets of the recipes (bench.grid)
+        from bench.grid import preset_names
+
+        return preset_names(conf)
     names = sorted(p.relative_to(conf / group).with_suffix("").as_posix() for p in (conf / group).glob("**/*.yaml"))
     return [*names, "basic"] if group == "hydra/launcher" else names  # Hydra's own launcher
 
@@ -82,7 +86,8 @@ def check_overrides(args: Sequence[str], conf: Path | None = None) -> None:
             values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
             for value in values:
                 if value is not None and str(value) != "null" and str(value) not in options:
-                    listed = ", ".join(options) if len(options) <= 30 else f"{len(options)} files, ls {conf / key}"
+                    listed = (", ".join(options) if len(options) <= 30 else f"{len(options)} files, ls {conf / key}"
+                              + (" (and the rows of its *.grid.yaml recipes)" if key == "experiment" else ""))
                     raise ConfigError(f"no {key} option {str(value)!r} in {conf / key}{_closest(str(value), options)} "
                                       f"(known: {listed})")
             continue

@@ -58,6 +58,10 @@ class StudyPlan:
 
 
 def _names(folder: Path) -> list[str]:
+    if folder.name == "experiment":  # files and the presets of the recipes (bench.grid)
+        from bench.grid import preset_names
+
+        return preset_names(folder.parent)
     return sorted(p.stem for p in folder.glob("*.yaml"))
 
 
