@@ -64,7 +64,7 @@ class PromptClassifier(Method):
         model_type = getattr(model.config, "model_type", "?")
         if model_type not in BASES:
             raise ConfigError(f"prompt_classifier is P-tuning-v2's BERT/RoBERTa prompt model; not defined for "
-                              f"{model_type!r}")
+                              f"{model_type!r}: use a bert or roberta model, or method=prompt_tuning (cloze prompts)")
         model.eval()
         model.requires_grad_(False)
         hidden = hidden_size_of(model)
