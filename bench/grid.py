@@ -8,7 +8,8 @@ A recipe file is an ordinary experiment config plus a ``grid:`` block::
         boolq: {}
         copa: {task: {choice_loss: hinge_batch}}
 
-A row key fills the placeholders of ``name`` in order, split on ``_`` (``rte_bert`` fills ``{task}_{arch}``);
+An optional ``variants: {<suffix>: {...}}`` makes every row a second time, as ``<name>_<suffix>`` with those
+values on top (P-Tuning v2's ``*_valsel``). A row key fills the placeholders of ``name`` in order, split on ``_`` (``rte_bert`` fills ``{task}_{arch}``);
 every ``{placeholder}`` in the recipe's strings (defaults list, ``needs.presets``, ...) takes the row's value.
 Hydra serves each preset as if it were a file (``GridConfigSource``, put beside the primary config folder
 by ``GridSearchPath``), so ``experiment=fewglue_pet_copa`` keeps its name everywhere: on the command line,
@@ -83,7 +84,11 @@ def expand_text(text: str, where: str) -> dict[str, tuple[dict, dict]]:
                 raise ConfigError(f"{where}: grid row {row!r} sets `defaults`; put group choices in the recipe's "
                                   "defaults list with a placeholder (override /template: pet_{task})")
             body = OmegaConf.to_container(OmegaConf.merge(OmegaConf.create(body), OmegaConf.create(extra)))
-        out[_substitute(grid["name"], filled)] = (header, body)
+        name = _substitute(grid["name"], filled)
+        out[name] = (header, body)
+        for suffix, more in (grid.get("variants") or {}).items():  # each row again as <name>_<suffix>, more values on top
+            merged = OmegaConf.merge(OmegaConf.create(body), OmegaConf.create(_substitute(dict(more or {}), filled)))
+            out[f"{name}_{suffix}"] = (header, OmegaConf.to_container(merged))
     return out
 
 
