@@ -67,6 +67,9 @@ def _runs(root: Path) -> Path:
         save(runs, sg_record("rte", albert, "finetune", "pet_rte", {"accuracy": acc}, seed=seed,
                              preset="fewglue_clsft_rte"))
     save(runs, sg_record("rte", albert, "prompt_tuning", "pet_rte", {"accuracy": 0.52}, preset="fewglue_prompt_tuning_rte"))
+    for seed, acc in ((42, 0.5), (43, 0.6)):  # Lester: default-recipe Prompt Tuning (more in test_lester_tables.py)
+        save(runs, superglue_record("t5-small-lm-adapt", "prompt_tuning", "lester_prompt_tuning_rte", "rte", acc, seed=seed))
+    save(runs, superglue_record("t5-small-lm-adapt", "prompt_tuning", "lester_ensemble_rte", "rte", 0.6, seed=44))  # vote
     return runs
 
 
@@ -178,6 +181,9 @@ EXPECTED = {
     "fewglue_fewshot_prompt_tuning": [("albert-xxlarge-v2", "RTE Acc", "52.0 (—)")],
     "fewglue_ipet": [("albert-xxlarge-v2", "WiC Acc", "65.0 (4.2)")],  # 62, 68: sd sqrt(18); not PET's 50/60/70
     "fewglue_pet_distilled": [("albert-xxlarge-v2", "WiC Acc", "60.0 (10.0)")],  # 50, 60, 70 (sd 10); not the CLS 90
+    "lester_prompt_tuning": [("t5-small-lm-adapt", "RTE Acc", "55.0 (7.1)")],  # 50, 60; not the ensemble's 60
+    "lester_ensemble": [("t5-small-lm-adapt", "RTE Acc Ens", "60.0"),  # the vote's accuracy
+                        ("t5-small-lm-adapt", "RTE Acc Avg", "—")],  # this record has no per-prompt subsets
 }
 
 

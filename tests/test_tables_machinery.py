@@ -190,7 +190,7 @@ def test_a_filter_that_matches_nothing_stops_naming_the_known_values(tmp_path, c
     assert main(["--results", str(tmp_path), "--out", str(out), "--only", "lama34", "--study", "lama"]) == 2
     assert "--only lama34 matches nothing" in capsys.readouterr().err
     assert main(["--results", str(tmp_path), "--out", str(out), "--study", "lmbf"]) == 2
-    assert "known values: fewglue, lama, lama_options, lmbff, superglue, superglue_frozen" in capsys.readouterr().err
+    assert "known values: fewglue, lama, lama_options, lester, lmbff, superglue, superglue_frozen" in capsys.readouterr().err
     assert not out.exists()  # nothing was rewritten
 
 

@@ -9,6 +9,8 @@
   tables do; one figure per model row.
 - ``kind: patterns`` (records, not groups): per task, each pattern's score per model and series
   (:mod:`bench.tables.pattern_figures`); one figure per task.
+- ``kind: scale`` (records): a score over tasks against model size, one line per series (Lester et al.'s scale
+  and ablation charts, :mod:`bench.tables.scale_figures`); one figure per spec.
 Every chart says on its face when all its values are zero or a column has no record
 (:mod:`bench.tables.figure_marks`). Colours and labels come from one series file (``conf/figures/rules/series.yaml``) so a method has
 the same colour in every figure; sizes fit a two-column paper (7 in full width, 3.3 in a column).
@@ -60,7 +62,7 @@ def load_figure_specs(directory: Path = FIGURES_DIR, only: list[str] | None = No
             spec["column_key"] = load_rules(spec["column_key"], path, "column_key", FIGURES_DIR.parent / "tables" / "rules")
         spec.setdefault("split", "report")
         spec.setdefault("keep", {})
-        spec["source"] = "records" if spec.get("kind") in ("splits", "patterns") else "groups"
+        spec["source"] = "records" if spec.get("kind") in ("splits", "patterns", "scale") else "groups"
         spec["value"].setdefault("scale", 1)
         specs.append(spec)
     return specs
@@ -273,9 +275,15 @@ def figures_for(spec: dict, frames: Frames, published: pd.DataFrame | None = Non
             fig = patterns_figure(spec, data, task, STYLE, paper)
             if fig is not None:
                 yield f"{spec['name']}_{task}", fig
+    elif spec["kind"] == "scale":  # score vs model size, one line per series (bench.tables.scale_figures)
+        from bench.tables.scale_figures import scale_figure
+
+        fig = scale_figure(spec, data, frames.by_name, STYLE, published)
+        if fig is not None:
+            yield spec["name"], fig
     else:
         raise ValueError(f"{spec.get('name')}: unknown figure kind {spec['kind']!r} "
-                         "(spread, distribution, splits or patterns)")
+                         "(spread, distribution, splits, patterns or scale)")
 
 
 def load_paper(paper_dir: Path | None = None) -> pd.DataFrame | None:
