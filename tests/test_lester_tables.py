@@ -35,7 +35,8 @@ def lester_record(task: str, model: str, val: dict, *, seed: int = 42, preset: s
     spec = {"task": task, "variant": "superglue", "model": model, "method": "prompt_tuning", "template": f"t5_{task}",
             "seed": seed, "tag": None, "rank": None, "preset": preset or f"lester_prompt_tuning_{task}",
             "config_hash": config_hash}
-    task_cfg = {"name": task, "runner": runner, **({} if sentinel is None else {"target_sentinel": sentinel})}
+    task_cfg = {"name": task, "runner": runner, "protocol": "val_selection",  # as the presets: selected on val
+                **({} if sentinel is None else {"target_sentinel": sentinel})}
     return {"schema_version": 2, "name": name, "status": "finished", "spec": spec,
             "metrics": {"val": {"overall": overall, "groups": {}, "subsets": subsets or {}}},
             "selection_split": None, "report_split": "val", "params": params or {"trainable": 400},
@@ -52,6 +53,7 @@ def ensemble_record(task: str, model: str, vote: float, average: float, best: fl
                          runner=ENSEMBLE)
 
 
+VS = " (protocol val_selection)"  # every Lester row: the recipe selects on the val split it reports
 SMALL = "t5-small-lm-adapt"
 LM = {"checkpoint": "lm_adapt", "num_params": 76961152}  # Lester Table 4: 76,961,664 total - 512 prompt (length 1)
 SPAN = {"checkpoint": "span_corruption", "num_params": 76961152}
@@ -88,46 +90,48 @@ def _table(name: str, frames):
 
 def test_ensemble_table_average_best_vote_and_superglue_over_the_tasks_present(frames):
     display = _table("lester_ensemble", frames)
-    assert display.loc[SMALL, "RTE Acc Avg"] == "52.0"
-    assert display.loc[SMALL, "RTE Acc Best*"] == "58.0"
-    assert display.loc[SMALL, "RTE Acc Ens"] == "60.0"  # both seeds' identical records: mean 60
-    assert display.loc[SMALL, "SuperGLUE Avg"] == "58.0 (2/8)"  # (52 + 64) / 2 over RTE and WiC
-    assert display.loc[SMALL, "SuperGLUE Best*"] == "62.0 (2/8)"  # (58 + 66) / 2
-    assert display.loc[SMALL, "SuperGLUE Ens"] == "65.0 (2/8)"  # (60 + 70) / 2
-    assert display.loc[SMALL, "BoolQ Acc Ens"] == MISSING
+    assert display.loc[SMALL + VS, "RTE Acc Avg"] == "52.0"
+    assert display.loc[SMALL + VS, "RTE Acc Best*"] == "58.0"
+    assert display.loc[SMALL + VS, "RTE Acc Ens"] == "60.0"  # both seeds' identical records: mean 60
+    assert display.loc[SMALL + VS, "SuperGLUE Avg"] == "58.0 (2/8)"  # (52 + 64) / 2 over RTE and WiC
+    assert display.loc[SMALL + VS, "SuperGLUE Best*"] == "62.0 (2/8)"  # (58 + 66) / 2
+    assert display.loc[SMALL + VS, "SuperGLUE Ens"] == "65.0 (2/8)"  # (60 + 70) / 2
+    assert display.loc[SMALL + VS, "BoolQ Acc Ens"] == MISSING
     # Table 3 (T5-XXL) beside no record of ours: the paper's row with its numbers
     assert display.loc["t5-xxl-lm-adapt", "RTE Acc Ens"] == "— / 93.5 (—)"
     assert display.loc["t5-xxl-lm-adapt", "CB F1 Avg"] == f"{MISSING_CB} / 99.0 (—)"
     assert display.loc["t5-xxl-lm-adapt", "SuperGLUE Ens"] == "— / 91.3 (—)"
-    assert "tiny-t5" not in display.index  # default-recipe runs are not ensembles
+    assert "tiny-t5" + VS not in display.index  # default-recipe runs are not ensembles
 
 
 def test_prompt_tuning_table_keeps_the_default_recipe_only(frames):
     display = _table("lester_prompt_tuning", frames)
-    assert display.loc[SMALL, "RTE Acc"] == "55.0 (7.1)"  # seeds 50, 60: sd sqrt(50) = 7.07; not the ensemble's 60
-    assert display.loc[SMALL, "CB F1"] == "50.0 (—)"  # one seed: no sd
-    assert display.loc[SMALL, "SuperGLUE"] == "65.0 (3/8)§"  # RTE 55, WiC 70, CB (90 + 50) / 2 = 70: 195 / 3; § seed 43 lacks WiC, CB
-    assert display.loc["tiny-t5", "RTE Acc"] == "55.0 (7.1)"  # 50, 60; the length-5 and random-init runs are other presets
+    assert display.loc[SMALL + VS, "RTE Acc"] == "55.0 (7.1)"  # seeds 50, 60: sd sqrt(50) = 7.07; not the ensemble's 60
+    assert display.loc[SMALL + VS, "CB F1"] == "50.0 (—)"  # one seed: no sd
+    assert display.loc[SMALL + VS, "SuperGLUE"] == "65.0 (3/8)§"  # RTE 55, WiC 70, CB (90 + 50) / 2 = 70: 195 / 3; § seed 43 lacks WiC, CB
+    assert display.loc["tiny-t5" + VS, "RTE Acc"] == "55.0 (7.1)"  # 50, 60; the length-5 and random-init runs are other presets
     assert display.loc["t5-xxl-lm-adapt", "WiC Acc"] == "— / 76.2 (—)"  # Table 3's Average of five prompts
-    assert display.loc["t5-v1_1-small", "RTE Acc"] == "40.0 (—)§"  # span corruption: its own row; § no seed 43
+    assert display.loc["t5-v1_1-small" + VS, "RTE Acc"] == "40.0 (—)§"  # span corruption: its own row; § no seed 43
 
 
 def _points(name: str, frames) -> pd.DataFrame:
     (spec,) = load_figure_specs(only=[name])
-    return scale_summary(scale_points(spec, prepare(dict(spec), frames), frames.by_name)).set_index(["series", "row"])
+    data = prepare(dict(spec), frames)
+    data = data.assign(row=data["row"] + data["setting"])  # as bench.tables.figures keys a chart's rows
+    return scale_summary(scale_points(spec, data, frames.by_name)).set_index(["series", "row"])
 
 
 def test_scale_chart_points_by_hand(frames):
     points = _points("lester_scale", frames)
-    tiny = points.loc[("prompt_tuning", "tiny-t5")]
+    tiny = points.loc[("prompt_tuning", "tiny-t5" + VS)]
     # seed 42: (50 + 70) / 2 = 60; seed 43: (60 + 90) / 2 = 75; mean 67.5, sd sqrt(2 * 7.5^2) = 10.607
     assert tiny["mean"] == pytest.approx(67.5) and tiny["std"] == pytest.approx(math.sqrt(112.5))
     assert tiny["n_seeds"] == 2 and tiny["n_tasks"] == 2 and tiny["x"] == 900  # 1000 counted - 100 prompt
-    small = points.loc[("prompt_tuning", SMALL)]
+    small = points.loc[("prompt_tuning", SMALL + VS)]
     # seed 42: RTE 50, WiC 70, CB 70 -> 63.33; seed 43: RTE 60 only -> 60; mean 61.67, fewest tasks 1
     assert small["mean"] == pytest.approx((190 / 3 + 60) / 2) and small["n_tasks"] == 1
     assert small["x"] == 76961152  # conf/model num_params
-    assert ("prompt_tuning", "t5-v1_1-small") not in points.index  # span corruption: not Figure 1's line
+    assert ("prompt_tuning", "t5-v1_1-small" + VS) not in points.index  # span corruption: not Figure 1's line
     assert len(points) == 2  # no ensemble, ablation or sentinel record on this chart
     (spec,) = load_figure_specs(only=["lester_scale"])
     paper = published_points(spec, load_published(PAPER))
@@ -137,16 +141,16 @@ def test_scale_chart_points_by_hand(frames):
 
 def test_ablation_panels_split_by_their_axis(frames):
     length = _points("lester_ablation_length", frames)
-    assert length.loc[("len5", "tiny-t5"), "mean"] == pytest.approx(30.0)
-    assert length.loc[("len100", "tiny-t5"), "mean"] == pytest.approx(67.5)  # the default recipe is the 100 point
+    assert length.loc[("len5", "tiny-t5" + VS), "mean"] == pytest.approx(30.0)
+    assert length.loc[("len100", "tiny-t5" + VS), "mean"] == pytest.approx(67.5)  # the default recipe is the 100 point
     init = _points("lester_ablation_init", frames)
-    assert init.loc[("init_random", "tiny-t5"), "mean"] == pytest.approx(20.0)
-    assert ("init_labels", "tiny-t5") in init.index and ("init_random", SMALL) not in init.index
+    assert init.loc[("init_random", "tiny-t5" + VS), "mean"] == pytest.approx(20.0)
+    assert ("init_labels", "tiny-t5" + VS) in init.index and ("init_random", SMALL + VS) not in init.index
     checkpoint = _points("lester_ablation_checkpoint", frames)
-    assert checkpoint.loc[("ckpt_span_corruption", "t5-v1_1-small"), "mean"] == pytest.approx(40.0)
-    assert checkpoint.loc[("ckpt_sentinel", "t5-v1_1-small"), "mean"] == pytest.approx(45.0)
-    assert checkpoint.loc[("ckpt_lm_adapt", SMALL), "mean"] == pytest.approx((190 / 3 + 60) / 2)
-    assert ("ckpt_none", "tiny-t5") in checkpoint.index
+    assert checkpoint.loc[("ckpt_span_corruption", "t5-v1_1-small" + VS), "mean"] == pytest.approx(40.0)
+    assert checkpoint.loc[("ckpt_sentinel", "t5-v1_1-small" + VS), "mean"] == pytest.approx(45.0)
+    assert checkpoint.loc[("ckpt_lm_adapt", SMALL + VS), "mean"] == pytest.approx((190 / 3 + 60) / 2)
+    assert ("ckpt_none", "tiny-t5" + VS) in checkpoint.index
 
 
 def test_every_lester_chart_is_drawn(frames, tmp_path):
