@@ -278,7 +278,12 @@ def run_lmbff(cfg: Mapping, backbone, method) -> dict:
         short = compute.replace("bfloat16", "bf16").replace("float16", "fp16")
         raise ConfigError(f"LM-BFF runs in fp32 (the reference's precision); this run computes in {short}, which "
                           f"its tables would not mark\n  fix: add tag={short} (a row of its own) or drop the dtype override")
+    from bench.lmbff.auto_inputs import apply_auto
+
+    cfg, auto = apply_auto(dict(cfg))  # the automatic rows: the search stage's candidate (template.auto)
     payload = run_classification(cfg, backbone, method, task_class=KShotTask)
+    if auto is not None:
+        payload["extra"]["auto"] = auto
     task_cfg = cfg["task"]
     root = (cfg.get("paths") or {}).get("data_dir")
     test_path = kd.split_file(kd.canonical_task(task_cfg["dataset"]), "test", int(cfg["seed"]), int(task_cfg.get("k", 16)),
