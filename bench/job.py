@@ -25,6 +25,7 @@ from bench.errors import BenchError, ConfigError, MissingDataError
 from bench.gpu_slots import pick_job_device
 from bench.identity import resolved_config, spec_from_config
 from bench.inputs import resolve_inputs
+from bench.methods.prompt_store import write_prompt
 from bench.paths import uses_run_paths
 from bench.predictions import write_predictions
 from bench.records import RunSpec, is_finished, record_path, write_failure, write_record
@@ -305,6 +306,8 @@ def run_job(cfg: DictConfig, preset: str | None = None) -> JobOutcome:
             payload["precision"] = precision.as_record()
             if (rows := payload.pop("per_example", None)) is not None:  # beside the record, checksummed in it
                 payload["predictions"] = write_predictions(run.path, rows, force=force)
+            if (vectors := payload.pop("prompt_vectors", None)) is not None:  # a run's selected soft prompt
+                payload["prompt"] = write_prompt(run.path, vectors, force=force)  # (bench.methods.prompt_store)
             write_record(run.path, run.spec, payload, force=force)
         except KeyboardInterrupt:
             log.warning("interrupted during %s: finished records are kept; rerun to resume", run.spec.name)

@@ -188,3 +188,34 @@ def test_ensemble_refuses_runs_of_another_recipe(tiny_backbone, tmp_path):
     method.setup(backbone)
     with pytest.raises(ConfigError, match="differ from this ensemble"):
         run_prompt_ensemble({**cfg, "inputs": refs}, backbone, method)
+
+
+@pytest.mark.slow
+def test_a_run_saves_the_prompt_that_gives_its_recorded_predictions(tiny_backbone):
+    from bench.superglue.runner import run_classification
+
+    backbone = copy.deepcopy(tiny_backbone("tiny-t5"))
+    torch.manual_seed(0)
+    method = PromptTuning(length=LENGTH, init="random", form="text2text")
+    method.setup(backbone)
+    cfg = {**_cfg(1), "trainer": {"optimizer": "adafactor", "lr": 0.3, "batch_size": 4, "max_epochs": 1, "max_steps": 2,
+                                  "schedule": "constant", "early_stopping_patience": 2}}
+    cfg["task"] = {**cfg["task"], "dataset": "RTE", "name": "rte", "limit": 4, "eval_splits": None}
+    cfg["template"] = yaml.safe_load((REPO_ROOT / "conf" / "template" / "t5_rte.yaml").read_text())
+    payload = run_classification(cfg, backbone, method)
+    saved = payload["prompt_vectors"]
+    assert saved.shape == (LENGTH, 64) and saved.dtype == torch.float32
+    fresh = PromptTuning(length=LENGTH, init="random", form="text2text")  # another init, then the saved prompt
+    fresh.setup(backbone)
+    fresh.load_prompts([saved])
+    task = ClassificationTask(cfg, backbone, fresh)
+    fresh.eval_mode()
+    for split in task.eval_splits:  # the saved prompt scores every split as the run recorded it
+        task.predict(split, fresh.scorer())
+        recorded = [(r["prediction"], r["scores"]) for r in payload["per_example"] if r["split"] == split]
+        preds, scores = task.scored[split]
+        assert [p for p, _ in recorded] == preds
+        torch.testing.assert_close(torch.tensor([s for _, s in recorded]), torch.tensor(scores), atol=1e-5, rtol=0)
+    frozen = PromptTuning(length=LENGTH, init="random", form="text2text", num_prompts=2)
+    frozen.setup(backbone)
+    assert frozen.saved_prompt() is None  # an ensemble of prompts is no single run's prompt

@@ -112,6 +112,8 @@ def run_classification(cfg: Mapping, backbone, method, task_class: type = Classi
         "selection_split": selection,
         "report_split": report,
         "per_example": prediction_rows(task, eval_splits),
+        # the selected prompt, kept beside the record for prompt ensembles (bench.methods.prompt_store)
+        "prompt_vectors": method.saved_prompt() if fit_info and hasattr(method, "saved_prompt") else None,
         "protocol": {"selection_split": selection, "report_split": report, "seeds": [task.seed],
                      "selection_rule": (f"best state on {report}, the split it reports (task.allow_val_selection: "
                                         "P-Tuning v2's code; optimistic)") if on_report else
