@@ -8,7 +8,8 @@ A recipe file is an ordinary experiment config plus a ``grid:`` block::
         boolq: {}
         copa: {task: {choice_loss: hinge_batch}}
 
-An optional ``variants: {<suffix>: {...}}`` makes every row a second time, as ``<name>_<suffix>`` with those
+``lookup: {<placeholder>: {<row>: <value>}}`` names further placeholders per row (LAMA-34k's task config
+is ``lama``). An optional ``variants: {<suffix>: {...}}`` makes every row a second time, as ``<name>_<suffix>`` with those
 values on top (P-Tuning v2's ``*_valsel``). A row key fills the placeholders of ``name`` in order, split on ``_`` (``rte_bert`` fills ``{task}_{arch}``);
 every ``{placeholder}`` in the recipe's strings (defaults list, ``needs.presets``, ...) takes the row's value.
 Hydra serves each preset as if it were a file (``GridConfigSource``, put beside the primary config folder
@@ -77,6 +78,11 @@ def expand_text(text: str, where: str) -> dict[str, tuple[dict, dict]]:
         if values is not None and not isinstance(values, Mapping):
             raise ConfigError(f"{where}: grid row {row!r} holds {values!r}; expected a mapping of values ({{}} for none)")
         filled = dict(zip(keys, parts, strict=True))
+        for key, table in (grid.get("lookup") or {}).items():  # placeholders named per row: {task: {lama34k: lama}}
+            if not isinstance(table, Mapping) or row not in table:
+                raise ConfigError(f"{where}: grid.lookup.{key} has no value for row {row!r}.\n"
+                                  f"  fix: add `{row}: <value>` under grid.lookup.{key}")
+            filled[key] = str(table[row])
         body = _substitute(recipe, filled)
         if values:
             extra = _substitute(dict(values), filled)
