@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.identity import spec_from_config
 from bench.paths import REPO_ROOT
 
 CONF = REPO_ROOT / "conf"
@@ -75,7 +77,8 @@ def resolve(overrides: list[str]) -> dict:
         del cfg["hydra"]
         del cfg["paths"]
     config = json.loads(json.dumps(OmegaConf.to_container(cfg, resolve=True), default=str))
-    return {"choices": {k: v for k, v in choices.items() if not k.startswith("hydra/")}, "config": config}
+    run = spec_from_config(config, choices.get("experiment")).name  # the record's name, hence its folder and identity
+    return {"choices": {k: v for k, v in choices.items() if not k.startswith("hydra/")}, "config": config, "run": run}
 
 
 def source_of(name: str) -> dict:
@@ -187,10 +190,9 @@ def _compare_resolved(names: list[str], tmp: Path) -> list[str]:
     return problems
 
 
-# one preset of each kind of recipe (PET, its distillation and iPET, the classifier and prompt baselines, P-Tuning v2
-# per architecture, LAMA, LM-BFF): composed and resolved fully in the fast test
-SAMPLE = ("fewglue_pet_copa", "fewglue_ipet_g2_wic", "sg_clsft_record", "sgv2_ptuning_v2_rte_bert_valsel",
-          "lama34k_ptuning", "lmbff_snli_prompt")
+# one preset of each kind of recipe (PET's iPET on top of PET, P-Tuning v2's task x architecture table with its variant,
+# LAMA's lookup with a paper-protocol preset on top, LM-BFF's SNLI row): composed and resolved fully in the fast test
+SAMPLE = ("fewglue_ipet_g2_wic", "sgv2_ptuning_v2_rte_bert_valsel", "lama29k_manual_paper", "lmbff_snli_demo")
 
 
 def test_sampled_presets_resolve_to_the_same_config(tmp_path):
@@ -210,6 +212,78 @@ def test_a_preset_differs_in_one_value_when_its_recipe_differs_in_one_value():
     got = {"choices": {"task": "cb"}, "config": {"trainer": {"lr": 1e-4, "batch_size": 16}, "seed": 42}}
     assert differences(want, got) == ["config.trainer.lr: 1e-05 -> 0.0001"]
     assert differences(want, want) == []
+
+
+RECIPE = """# @package _global_
+# Run: python -m bench.run experiment=toy_cb model=tiny-bert
+grid:
+  name: toy_{task}_{arch}
+  rows:
+    cb_bert: {}
+    copa_gpt2: {trainer: {lr: 2.0e-5}, task: {choice_loss: hinge}}
+  lookup:
+    size: {cb_bert: base, copa_gpt2: medium}
+  variants:
+    valsel: {task: {selection_split: val}}
+defaults:
+  - override /task: "{task}"
+  - override /template: pet_{task}
+trainer: {lr: 1.0e-5, batch_size: 16}
+needs: {presets: ["toy_{task}_{arch}_src"]}
+model_size: "{size}"
+"""
+
+
+def test_a_recipe_expands_into_its_rows_and_variants(tmp_path):
+    """Hand-written expectation: placeholders from the row key and the lookup, row values over the recipe."""
+    from bench.grid import expand_text
+
+    presets = expand_text(RECIPE, "toy.grid.yaml")
+    assert sorted(presets) == ["toy_cb_bert", "toy_cb_bert_valsel", "toy_copa_gpt2", "toy_copa_gpt2_valsel"]
+    header, body = presets["toy_copa_gpt2"]
+    assert header == {"package": "_global_"}
+    assert body == {"defaults": [{"override /task": "copa"}, {"override /template": "pet_copa"}],
+                    "trainer": {"lr": 2e-5, "batch_size": 16}, "needs": {"presets": ["toy_copa_gpt2_src"]},
+                    "model_size": "medium", "task": {"choice_loss": "hinge"}}
+    assert presets["toy_cb_bert"][1]["trainer"] == {"lr": 1e-5, "batch_size": 16}
+    assert presets["toy_cb_bert_valsel"][1]["task"] == {"selection_split": "val"}
+    assert "task" not in presets["toy_cb_bert"][1]
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (("    cb_bert: {}\n", "    cb: {}\n"), "grid row 'cb' has 1 part(s) for the 2 placeholder(s)"),
+    (("{cb_bert: base, ", "{"), "grid.lookup.size has no value for row 'cb_bert'"),
+    (("    cb_bert: {}\n", "    cb_bert: {defaults: [x]}\n"), "grid row 'cb_bert' sets `defaults`"),
+    (("grid:\n  name", "grid:\n  nam"), "a recipe needs `grid:"),
+])
+def test_a_malformed_recipe_is_one_error_naming_the_file_and_the_row(edit, message):
+    from bench.errors import ConfigError
+    from bench.grid import expand_text
+
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
+        expand_text(RECIPE.replace(*edit), "conf/experiment/toy.grid.yaml")
+    assert str(err.value).startswith("conf/experiment/toy.grid.yaml: ")
+
+
+def test_a_preset_made_twice_is_an_error_naming_both(tmp_path):
+    from bench.errors import ConfigError
+    from bench.grid import grid_presets, preset_names
+
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "toy.grid.yaml").write_text(RECIPE)
+    assert preset_names(tmp_path) == ["toy_cb_bert", "toy_cb_bert_valsel", "toy_copa_gpt2", "toy_copa_gpt2_valsel"]
+    (tmp_path / "experiment" / "toy_cb_bert.yaml").write_text("# @package _global_\nseed: 1\n")
+    with pytest.raises(ConfigError, match="preset 'toy_cb_bert' is made twice: by .*toy.grid.yaml and by .*toy_cb_bert.yaml"):
+        grid_presets(tmp_path)
+
+
+def test_hydra_composes_a_row_under_its_own_name():
+    """`experiment=<row>` through Hydra: the choice is the row's name (hence the record's preset field)."""
+    with hydra():
+        got = resolve(["experiment=fewglue_pet_wsc", "model=tiny-albert"])
+    assert got["choices"]["experiment"] == "fewglue_pet_wsc"
+    assert got["choices"]["template"] == "pet_wsc" and got["choices"]["task"] == "wsc"
+    assert got["config"]["task"]["wsc_pad_draws"] == "pet" and got["config"]["trainer"]["aux_mlm_weight"] == 0.0
 
 
 if __name__ == "__main__":  # write the golden file (the first time) or append presets added since (--add-new)
