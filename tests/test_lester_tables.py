@@ -91,10 +91,10 @@ def _table(name: str, frames):
 def test_ensemble_table_average_best_vote_and_superglue_over_the_tasks_present(frames):
     display = _table("lester_ensemble", frames)
     assert display.loc[SMALL + VS, "RTE Acc Avg"] == "52.0"
-    assert display.loc[SMALL + VS, "RTE Acc Best*"] == "58.0"
+    assert display.loc[SMALL + VS, "RTE Acc Best (val)"] == "58.0"
     assert display.loc[SMALL + VS, "RTE Acc Ens"] == "60.0"  # both seeds' identical records: mean 60
     assert display.loc[SMALL + VS, "SuperGLUE Avg"] == "58.0 (2/8)"  # (52 + 64) / 2 over RTE and WiC
-    assert display.loc[SMALL + VS, "SuperGLUE Best*"] == "62.0 (2/8)"  # (58 + 66) / 2
+    assert display.loc[SMALL + VS, "SuperGLUE Best (val)"] == "62.0 (2/8)"  # (58 + 66) / 2
     assert display.loc[SMALL + VS, "SuperGLUE Ens"] == "65.0 (2/8)"  # (60 + 70) / 2
     assert display.loc[SMALL + VS, "BoolQ Acc Ens"] == MISSING
     # Table 3 (T5-XXL) beside no record of ours: the paper's row with its numbers
