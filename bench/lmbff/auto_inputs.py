@@ -39,18 +39,19 @@ def apply_auto(cfg: dict) -> tuple[dict, dict | None]:
     if not refs:
         raise ConfigError(f"template.auto reads the search stage's record, but this run has no inputs: the preset "
                           f"needs `needs.presets: [<its search preset>]` (template {cfg['template'].get('name')!r})")
-    records = [r for r in load_inputs(refs, Path(cfg["paths"]["results_dir"]))
-               if int(r["config"]["seed"]) == int(cfg["seed"])]
+    records = [(ref, r) for ref, r in zip(refs, load_inputs(refs, Path(cfg["paths"]["results_dir"])), strict=True)
+               if int(r["config"]["seed"]) == int(cfg["seed"])]  # a study passes every split's search as input
     if len(records) != 1:
         raise ConfigError(f"expected one search record of split {cfg['seed']} among the inputs, found {len(records)}")
-    found = records[0]["extra"]["auto_search"]
+    ref, record = records[0]
+    found = record["extra"]["auto_search"]
     rank = int(auto.get("rank", 0))
     if rank < len(found["ranked"]):
         cand = found["ranked"][rank]
-        taken = {"kind": found["kind"], "rank": rank, "candidate": cand, "search_record": refs[0]["path"]}
+        taken = {"kind": found["kind"], "rank": rank, "candidate": cand, "search_record": ref["path"]}
         return with_candidate(cfg, found["kind"], cand), taken
     if auto.get("on_empty") == "manual" and found["settings"].get("plumbing_only"):
-        return cfg, {"kind": found["kind"], "rank": rank, "candidate": None, "search_record": refs[0]["path"],
+        return cfg, {"kind": found["kind"], "rank": rank, "candidate": None, "search_record": ref["path"],
                      "fallback": "the manual prompt: the search (random-weight plumbing model) found no usable "
                                  f"candidate of rank {rank}"}
     raise ConfigError(f"the search record of split {cfg['seed']} has {len(found['ranked'])} usable candidates, "
