@@ -100,13 +100,18 @@ def job_ranks(cfg: DictConfig) -> list[int | None]:
 
 def not_applicable(cfg: DictConfig) -> str | None:
     """Why a preset does not apply to the model (its ``sweep.archs``; ``sweep.checkpoints`` against the model's
-    ``checkpoint`` field, where it has one: Lester's span_corruption / lm_adapt axis), or None."""
+    ``checkpoint`` field, where it has one: Lester's span_corruption / lm_adapt axis) or to the seed
+    (``sweep.first_seed_only``: only the first of ``needs.seeds``), or None."""
     archs = (cfg.get("sweep") or {}).get("archs")
     if archs and cfg.model.get("arch") not in archs:
         return f"only for {', '.join(archs)} models (this is {cfg.model.get('arch')})"
     checkpoints, own = (cfg.get("sweep") or {}).get("checkpoints"), cfg.model.get("checkpoint")
     if checkpoints and own is not None and own not in checkpoints:
         return f"only for {', '.join(checkpoints)} checkpoints (this is {own})"
+    seeds = (cfg.get("needs") or {}).get("seeds") or []
+    if (cfg.get("sweep") or {}).get("first_seed_only") and seeds and int(cfg.seed) != int(seeds[0]):
+        # a job that reads every seed's runs (a prompt ensemble) gives the same record for each seed: run it once
+        return f"run once per seed list, with its first seed ({seeds[0]}): it reads the runs of seeds {list(seeds)}"
     return None
 
 

@@ -219,3 +219,17 @@ def test_a_run_saves_the_prompt_that_gives_its_recorded_predictions(tiny_backbon
     frozen = PromptTuning(length=LENGTH, init="random", form="text2text", num_prompts=2)
     frozen.setup(backbone)
     assert frozen.saved_prompt() is None  # an ensemble of prompts is no single run's prompt
+
+
+def test_the_ensemble_job_runs_once_per_seed_list():
+    from bench.inputs import compose_job, hydra_compose
+    from bench.job import not_applicable
+
+    with hydra_compose():
+        default = compose_job("lester_ensemble_rte", "tiny-t5", ["seed=42"])
+        given = [compose_job("lester_ensemble_rte", "tiny-t5", [f"seed={s}", "needs.seeds=[43,44]"]) for s in (43, 44)]
+        producer = compose_job("lester_prompt_tuning_rte", "tiny-t5", ["seed=44", "needs.seeds=[43,44]"])
+    assert default.needs.seeds == SEEDS and default.method.component.num_prompts == 5
+    assert not_applicable(default) is None and not_applicable(given[0]) is None  # the first seed of the list
+    assert "first seed (43)" in not_applicable(given[1])  # seed 44 would repeat seed 43's record
+    assert not_applicable(producer) is None  # every seed of the runs it reads still runs
