@@ -9,7 +9,7 @@ import torch
 from bench.errors import DataError
 from bench.lama.evaluation import LamaItem, frozen_scorer, length_sorted_batches, predict
 from bench.lama.training import pad_id_of
-from bench.speed.measure import PeakMemory
+from bench.speed.measure import PeakMemory, matmul_peak
 from bench.speed.shapes import Shape, build_model, head_flops_per_target, matmul_flops_per_token
 
 
@@ -63,14 +63,23 @@ def test_fast_lama_evaluation_predicts_what_a_plain_recomputation_does(tiny):
     assert len(length_sorted_batches(items, 10**6, token_budget=256)) > 3  # the budget did split the facts
 
 
-def test_the_reference_loop_and_the_figures_agree_on_a_tiny_model(tiny):
+def test_the_reference_loop_and_the_figures_agree_on_a_tiny_model(tiny, monkeypatch):
+    import bench.speed.lama_eval as lama_eval
     from bench.speed.lama_eval import lama_figures, reference_predictions, useful_flops
 
+    # the machine's matmul peak at 256 instead of 2048: a CPU without native bf16 took ~170 s for the 2048 one
+    sizes = []
+
+    def small_peak(device, dtype, size=None, repeats=5):
+        sizes.append(size)
+        return matmul_peak(device, dtype, size=256, repeats=repeats)
+
+    monkeypatch.setattr(lama_eval, "matmul_peak", small_peak)
     backbone, items, candidates = tiny
     pad = pad_id_of(backbone.tokenizer)
-    ref, gaps = reference_predictions(backbone.model, items, candidates, pad, 4, backbone.device,
-                                      compare=_plain(backbone.model, items, candidates))
-    assert ref == _plain(backbone.model, items, candidates) and max(gaps) == 0.0
+    plain = _plain(backbone.model, items, candidates)
+    ref, gaps = reference_predictions(backbone.model, items, candidates, pad, 4, backbone.device, compare=plain)
+    assert ref == plain and max(gaps) == 0.0
     spec = Shape("tiny-bert", "mlm", "bert", "bert-base-cased", "BertConfig",
                  {"vocab_size": len(backbone.tokenizer), "hidden_size": 64, "num_hidden_layers": 2,
                   "intermediate_size": 128}, "conf/model/tiny-bert.yaml")
@@ -82,6 +91,7 @@ def test_the_reference_loop_and_the_figures_agree_on_a_tiny_model(tiny):
     assert rows["one_fact_loop"]["n_facts"] == 10 and 0 <= rows["ours_bf16"]["n_different"] <= len(items)
     lengths = sum(len(it.input_ids) for it in items)
     assert figures["real_tokens"] == lengths
+    assert sizes == [None, None] and set(figures["peaks"]) == {"fp32", "bf16"} and min(figures["peaks"].values()) > 0
     assert useful_flops(spec, items[:1]) == matmul_flops_per_token(spec) * len(items[0].input_ids) \
         + 4 * len(items[0].input_ids) ** 2 * 64 * 2 + head_flops_per_target(spec)
 
