@@ -106,7 +106,8 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
     parser.add_argument("--reference", choices=sorted(REFERENCES), default="pet",
                         help="pet: --ref is timoschick/pet; ptfewshot: --ref is THUDM/P-tuning (its PT-Fewshot/)")
     parser.add_argument("--tasks", default=None, help="comma-separated FewGLUE tasks (default: all the reference has)")
-    parser.add_argument("--parts", default="inputs,stage", help="inputs (per model x task) and/or stage (PET's ensemble)")
+    parser.add_argument("--parts", default="inputs,stage,losses",
+                        help="inputs (per model x task), stage (PET's ensemble), losses (fixed weights, tiny ALBERT)")
     opts = parser.parse_args(list(args))
     reference = REFERENCES[opts.reference]
     head = check_checkout(ref, reference.spec)
@@ -126,6 +127,10 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
             payload = {"reference": f"{SPEC.repo}@{head}", "inputs": stage_inputs(),
                        "pet": json.loads((work / "stage.json").read_text())}
             written.append(write_golden(STUDY, "stage", payload))
+        if "losses" in parts:
+            from bench.parity import fewglue_losses
+
+            written.append(fewglue_losses.regenerate(python, ref, head, work))
         for model in opts.models.split(",") if "inputs" in parts else []:
             job: dict[str, Any] = {"model_type": MODELS[model],
                                    "flavour": opts.reference,

@@ -1,0 +1,168 @@
+"""FewGLUE parity with fixed weights: PET's training losses (timoschick/pet @21d32de) beside the suite's.
+
+``python -m bench.parity fewglue --ref /path/to/pet --parts losses`` writes the tiny ALBERT as transformers
+3.0.2 reads it, runs ``fewglue_losses_ref.py`` in PET's environment and keeps, per case, PET's loss on one
+batch of its first ``N`` training examples (model in eval mode: no dropout), its losses per micro-batch of
+``MICRO`` (what its gradient accumulation averages: item H), the label logits of verbalizer patterns, and
+for the auxiliary MLM case the masking ``_mask_tokens`` drew with a fixed seed and its loss (item G).
+:func:`compare` sets the suite's numbers for the same examples beside them
+(CI: ``tests/parity/test_fewglue_losses.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.parity.golden import load_golden, max_rel_diff, write_golden
+from bench.parity.refenv import run_ref_script
+
+MODEL = "tiny-albert"
+N, MICRO = 8, 2  # one batch of PET's first 8 training examples; PET's micro-batch: 2 per GPU (8 accumulation steps)
+GOLDEN = f"losses_{MODEL}"
+MAX_LENGTH = 256  # PET's --pet_max_seq_length (README SuperGLUE command) = the tiny model's positions
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    task: str
+    pattern: int
+    mlm: bool = False  # the auxiliary MLM loss on the pattern's unlabeled-style inputs
+    n: int = N
+    micro: int = MICRO
+    seed: int = 0  # torch.manual_seed before PET's _mask_tokens (mlm case: the first seed from here whose draw
+    # also picks a pattern's mask, so the golden shows that PET's masking can)
+
+
+CASES = (
+    Case("rte_p0", "RTE", 0),  # a pair pattern: CE over the label words
+    Case("cb_p4", "CB", 4),  # three labels, one sequence
+    Case("boolq_p1", "BoolQ", 1),
+    Case("wic_p2", "WiC", 2),
+    Case("multirc_p0", "MultiRC", 0),
+    Case("copa_p0", "COPA", 0),  # CopaTaskHelper: hinge on the batch's mean token CEs
+    Case("wsc_p0", "WSC", 0),  # WscTaskHelper: the masked-LM loss of the answer tokens (and pad masks)
+    Case("mlm_rte_p0", "RTE", 0, mlm=True, n=4),  # _mask_tokens + the masked-LM loss
+)
+
+
+def export_model(folder: Path) -> Path:
+    """The tiny ALBERT as transformers 3.0.2 / torch 1.5 read it: config.json, a legacy-format pytorch_model.bin
+    and the tokenizer's spiece.model."""
+    from bench.parity.fewglue import _backbone
+    from bench.parity.fewglue_tokenizers import _snapshot, export_tokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(_snapshot(MODEL) / "config.json", folder / "config.json")
+    state = {k: v.detach().cpu().contiguous() for k, v in _backbone(MODEL, "pet").model.state_dict().items()}
+    torch.save(state, folder / "pytorch_model.bin", _use_new_zipfile_serialization=False)  # torch 1.5 reads no zip
+    export_tokenizer(MODEL, folder)
+    return folder
+
+
+def regenerate(python: Path, ref: Path, head: str, work: Path) -> Path:
+    """Run PET's side for every case and write the golden file."""
+    from bench.parity.fewglue import _rows, selection
+    from bench.paths import data_dir
+
+    folder = export_model(work / "losses-model")
+    cases = []
+    for case in CASES:
+        path = work / f"losses-{case.task}-train.jsonl"
+        rows = _rows(selection(case.task)["train"], data_dir())
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        cases.append({**asdict(case), "task": case.task.lower(), "file": str(path),
+                      "max_seq_length": MAX_LENGTH})
+    job = {"model_dir": str(folder), "model_type": "albert", "cases": cases, "out": str(work / "losses.json")}
+    (work / "losses-job.json").write_text(json.dumps(job))
+    run_ref_script(python, Path(__file__).with_name("fewglue_losses_ref.py"), [str(work / "losses-job.json")], ref)
+    result = json.loads((work / "losses.json").read_text())
+    payload = {"reference": f"timoschick/pet@{head}", "model": MODEL, "cases": [asdict(c) for c in CASES], **result}
+    return write_golden("fewglue", GOLDEN, payload)
+
+
+# the suite side --------------------------------------------------------------------------------------------------
+def _suite_loss(runner, items) -> tuple[torch.Tensor, torch.Tensor]:
+    batch = runner.collate(items)
+    scores = runner.method.scorer()(batch)
+    logits = runner.option_scores(scores, batch) if runner.mode == "words" else torch.zeros(0)
+    return runner.loss(scores, batch), logits
+
+
+def suite_case(case: Case) -> dict[str, Any]:
+    """The suite's loss (one batch, and per micro-batch) and label logits for the case's examples."""
+    from bench.parity.fewglue import suite_task
+
+    runner = suite_task(MODEL, case.task, case.pattern)
+    runner.backbone.model.eval()
+    items = runner.items("train", train=True)[: case.n]
+    with torch.no_grad():
+        loss, logits = _suite_loss(runner, items)
+        micro = [float(_suite_loss(runner, items[i : i + case.micro])[0]) for i in range(0, case.n, case.micro)]
+    return {"loss": float(loss), "micro_losses": micro, "logits": logits.tolist(),
+            "uids": [it.example.uid for it in items]}
+
+
+def suite_mlm(case: Case, theirs: dict[str, Any]) -> float:
+    """The suite's masked-LM loss (``bench.superglue.losses.mlm_loss``) on PET's masked inputs and labels."""
+    from bench.parity.fewglue import _backbone
+    from bench.superglue.losses import mlm_loss
+
+    backbone = _backbone(MODEL, "pet")
+    backbone.model.eval()
+    with torch.no_grad():
+        logits = backbone.model(input_ids=torch.tensor(theirs["input_ids"]),
+                                attention_mask=torch.tensor(theirs["attention_mask"])).logits
+        return float(mlm_loss(logits, torch.tensor(theirs["labels"])))
+
+
+PET_HEAD_EPS = 1e-5  # transformers 3.0.2's AlbertMLMHead LayerNorm: torch's default eps, not config.layer_norm_eps
+
+
+def scaled_diff(ours: Any, theirs: Any) -> float:
+    """max |a - b| over the batch's largest |b|: label logits near 0 make a per-logit ratio meaningless."""
+    a, b = torch.tensor(ours, dtype=torch.float64), torch.tensor(theirs, dtype=torch.float64)
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def compare(head_eps: float | None = PET_HEAD_EPS) -> dict[str, dict[str, Any]]:
+    """Per case: max relative differences suite vs PET (loss, micro-batch losses, logits), and PET's
+    accumulated loss beside the suite's one-batch loss (item H). ``head_eps``: the masked-LM head LayerNorm's
+    eps during the comparison (None: the suite's own, ``config.layer_norm_eps``)."""
+    from bench.parity.fewglue import _backbone
+
+    norm = _backbone(MODEL, "pet").model.predictions.LayerNorm
+    before = norm.eps
+    norm.eps = before if head_eps is None else head_eps
+    try:
+        return _compare()
+    finally:
+        norm.eps = before
+
+
+def _compare() -> dict[str, dict[str, Any]]:
+    gold = load_golden("fewglue", GOLDEN)
+    out: dict[str, dict[str, Any]] = {}
+    for case in CASES:
+        theirs = gold["cases"][case.name]
+        if case.mlm:
+            ours = suite_mlm(case, theirs)
+            out[case.name] = {"loss": max_rel_diff(ours, theirs["loss"]), "suite_loss": ours, "pet_loss": theirs["loss"],
+                              **{k: theirs[k] for k in ("picked", "picked_padding", "picked_pattern_mask",
+                                                         "picked_other_special")}}
+            continue
+        ours = suite_case(case)
+        out[case.name] = {
+            "loss": max_rel_diff(ours["loss"], theirs["loss"]),
+            "micro_losses": max_rel_diff(ours["micro_losses"], theirs["micro_losses"]),
+            "logits": scaled_diff(ours["logits"], theirs["logits"]) if "logits" in theirs else None,
+            "suite_loss": ours["loss"], "pet_loss": theirs["loss"], "pet_accumulated": theirs["accumulated_loss"],
+            "accumulated_vs_one_batch": max_rel_diff(ours["loss"], theirs["accumulated_loss"]),
+        }
+    return out

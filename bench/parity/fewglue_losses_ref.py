@@ -1,0 +1,127 @@
+"""Run inside timoschick/pet's own environment (Python 3.7, transformers 3.0.2): PET's training losses with fixed
+weights on a fixed batch, as JSON.
+
+Imports only the reference checkout (on ``PYTHONPATH``) and its libraries, never ``bench``.
+Usage: ``python fewglue_losses_ref.py JOB.json``. The job names a model folder (config.json, pytorch_model.bin and
+the tokenizer files), the model type and per case a task, a pattern, the training file and how many of PET's
+training examples form the batch. Per case the output holds PET's loss on the whole batch (its task helper's
+``train_step`` or ``mlm_train_step``, model in eval mode), the mean of its losses per micro-batch of
+``micro`` examples (what PET's gradient accumulation averages), the label logits where the pattern has a
+verbalizer, and for the ``mlm`` case the masking ``_mask_tokens`` drew (seeded) and the masked-LM loss on it.
+"""
+
+import json
+import sys
+
+import torch
+from pet.preprocessor import MLMPreprocessor
+from pet.tasks import PROCESSORS, TASK_HELPERS
+from pet.wrapper import MLM_WRAPPER, MODEL_CLASSES, TransformerModelWrapper, WrapperConfig
+
+
+def wrapper_for(job, task, pattern, max_seq_length):
+    """PET's wrapper as its __init__ builds it, with the model loaded once per job and checked to be complete."""
+    kind = MODEL_CLASSES[job["model_type"]]
+    wrapper = TransformerModelWrapper.__new__(TransformerModelWrapper)
+    wrapper.config = WrapperConfig(model_type=job["model_type"], model_name_or_path=job["model_dir"],
+                                   wrapper_type=MLM_WRAPPER, task_name=task, max_seq_length=max_seq_length,
+                                   label_list=PROCESSORS[task]().get_labels(), pattern_id=pattern)
+    wrapper.tokenizer = kind["tokenizer"].from_pretrained(job["model_dir"])
+    wrapper.model = MODEL["model"]
+    wrapper.preprocessor = MLMPreprocessor(wrapper, task, pattern)
+    wrapper.task_helper = TASK_HELPERS[task](wrapper) if task in TASK_HELPERS else None
+    return wrapper
+
+
+MODEL = {}
+
+
+def load_model(job):
+    kind = MODEL_CLASSES[job["model_type"]]
+    model, info = kind[MLM_WRAPPER].from_pretrained(job["model_dir"], output_loading_info=True)
+    # the decoder is tied to the embeddings; the pooler (absent from the suite's masked LM) feeds no MLM logit
+    missing = [k for k in info["missing_keys"] if not k.endswith("decoder.weight") and ".pooler." not in k]
+    if missing or info["error_msgs"]:
+        raise SystemExit("checkpoint incomplete for transformers 3.0.2: missing {}, errors {}".format(
+            missing, info["error_msgs"]))
+    model.eval()
+    MODEL["model"] = model
+    return info
+
+
+def train_loss(wrapper, batch):
+    """What PET's ``train`` takes as the loss of one micro-batch (task helper first, else ``mlm_train_step``)."""
+    loss = wrapper.task_helper.train_step(batch) if wrapper.task_helper else None
+    if loss is None:
+        loss = wrapper.mlm_train_step(batch)
+    return loss
+
+
+def run_case(job, case):
+    task = case["task"]
+    wrapper = wrapper_for(job, task, case["pattern"], case["max_seq_length"])
+    examples = PROCESSORS[task]()._create_examples(case["file"], "train")
+    for example in examples:  # train_single_model scores the training set first (WSC's pad draws)
+        wrapper.preprocessor.get_input_features(example, labelled=True)
+    dataset = wrapper._generate_dataset(examples)
+    n, micro = case["n"], case["micro"]
+    batch = {k: t[:n] for k, t in dataset.tensors.items()}
+    out = {"guids": [ex.guid for ex in examples[:n]]}
+    with torch.no_grad():
+        out["loss"] = float(train_loss(wrapper, batch))
+        parts = [float(train_loss(wrapper, {k: t[i:i + micro] for k, t in batch.items()})) for i in range(0, n, micro)]
+        out["micro_losses"] = parts
+        out["accumulated_loss"] = sum(p / len(parts) for p in parts)  # loss / accumulation steps, summed
+        if not wrapper.task_helper or wrapper.task_helper.train_step(batch) is None:  # mlm_train_step: label words
+            inputs = wrapper.generate_default_inputs(batch)
+            scores = wrapper.model(**inputs)[0]
+            out["logits"] = wrapper.preprocessor.pvp.convert_mlm_logits_to_cls_logits(batch["mlm_labels"], scores).tolist()
+    return out
+
+
+def run_mlm(job, case):
+    """``_mask_tokens`` on unlabeled-style inputs (``labelled=False``) of a pattern, seeded, and the MLM loss."""
+    task = case["task"]
+    wrapper = wrapper_for(job, task, case["pattern"], case["max_seq_length"])
+    examples = PROCESSORS[task]()._create_examples(case["file"], "train")[: case["n"]]
+    dataset = wrapper._generate_dataset(examples, labelled=False)
+    original = dataset.tensors["input_ids"].clone()
+    attention = dataset.tensors["attention_mask"]
+    mask_id = wrapper.tokenizer.mask_token_id
+    seed = case["seed"]
+    while True:  # the first seed from case["seed"] on whose draw picks a pattern's mask too (item G)
+        torch.manual_seed(seed)
+        masked, labels = wrapper._mask_tokens(original.clone())
+        if ((labels != -100) & (original == mask_id)).any() or seed >= case["seed"] + 100:
+            break
+        seed += 1
+    with torch.no_grad():
+        loss = wrapper.model(input_ids=masked, attention_mask=attention, masked_lm_labels=labels)[0]
+    picked = labels != -100
+    specials = set(wrapper.tokenizer.all_special_ids)
+    return {
+        "lengths": attention.sum(-1).tolist(),
+        "input_ids": masked.tolist(), "labels": labels.tolist(), "attention_mask": attention.tolist(),
+        "loss": float(loss), "seed": seed,
+        "picked": int(picked.sum()),
+        "picked_padding": int((picked & (attention == 0)).sum()),
+        "picked_pattern_mask": int((picked & (original == mask_id)).sum()),
+        "picked_other_special": int(sum(1 for t, p in zip(original.view(-1).tolist(), picked.view(-1).tolist())  # noqa: B905
+                                        if p and t in specials and t != mask_id and t != wrapper.tokenizer.pad_token_id)),
+    }
+
+
+def main():
+    with open(sys.argv[1]) as handle:
+        job = json.load(handle)
+    info = load_model(job)
+    result = {"loading": {k: sorted(v) for k, v in info.items() if k != "error_msgs"}, "cases": {}}
+    for case in job["cases"]:
+        result["cases"][case["name"]] = run_mlm(job, case) if case.get("mlm") else run_case(job, case)
+        print("[fewglue_losses_ref] {} done".format(case["name"]), file=sys.stderr)
+    with open(job["out"], "w") as handle:
+        json.dump(result, handle)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""PET's training losses with fixed weights (timoschick/pet @21d32de in its own environment, golden
+``losses_tiny-albert``): the tiny ALBERT, PET's first 8 training examples per case, eval mode. The suite's loss, its
+losses per micro-batch of 2 and its label logits agree to 1e-5 relative once the masked-LM head's LayerNorm has
+transformers 3.0.2's eps (docs/parity.md, FewGLUE; docs/fewglue.md)."""
+
+import pytest
+import torch
+
+from bench.parity import fewglue_losses as fl
+from bench.parity.golden import REL_TOL, load_golden, max_rel_diff
+from bench.paths import data_dir
+
+PET_HEAD_EPS = 1e-5  # transformers 3.0.2's AlbertMLMHead: nn.LayerNorm(embedding_size), torch's default eps
+assert fl.PET_HEAD_EPS == PET_HEAD_EPS
+CASES = [c for c in fl.CASES if not c.mlm]
+
+
+@pytest.fixture(scope="module")
+def gold():
+    return load_golden("fewglue", fl.GOLDEN)
+
+
+@pytest.fixture
+def head_eps():
+    """Set the tiny ALBERT's MLM-head LayerNorm eps for one test, then restore it."""
+    from bench.parity.fewglue import _backbone
+
+    norm = _backbone(fl.MODEL, "pet").model.predictions.LayerNorm
+    before = norm.eps
+
+    def set_eps(value: float) -> None:
+        norm.eps = value
+
+    yield set_eps
+    norm.eps = before
+
+
+def _needs_data(task: str) -> None:
+    if not (data_dir() / "fewglue" / task / "train.jsonl").is_file():
+        pytest.skip(f"FewGLUE {task} is not prepared (make data)")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_loss_and_logits_match_pets(case, gold, head_eps):
+    _needs_data(case.task)
+    head_eps(PET_HEAD_EPS)
+    theirs = gold["cases"][case.name]
+    ours = fl.suite_case(case)
+    assert ours["uids"] == [g.replace("train-p", "train-") for g in theirs["guids"]]  # PET's examples, its order
+    assert max_rel_diff(ours["loss"], theirs["loss"]) <= REL_TOL
+    assert max_rel_diff(ours["micro_losses"], theirs["micro_losses"]) <= REL_TOL
+    if "logits" in theirs:  # relative to the batch's largest logit: single logits near 0 make a ratio meaningless
+        assert fl.scaled_diff(ours["logits"], theirs["logits"]) <= REL_TOL
+
+
+def test_todays_head_eps_is_the_difference(gold, head_eps):
+    # today's transformers reads config.layer_norm_eps (1e-12) for that LayerNorm: the logits move by ~2e-4
+    _needs_data("RTE")
+    from bench.parity.fewglue import _backbone
+
+    assert _backbone(fl.MODEL, "pet").model.config.layer_norm_eps == 1e-12
+    head_eps(1e-12)
+    case = next(c for c in CASES if c.name == "rte_p0")
+    ours = fl.suite_case(case)
+    theirs = torch.tensor(gold["cases"][case.name]["logits"])
+    assert (torch.tensor(ours["logits"]) - theirs).abs().max() > 1e-4
+
+
+def test_auxiliary_mlm_loss_matches_pets_on_its_masking(gold, head_eps):
+    head_eps(PET_HEAD_EPS)
+    case = next(c for c in fl.CASES if c.mlm)
+    theirs = gold["cases"][case.name]
+    assert max_rel_diff(fl.suite_mlm(case, theirs), theirs["loss"]) <= REL_TOL
+
+
+def test_item_g_pets_masking_picks_padding_and_the_patterns_mask(gold, tiny_backbone):
+    # PET's _mask_tokens (inputs padded to 256, get_special_tokens_mask marking [CLS]/[SEP] only) picks padding and
+    # the pattern's [MASK]; the suite's masking (bench.superglue.aux_mlm) excludes both
+    theirs = gold["cases"][next(c for c in fl.CASES if c.mlm).name]
+    assert theirs["picked_padding"] > 0 and theirs["picked_pattern_mask"] > 0 and theirs["picked_other_special"] == 0
+    labels, attention = torch.tensor(theirs["labels"]), torch.tensor(theirs["attention_mask"])
+    assert int(((labels != -100) & (attention == 0)).sum()) == theirs["picked_padding"]
+    tok = tiny_backbone("tiny-albert").tokenizer
+    ids = [tok.cls_token_id, 100, tok.mask_token_id, 200, tok.sep_token_id]
+    assert tok.get_special_tokens_mask(ids, already_has_special_tokens=True) == [1, 0, 1, 0, 1]
+
+
+def test_item_h_one_batch_vs_pets_accumulated_micro_batches(gold):
+    # CE is a mean over examples: 4 equal micro-batches average to the one-batch value. COPA's hinge and WSC's
+    # token mean are not linear in the batch: PET's accumulated loss differs from the one-batch loss
+    for name in ("rte_p0", "cb_p4", "boolq_p1", "wic_p2", "multirc_p0"):
+        case = gold["cases"][name]
+        assert max_rel_diff(case["accumulated_loss"], case["loss"]) <= REL_TOL, name
+    for name, at_least in (("copa_p0", 1e-3), ("wsc_p0", 1e-4)):
+        case = gold["cases"][name]
+        assert max_rel_diff(case["accumulated_loss"], case["loss"]) > at_least, name
+        assert abs(sum(case["micro_losses"]) / len(case["micro_losses"]) - case["accumulated_loss"]) <= 1e-6
