@@ -233,3 +233,14 @@ def test_the_ensemble_job_runs_once_per_seed_list():
     assert not_applicable(default) is None and not_applicable(given[0]) is None  # the first seed of the list
     assert "first seed (43)" in not_applicable(given[1])  # seed 44 would repeat seed 43's record
     assert not_applicable(producer) is None  # every seed of the runs it reads still runs
+
+
+def test_modes_other_than_teacher_forced_entries_are_refused():
+    from types import SimpleNamespace
+
+    from bench.methods.prompt_ensemble import _mode_check
+
+    _mode_check(SimpleNamespace(mode="text2text", family="seq2seq", decoding="parallel", task="RTE"))
+    for mode, family, decoding in (("words", "mlm", "parallel"), ("span", "mlm", "ltr"), ("options", "mlm", "ltr")):
+        with pytest.raises(ConfigError, match="not implemented"):
+            _mode_check(SimpleNamespace(mode=mode, family=family, decoding=decoding, task="CB"))
