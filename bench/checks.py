@@ -35,7 +35,7 @@ CONF_DIR = REPO_ROOT / "conf"
 GROUPS = ("paths", "task", "model", "method", "template", "trainer")
 GLOBAL_GROUPS = ("debug", "experiment", "study")  # files with `# @package _global_`: their keys count too
 FREE_FORM = {("template", "texts"), ("template", "verbalizer"), ("template", "verbalizers"),
-             ("template", "by_family"), ("template", "shape"), ("task", "relations")}
+             ("template", "by_family"), ("template", "shape"), ("template", "parts"), ("task", "relations")}
 SYNONYMS = {"learning_rate": "lr", "lr_backbone": "backbone_lr", "epochs": "max_epochs", "num_epochs": "max_epochs",
             "steps": "max_steps", "patience": "early_stopping_patience", "warmup": "warmup_steps",
             "clip": "grad_clip", "max_grad_norm": "grad_clip", "precision": "dtype", "scheduler": "schedule",
