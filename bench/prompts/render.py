@@ -111,8 +111,12 @@ def _pet_parts(template: Template, example: Mapping[str, object]) -> list[_Piece
                 raise ConfigError(f"PET part {part.text!r}: [SEP] must be a part of its own")
             pieces.append(_Piece("sep"))
             continue
+        if len(part.segments) == 1 and isinstance(part.segments[0], Soft):  # PT-Fewshot: a pseudo-token part
+            pieces.append(_Piece("soft", count=part.segments[0].count))
+            continue
         if any(isinstance(s, Soft | Anchor) for s in part.segments):
-            raise ConfigError(f"PET part {part.text!r}: pseudo tokens / anchors are not PET parts (not implemented)")
+            raise ConfigError(f"PET part {part.text!r}: pseudo tokens must be a part of their own; anchors are "
+                              "not PET parts")
         trunc = any(isinstance(s, Field) and s.trunc for s in part.segments)
         chunks: list[str | None] = [""]  # None: the target
         for seg in part.segments:

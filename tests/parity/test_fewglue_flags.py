@@ -116,3 +116,16 @@ def test_pet_parts_must_spell_the_template_and_exist(tiny_backbone):
     tok = tiny_backbone("tiny-roberta").tokenizer
     with pytest.raises(ConfigError, match="no PET parts"):
         render(parse_template("{a} question: [MASK]"), {"a": "x"}, tok, "mlm", tokenization="pet_slow")
+
+
+def test_pt_fewshot_pseudo_token_part_on_roberta(tiny_backbone):
+    # PT-Fewshot's pseudo token is a part of its own ("the", block_flag 1): one position, the next part spaced
+    from bench.prompts import render
+    from bench.prompts.template import parse_template, with_parts
+
+    tok = tiny_backbone("tiny-roberta").tokenizer
+    template = with_parts(parse_template("{a} [P] answer: [MASK]"), ["{a}", "[P]", "answer:", "[MASK]"], "test")
+    out = render(template, {"a": "Ghost"}, tok, "mlm", tokenization="pet_slow", soft_token_id=tok.unk_token_id)
+    assert out.soft_positions == [2]
+    tokens = out.tokens(tok)
+    assert tokens[:2] == ["<s>", "ĠGhost"] and tokens[3:] == ["Ġanswer", ":", "<mask>", "</s>"]

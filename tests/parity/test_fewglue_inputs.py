@@ -43,16 +43,25 @@ def test_inputs_identical_to_pets(model, task, pattern, split, request):
     assert res["label_words_identical"]
 
 
-PT_CASES = [(t, p, s) for t in fg.REFERENCES["ptfewshot"].tasks for p in fg.patterns(t, "ptfewshot")
-            for s in ("train", "val")]
+PT_CASES = [(m, t, p, s) for m in fg.MODELS for t in fg.REFERENCES["ptfewshot"].tasks
+            for p in fg.patterns(t, "ptfewshot") for s in ("train", "val")]
+# PT-Fewshot writes "[SEP]" as text inside its one sequence (CB, WiC); the suite's [SEP] is a pair boundary
+PT_SEP = "PT-Fewshot's '[SEP]' is text in one sequence: BERT gets no type-1 segment, RoBERTa BPE pieces of ' [SEP]'"
+PT_OPEN = {
+    ("tiny-bert", "BoolQ", "train"): OPEN[("tiny-bert", "BoolQ", "train")],
+    **{(m, t): PT_SEP for m in ("tiny-bert", "tiny-roberta") for t in ("CB", "WiC")},
+}
 
 
-@pytest.mark.parametrize(("task", "pattern", "split"), PT_CASES, ids=["-".join(map(str, c)) for c in PT_CASES])
-def test_ptuning_inputs_identical_to_pt_fewshots(task, pattern, split):
-    """THUDM/P-tuning PT-Fewshot @f4225d4 on tiny ALBERT: its pseudo-token positions (block_flag) are the
-    suite's [P] positions; the ids there are replaced by the prompt encoder and not compared."""
+@pytest.mark.parametrize(("model", "task", "pattern", "split"), PT_CASES, ids=["-".join(map(str, c)) for c in PT_CASES])
+def test_ptuning_inputs_identical_to_pt_fewshots(model, task, pattern, split, request):
+    """THUDM/P-tuning PT-Fewshot @f4225d4: its pseudo-token positions (block_flag) are the suite's [P]
+    positions; the ids there are replaced by the prompt encoder and not compared."""
     _needs_data(task)
-    res = fg.compare("tiny-albert", task, pattern, split, "ptfewshot")
+    reason = PT_OPEN.get((model, task, split)) or PT_OPEN.get((model, task))
+    if reason:
+        request.applymarker(pytest.mark.xfail(reason=f"open difference: {reason}", strict=True))
+    res = fg.compare(model, task, pattern, split, "ptfewshot")
     assert res["n"] >= 32, res
     assert res["n_suite"] == res["n"] and res["identical"] == res["n"], res["first_difference"]
     assert res["label_words_identical"]
