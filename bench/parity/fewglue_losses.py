@@ -34,6 +34,7 @@ class Case:
     task: str
     pattern: int
     mlm: bool = False  # the auxiliary MLM loss on the pattern's unlabeled-style inputs
+    classifier: bool = False  # the distilled sequence classifier's inputs (item E), no loss
     n: int = N
     micro: int = MICRO
     seed: int = 0  # torch.manual_seed before PET's _mask_tokens (mlm case: the first seed from here whose draw
@@ -49,6 +50,7 @@ CASES = (
     Case("copa_p0", "COPA", 0),  # CopaTaskHelper: hinge on the batch's mean token CEs
     Case("wsc_p0", "WSC", 0),  # WscTaskHelper: the masked-LM loss of the answer tokens (and pad masks)
     Case("mlm_rte_p0", "RTE", 0, mlm=True, n=4),  # _mask_tokens + the masked-LM loss
+    Case("classifier_copa", "COPA", 0, classifier=True),  # PET's COPA classifier: one pair, 2 labels (item E)
 )
 
 
@@ -109,6 +111,24 @@ def suite_case(case: Case) -> dict[str, Any]:
             "uids": [it.example.uid for it in items]}
 
 
+def suite_classifier_inputs(case: Case) -> list[list[list[int]]]:
+    """The suite's distilled-classifier inputs (``fewglue_pet_distill_<task>``) for the case's first training
+    examples: per example its sequences (one per option for COPA: multiple choice)."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from bench.study import compose_job, hydra_context
+    from bench.superglue.task import ClassificationTask
+
+    with hydra_context():
+        cfg = OmegaConf.to_container(compose_job(f"fewglue_pet_distill_{case.task.lower()}", MODEL, []), resolve=True)
+    from bench.parity.fewglue import _backbone
+
+    method = instantiate(cfg["method"]["component"])
+    runner = ClassificationTask(cfg, _backbone(MODEL, "distill"), method)
+    return [it.sequences for it in runner.items("train")[: case.n]]
+
+
 def suite_mlm(case: Case, theirs: dict[str, Any]) -> float:
     """The suite's masked-LM loss (``bench.superglue.losses.mlm_loss``) on PET's masked inputs and labels."""
     from bench.parity.fewglue import _backbone
@@ -151,6 +171,8 @@ def _compare() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for case in CASES:
         theirs = gold["cases"][case.name]
+        if case.classifier:
+            continue  # inputs, not a loss: suite_classifier_inputs
         if case.mlm:
             ours = suite_mlm(case, theirs)
             out[case.name] = {"loss": max_rel_diff(ours, theirs["loss"]), "suite_loss": ours, "pet_loss": theirs["loss"],

@@ -7,7 +7,8 @@ the tokenizer files), the model type and per case a task, a pattern, the trainin
 training examples form the batch. Per case the output holds PET's loss on the whole batch (its task helper's
 ``train_step`` or ``mlm_train_step``, model in eval mode), the mean of its losses per micro-batch of
 ``micro`` examples (what PET's gradient accumulation averages), the label logits where the pattern has a
-verbalizer, and for the ``mlm`` case the masking ``_mask_tokens`` drew (seeded) and the masked-LM loss on it.
+verbalizer, for the ``mlm`` case the masking ``_mask_tokens`` drew (seeded) and the masked-LM loss on it, and
+for a ``classifier`` case the sequence classifier's inputs (item E).
 """
 
 import json
@@ -111,13 +112,32 @@ def run_mlm(job, case):
     }
 
 
+def run_classifier(job, case):
+    """PET's sequence-classifier inputs (``SequenceClassifierPreprocessor`` + the task helper's
+    ``get_sequence_classifier_inputs``) for the first training examples: what its distilled model reads."""
+    from pet.preprocessor import SequenceClassifierPreprocessor
+
+    task = case["task"]
+    wrapper = wrapper_for(job, task, 0, case["max_seq_length"])
+    wrapper.preprocessor = SequenceClassifierPreprocessor(wrapper, task)
+    examples = PROCESSORS[task]()._create_examples(case["file"], "train")[: case["n"]]
+    out = []
+    for example in examples:
+        features = wrapper.preprocessor.get_input_features(example, labelled=True)
+        n = sum(features.attention_mask)
+        out.append({"guid": example.guid, "input_ids": features.input_ids[:n], "label": features.label,
+                    "num_labels": len(wrapper.config.label_list)})
+    return {"examples": out}
+
+
 def main():
     with open(sys.argv[1]) as handle:
         job = json.load(handle)
     info = load_model(job)
     result = {"loading": {k: sorted(v) for k, v in info.items() if k != "error_msgs"}, "cases": {}}
     for case in job["cases"]:
-        result["cases"][case["name"]] = run_mlm(job, case) if case.get("mlm") else run_case(job, case)
+        run = run_classifier if case.get("classifier") else run_mlm if case.get("mlm") else run_case
+        result["cases"][case["name"]] = run(job, case)
         print("[fewglue_losses_ref] {} done".format(case["name"]), file=sys.stderr)
     with open(job["out"], "w") as handle:
         json.dump(result, handle)

@@ -12,7 +12,7 @@ from bench.paths import data_dir
 
 PET_HEAD_EPS = 1e-5  # transformers 3.0.2's AlbertMLMHead: nn.LayerNorm(embedding_size), torch's default eps
 assert fl.PET_HEAD_EPS == PET_HEAD_EPS
-CASES = [c for c in fl.CASES if not c.mlm]
+CASES = [c for c in fl.CASES if not (c.mlm or c.classifier)]
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +95,24 @@ def test_item_h_one_batch_vs_pets_accumulated_micro_batches(gold):
         case = gold["cases"][name]
         assert max_rel_diff(case["accumulated_loss"], case["loss"]) > at_least, name
         assert abs(sum(case["micro_losses"]) / len(case["micro_losses"]) - case["accumulated_loss"]) <= 1e-6
+
+
+def test_item_e_pets_copa_classifier_reads_one_pair_the_suite_two_sequences(gold, tiny_backbone):
+    # PET's distilled COPA model: a 2-label classifier on ("premise so choice1", "premise so choice2") (choices
+    # lower-cased first, final punctuation kept); the suite's: multiple choice, one sequence per choice
+    import json
+    import string
+
+    _needs_data("COPA")
+    case = next(c for c in fl.CASES if c.classifier)
+    theirs = gold["cases"][case.name]["examples"]
+    ours = fl.suite_classifier_inputs(case)
+    assert len(theirs) == len(ours) == case.n
+    assert all(ex["num_labels"] == 2 for ex in theirs) and all(len(seqs) == 2 for seqs in ours)
+    row = json.loads((data_dir() / "fewglue" / "COPA" / "train.jsonl").read_text().splitlines()[0])
+    joiner = "because" if row["question"] == "cause" else "so"
+    premise = row["premise"].rstrip(string.punctuation)
+    a, b = (f"{premise} {joiner} {row[k][0].lower()}{row[k][1:]}" for k in ("choice1", "choice2"))
+    tok = tiny_backbone("tiny-albert").tokenizer
+    assert theirs[0]["input_ids"] == tok(a, b)["input_ids"]  # PET's pair, re-derived by hand
+    assert theirs[0]["input_ids"] not in ours[0]
