@@ -60,9 +60,9 @@ SPEC = RefSpec(
     ),
     patches=(),  # T5's checkout and tfds run unpatched
 )
-TASKS = ("boolq", "cb", "copa", "multirc", "record", "rte", "wic", "wsc")
+TASKS = ("boolq", "cb", "copa", "multirc", "record", "rte", "rte_glue", "wic", "wsc")  # rte_glue: T5's GLUE RTE
 FOLDER = {"boolq": "BoolQ", "cb": "CB", "copa": "COPA", "multirc": "MultiRC", "record": "ReCoRD", "rte": "RTE",
-          "wic": "WiC", "wsc": "WSC"}
+          "rte_glue": "RTE", "wic": "WiC", "wsc": "WSC"}
 # (data family, file) per compared split: SuperGLUE's own files where prepared, FewGLUE's otherwise
 FILES = {"sg_train": ("superglue", "train"), "sg_val": ("superglue", "val"), "fg_train": ("fewglue", "train"),
          "fg_dev32": ("fewglue", "dev32")}
@@ -86,13 +86,20 @@ def splits_for(task: str, root: Path | None = None) -> list[str]:
     return [s for s in out if split_path(task, s, root).is_file()]
 
 
+def _odd_wsc(row: Mapping[str, Any]) -> bool:
+    """A WSC row whose ``span2_index`` word (split at spaces) is not the pronoun: T5 hard-codes its input."""
+    words, target = str(row["text"]).split(" "), row["target"]
+    index = int(target["span2_index"])
+    return not 0 <= index < len(words) or words[index] != target["span2_text"]
+
+
 def picked_rows(task: str, split: str, root: Path | None = None) -> list[dict]:
-    """The first N_FIRST rows and the N_LONGEST longest (all of WSC's, whose two odd rows T5 special-cases)."""
+    """The first N_FIRST rows and the N_LONGEST longest; for WSC also every row T5 special-cases."""
     rows = read_jsonl(split_path(task, split, root))
-    if task == "wsc":
-        return rows
     longest = sorted(range(len(rows)), key=lambda i: len(json.dumps(rows[i])), reverse=True)[:N_LONGEST]
     first = list(range(min(N_FIRST, len(rows))))
+    if task == "wsc":
+        first += [i for i, row in enumerate(rows) if _odd_wsc(row)]
     if task == "multirc":  # N_FIRST answers, not passages
         count, first = 0, []
         for i, row in enumerate(rows):
@@ -106,6 +113,8 @@ def picked_rows(task: str, split: str, root: Path | None = None) -> list[dict]:
 def suite_uid(task: str, split: str, row: Mapping[str, Any], tfds_key: str) -> str:
     """The uid ``bench.superglue.data`` gives the example tfds yields under ``tfds_key``."""
     prefix = f"{FILES[split][1]}-{row['idx']}"
+    if task == "rte_glue":  # tfds numbers GLUE's TSV rows; the driver hands it one row at a time
+        return prefix
     if task == "multirc":
         _, question, answer = tfds_key.split("_")
         return f"{prefix}-q{question}-a{answer}"
@@ -203,7 +212,7 @@ def compare(task: str, tokenizer=None, root: Path | None = None) -> dict[str, Ta
     conf = yaml.safe_load((REPO_ROOT / "conf" / "template" / f"t5_{task}.yaml").read_text())
     template = templates_for(conf, family="seq2seq")[0]
     verbalizer = verbalizer_for(conf)
-    name = sg.canonical_task(task)
+    name = sg.canonical_task(task.removesuffix("_glue"))
     out: dict[str, Tally] = {}
     for split, expected in golden["splits"].items():
         tally = out.setdefault(split, Tally())

@@ -27,11 +27,13 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
-import tensorflow_datasets.text.super_glue  # noqa: F401  (tfds-nightly registers its builders lazily)
+import tensorflow_datasets.text.glue  # noqa: F401  (tfds-nightly registers its builders lazily)
+import tensorflow_datasets.text.super_glue  # noqa: F401
 from t5.data import glue_utils, preprocessors
 
 CONFIGS = {"boolq": "boolq", "cb": "cb", "copa": "copa", "multirc": "multirc", "record": "record", "rte": "rte",
            "wic": "wic", "wsc": "wsc.fixed"}
+GLUE = {"rte_glue": "glue/rte:1.0.0"}  # T5's glue_rte_v002 (tasks.py: glue/<name>:1.0.0)
 SPLITS = {"train": tfds.Split.TRAIN, "val": tfds.Split.VALIDATION, "dev32": tfds.Split.VALIDATION}
 
 
@@ -88,11 +90,17 @@ def _rows(path: str) -> list[str]:
 
 
 def _generate(builder, line: str, split: str) -> list[tuple[str, dict]]:
-    """tfds' own example generator on one row (it reads a file)."""
+    """tfds' own example generator on one row (it reads a file). GLUE's RTE reads GLUE's TSV (index, sentence1,
+    sentence2, label): the SuperGLUE row's premise and hypothesis are written there as GLUE lays RTE out."""
     with tempfile.TemporaryDirectory() as tmp:
         one = f"{tmp}/row.jsonl"
         with open(one, "w", encoding="utf-8") as handle:
-            handle.write(line)
+            if builder.name == "glue":
+                row = json.loads(line)
+                handle.write("index\tsentence1\tsentence2\tlabel\n")
+                handle.write(f"{row['idx']}\t{row['premise']}\t{row['hypothesis']}\t{row['label']}\n")
+            else:
+                handle.write(line)
         return [(str(k), ex) for k, ex in builder._generate_examples(one, SPLITS[split.split("_")[-1]])]
 
 
@@ -149,7 +157,8 @@ def main() -> int:
     result["versions"]["seqio"] = seqio.__version__
     with tempfile.TemporaryDirectory() as data_dir:
         for task, splits in spec["tasks"].items():
-            builder = tfds.builder(f"super_glue/{CONFIGS[task]}:1.0.2", data_dir=data_dir)
+            name = GLUE.get(task) or f"super_glue/{CONFIGS[task]}:1.0.2"
+            builder = tfds.builder(name, data_dir=data_dir)
             result["tasks"][task] = {"label_classes": _label_classes(builder), "splits": {}}
             for split, path in splits.items():
                 print(f"[t5formats_ref] {task} {split}", file=sys.stderr, flush=True)

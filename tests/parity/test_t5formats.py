@@ -65,4 +65,8 @@ def test_golden_strings_show_t5s_layout():
     assert "@highlight" not in record["inputs"]
     wsc = first["wsc"]["sg_train"]
     assert all(e["inputs"].startswith("wsc: ") and e["inputs"].count("*") >= 2 for e in wsc)
+    both = wsc + first["wsc"]["sg_val"]
+    odd = [e["inputs"] for e in both if '"Good for *him* ," he said.' in e["inputs"] or "use *it* ," in e["inputs"]]
+    assert len(odd) == 4  # the 4 official rows T5 special-cases (their pronoun index misses the pronoun)
+    assert not [text for text in odd if text.endswith(" ")]
     assert {e["in_train_task"] for e in wsc} == {True, False}  # T5 trains WSC on correct referents only
