@@ -75,7 +75,7 @@ def test_label_search_refuses_a_vocabulary_without_word_starts():
 @pytest.mark.parametrize(("lmbff", "suite"), [
     ("*cls**sent_0*_It_was*mask*.*sep+*", "{sentence:trunc} It was [MASK]."),  # SST-2's manual template
     ("*cls**sent_0*_A_truly*mask*_movie.*sep+*", "{sentence:trunc} A truly [MASK] movie."),
-    ("*cls*_This_one_is*mask*.*+sent_0**sep+*", "This one is [MASK]. {sentence:trunc}"),
+    ("*cls*_This_one_is*mask*.*+sent_0**sep+*", " This one is [MASK]. {sentence:trunc}"),  # " This": ĠThis
     ("*cls**sent-_0*?*mask*,*+sentl_1**sep+*", "{premise:trunc,drop_last}? [MASK], {hypothesis:trunc,lcfirst}"),
 ])
 def test_lmbff_notation_to_suite_templates(lmbff, suite):
@@ -100,3 +100,28 @@ def test_t5_input_of_the_first_sst2_format_by_hand():
         t5_input("*cls**sent_0*", ["great fun"], "terrible", tok)
     pieces["Great fun"] = [11, 12]
     assert t5_input(FORMATS["SST-2"][0].source, ["great fun"], "terrible", tok) == [11, 12, 99, 13, 98, 1]
+
+
+@pytest.mark.parametrize("lmbff", ["*cls**sent_0*_It_was*mask*.*sep+*", "*cls**sent_0*_A_truly*mask*_movie.*sep+*",
+                                   "*cls*_This_one_is*mask*.*+sent_0**sep+*", "*cls**sent_0*.*mask*!*sep+*"])
+def test_converted_templates_render_as_lmbff_encodes_their_parts(lmbff):
+    from bench.parity.lmbff_suite import tokenizer
+    from bench.prompts.render import render
+    from bench.prompts.template import parse_template
+
+    tok, sentence = tokenizer(), "a gorgeous , witty film ."
+    ids = []  # LM-BFF's tokenize_multipart_input, part by part ('_' is a space; one character: its token)
+    for part in lmbff.split("*"):
+        if part == "cls":
+            ids.append(tok.cls_token_id)
+        elif part == "sep+":
+            ids.append(tok.sep_token_id)
+        elif part == "mask":
+            ids.append(tok.mask_token_id)
+        elif part in ("sent_0", "+sent_0"):
+            ids += tok.encode((" " if part[0] == "+" else "") + sentence, add_special_tokens=False)
+        elif part:
+            text = part.replace("_", " ")
+            ids += [tok.convert_tokens_to_ids(text)] if len(text) == 1 else tok.encode(text, add_special_tokens=False)
+    rendered = render(parse_template(suite_text(lmbff, ["sentence"])), {"sentence": sentence}, tok, "mlm")
+    assert rendered.input_ids == ids and rendered.target_prefix_space  # label words: " " + word, as LM-BFF

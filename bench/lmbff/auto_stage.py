@@ -122,8 +122,12 @@ def run_auto_search(cfg: Mapping, backbone, method) -> dict:
     kind = settings["kind"]
     method.eval_mode()
     task = KShotTask(cfg, backbone, method)
-    cands = _template_candidates(cfg, task, backbone, settings) if kind == "templates" else \
-        _label_candidates(task, backbone, settings)
+    if kind == "templates":
+        cands = _template_candidates(cfg, task, backbone, settings)
+    else:  # the mask logits at generate_labels.py's length (run_generate_labels.sh: --max_seq_len 256)
+        length = int(settings.get("max_length") or cfg["task"]["max_length"])
+        logits_task = KShotTask({**cfg, "task": {**cfg["task"], "max_length": length}}, backbone, method)
+        cands = _label_candidates(logits_task, backbone, settings)
     usable = [c for c in cands if not c.get("unusable")]
     limit = settings.get("rerank")
     chosen = usable if limit is None else usable[: int(limit)]

@@ -209,7 +209,7 @@ def suite_text(template: str, fields: Sequence[str]) -> str:
     if masks != 1 or not any(p.startswith("{") or p.startswith(" {") for p in out):
         raise ConfigError(f"{template!r}: {masks} masks and no sentence or no mask; a prompt template has one mask "
                           "and the input")
-    return "".join(out).lstrip(" ")
+    return "".join(out)  # a leading space stays: LM-BFF encodes "*cls*_This" as " This" (ĠThis)
 
 
 def search_templates(model, tokenizer, task: str, examples: Sequence[tuple[Sequence[str], str]], beam: int,
