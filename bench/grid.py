@@ -8,10 +8,11 @@ A recipe file is an ordinary experiment config plus a ``grid:`` block::
         boolq: {}
         copa: {task: {choice_loss: hinge_batch}}
 
-``lookup: {<placeholder>: {<row>: <value>}}`` names further placeholders per row (LAMA-34k's task config
-is ``lama``). An optional ``variants: {<suffix>: {...}}`` makes every row a second time, as ``<name>_<suffix>`` with those
-values on top (P-Tuning v2's ``*_valsel``). A row key fills the placeholders of ``name`` in order, split on ``_`` (``rte_bert`` fills ``{task}_{arch}``);
-every ``{placeholder}`` in the recipe's strings (defaults list, ``needs.presets``, ...) takes the row's value.
+A row key fills the placeholders of ``name`` in order, split on ``_`` (``rte_bert`` fills ``{task}_{arch}``);
+``lookup: {<placeholder>: {<row>: <value>}}`` names further ones per row (LAMA-34k's task config is ``lama``);
+``variants: {<suffix>: {...}}`` makes every row a second time, as ``<name>_<suffix>`` with those values on top
+(P-Tuning v2's ``*_valsel``). Rows cannot change the defaults list (use a placeholder there) or drop a key.
+Every ``{placeholder}`` in the recipe's strings (defaults list, ``needs.presets``, ...) takes the row's value.
 Hydra serves each preset as if it were a file (``GridConfigSource``, put beside the primary config folder
 by ``GridSearchPath``), so ``experiment=fewglue_pet_copa`` keeps its name everywhere: on the command line,
 in Hydra's choices and hence in run names, records and result folders. Hydra has no per-row expansion of
