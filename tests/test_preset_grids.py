@@ -30,9 +30,21 @@ from bench.paths import REPO_ROOT
 CONF = REPO_ROOT / "conf"
 GOLDEN = REPO_ROOT / "tests" / "golden" / "resolved_presets.json.gz"
 TINY = "tiny-bert"
-# dotted keys whose value may differ from the golden file, each with the reason (a parity fix landed since the
-# snapshot): expected to stay empty.
-ALLOWED_CHANGES: dict[str, str] = {}
+# "<preset name prefix>:<dotted key>" (the key and everything under it) whose value may differ from the golden file
+# in the presets so named, each with the reason (a parity fix landed since the snapshot)
+ALLOWED_CHANGES: dict[str, str] = {
+    "sgv2_finetune_:method.component.head": "issue 24 A: P-tuning-v2's fine-tuning runs transformers' AutoModelFor* head",
+    "sgv2_finetune_:method.component.init": "issue 24 A: new layers N(0, initializer_range), as from_pretrained fills them",
+    "sgv2_finetune_copa:method.component.freeze_backbone": "issue 24 A: the reference freezes COPA's backbone (fix_bert)",
+    "sgv2_finetune_:run": "the record name carries the config hash, which the three keys above change",
+    "sgv2_prompt_tuning_:defaults": "issue 24 B: the presets run prompt_classifier (P-tuning-v2's --prompt model)",
+    "sgv2_prompt_tuning_:method": "issue 24 B: prompt_classifier's own config (length 4 = --pre_seq_len default)",
+    "sgv2_prompt_tuning_:task.max_length": "issue 24 B: P-tuning-v2's --max_seq_length 128",
+    "sgv2_prompt_tuning_:task.classifier_inputs": "issue 24 B: P-tuning-v2's own inputs (pet kept for ReCoRD: C)",
+    "sgv2_prompt_tuning_wic:task.classifier_template": "issue 24 B: WiC on P-tuning-v2's default --template_id 0",
+    "sgv2_prompt_tuning_:sweep.archs": "issue 24 B: P-tuning-v2's prompt models exist for BERT and RoBERTa only",
+    "sgv2_prompt_tuning_:run": "the record name carries the method and the config hash, which the keys above change",
+}
 # presets left out of the comparison (composed only): another engineer writes them now, so they change on purpose
 IN_FLUX = ("lester_",)
 
@@ -125,11 +137,18 @@ def flat(tree: object, prefix: str = "") -> dict[str, object]:
     return {prefix.rstrip("."): tree}
 
 
-def differences(want: dict, got: dict) -> list[str]:
+def allowed(name: str, key: str) -> bool:
+    """Whether ALLOWED_CHANGES lets ``key`` (header/body/choices/config part dropped) of preset ``name`` differ."""
+    key = key.split(".", 1)[-1]
+    return any(name.startswith(prefix) and (key == allowed_key or key.startswith(allowed_key + "."))
+               for prefix, allowed_key in (entry.split(":", 1) for entry in ALLOWED_CHANGES))
+
+
+def differences(want: dict, got: dict, name: str = "") -> list[str]:
     a, b = flat(want), flat(got)
     return [f"{key}: {a.get(key, '<absent>')!r} -> {b.get(key, '<absent>')!r}"
             for key in sorted(set(a) | set(b)) if a.get(key, "<absent>") != b.get(key, "<absent>")
-            and key.split(".", 1)[-1] not in ALLOWED_CHANGES]
+            and not (name and allowed(name, key))]
 
 
 def compared(golden_part: dict) -> list[str]:
@@ -148,7 +167,7 @@ def test_every_golden_preset_loads_as_the_same_config_source():
         except AssertionError as err:
             problems.append(str(err))
             continue
-        problems += [f"{name} {d}" for d in differences(golden[name], got)]
+        problems += [f"{name} {d}" for d in differences(golden[name], got, name)]
     assert problems == [], "\n".join(problems[:60])
 
 
@@ -186,7 +205,7 @@ def _compare_resolved(names: list[str], tmp: Path) -> list[str]:
                 continue
             got = resolve_preset(name, debugs.get(name, []))
             problems += [f"{name} [{variant}] {d}" for variant in want[name]
-                         for d in differences(want[name][variant], got[variant])]
+                         for d in differences(want[name][variant], got[variant], name)]
     return problems
 
 
