@@ -74,12 +74,13 @@ def _runs(root: Path) -> Path:
 
 
 def superglue_record(model: str, method: str, preset: str, task: str, score: float, seed: int = 42,
-                     valsel: bool = False) -> dict:
+                     valsel: bool = False, component: dict | None = None) -> dict:
     """A finished SuperGLUE record (schema 2): val score (= accuracy for RTE/WiC), held-out or val selection."""
     task_cfg = {"name": task, "limit": None, **({"allow_val_selection": True, "protocol": "val_selection"}
                                                 if valsel else {})}
+    method_cfg = {"name": method, **({"component": component} if component else {})}
     rec = record(task, model, method, f"pet_{task}", {"x": 0.0}, variant="superglue", seed=seed, schema=2,
-                 config_hash=f"h{int(valsel)}", config={"task": task_cfg, "model": {}, "method": {"name": method},
+                 config_hash=f"h{int(valsel)}", config={"task": task_cfg, "model": {}, "method": method_cfg,
                                                         "trainer": {"max_steps": None}})
     rec["spec"]["preset"] = preset
     rec["metrics"] = {"val": {"overall": {"score": score, "accuracy": score, "n": 277}, "groups": {}},
@@ -95,7 +96,8 @@ SUPERGLUE_RUNS = [  # (model, method, preset, task, val score[, options])
                                                                    0.70, {"seed": 43}),
     ("bert-base-cased", "pet", "sg_petft_rte", "rte", 0.50), ("gpt2", "ptuning_finetune", "sg_ptuning_wic", "wic", 0.55),
     ("bert-large-cased", "finetune", "sgv2_finetune_rte", "rte", 0.75),
-    ("bert-large-cased", "prompt_tuning", "sgv2_prompt_tuning_rte", "rte", 0.52),
+    ("bert-large-cased", "finetune", "sgv2_finetune_copa", "copa", 0.60, {"component": {"freeze_backbone": True}}),
+    ("bert-large-cased", "prompt_classifier", "sgv2_prompt_tuning_rte", "rte", 0.52),
     ("bert-large-cased", "ptuning", "sgv2_ptuning_rte", "rte", 0.58),
     ("bert-large-cased", "ptuning_v2", "sgv2_ptuning_v2_rte_bert", "rte", 0.80),
     ("bert-large-cased", "ptuning_v2", "sgv2_ptuning_v2_rte_bert_valsel", "rte", 0.85, {"valsel": True}),
@@ -160,8 +162,9 @@ EXPECTED = {
                            ("bert-base-cased", "BoolQ", MISSING), ("bert-base-cased", "WiC", "—")],
     "superglue_pet": [("bert-base-cased", "RTE", "50.0 (—)")],  # one seed: no sd
     "superglue_ptuning_finetune": [("gpt2", "WiC", "55.0 (—)"), ("gpt2", "RTE", "—")],
-    "superglue_frozen_finetune": [("bert-large-cased", "RTE", "75.0 (—)")],
-    "superglue_frozen_prompt_tuning": [("bert-large-cased", "RTE", "52.0 (—)")],
+    "superglue_frozen_finetune": [("bert-large-cased", "RTE", "75.0 (—)"),
+                                  ("bert-large-cased", "COPA", "60.0 (—)†")],  # frozen backbone (fix_bert): marked
+    "superglue_frozen_prompt_classifier": [("bert-large-cased", "RTE", "52.0 (—)")],
     "superglue_frozen_ptuning": [("bert-large-cased", "RTE", "58.0 (—)")],
     "superglue_frozen_ptuning_v2": [("bert-large-cased", "RTE", "80.0 (—)"),  # held-out selection, beside ...
                                     ("bert-large-cased (protocol val_selection)", "RTE", "85.0 (—)†")],  # ... val, marked
