@@ -106,8 +106,9 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
     parser.add_argument("--reference", choices=sorted(REFERENCES), default="pet",
                         help="pet: --ref is timoschick/pet; ptfewshot: --ref is THUDM/P-tuning (its PT-Fewshot/)")
     parser.add_argument("--tasks", default=None, help="comma-separated FewGLUE tasks (default: all the reference has)")
-    parser.add_argument("--parts", default="inputs,stage,losses",
-                        help="inputs (per model x task), stage (PET's ensemble), losses (fixed weights, tiny ALBERT)")
+    parser.add_argument("--parts", default="inputs,stage,losses,prompt",
+                        help="inputs (per model x task); PET: stage (its ensemble), losses (fixed weights, tiny "
+                             "ALBERT); PT-Fewshot: prompt (its prompt encoder on fixed weights)")
     opts = parser.parse_args(list(args))
     reference = REFERENCES[opts.reference]
     head = check_checkout(ref, reference.spec)
@@ -116,7 +117,7 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
     tasks = opts.tasks.split(",") if opts.tasks else list(reference.tasks)
     root = data_dir()
     written: list[Path] = []
-    parts = opts.parts.split(",") if opts.reference == "pet" else ["inputs"]
+    parts = opts.parts.split(",") if opts.reference == "pet" else [p for p in opts.parts.split(",") if p != "stage"]
     with tempfile.TemporaryDirectory(prefix="fewglue-parity-") as tmp:
         work = Path(tmp)
         if "stage" in parts:
@@ -127,10 +128,14 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
             payload = {"reference": f"{SPEC.repo}@{head}", "inputs": stage_inputs(),
                        "pet": json.loads((work / "stage.json").read_text())}
             written.append(write_golden(STUDY, "stage", payload))
-        if "losses" in parts:
+        if "losses" in parts and opts.reference == "pet":
             from bench.parity import fewglue_losses
 
             written.append(fewglue_losses.regenerate(python, ref, head, work))
+        if "prompt" in parts and opts.reference == "ptfewshot":
+            from bench.parity import fewglue_prompt
+
+            written.append(fewglue_prompt.regenerate(python, ref, head, work, env))
         for model in opts.models.split(",") if "inputs" in parts else []:
             job: dict[str, Any] = {"model_type": MODELS[model],
                                    "flavour": opts.reference,
