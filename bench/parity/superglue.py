@@ -253,6 +253,7 @@ class Family:
 FAMILIES = (
     Family("ptuning_v2", "sgv2_ptuning_v2_{task}_{arch}", PTV2_TASKS),
     Family("finetune", "sgv2_finetune_{task}", TASKS),
+    Family("prompt_classifier", "sgv2_prompt_tuning_{task}", TASKS),  # --prompt reads the same SuperGlueDataset
 )
 
 
