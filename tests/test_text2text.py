@@ -9,11 +9,12 @@ import torch
 import yaml
 
 from bench.backbones.scoring import target_logits
+from bench.errors import ConfigError
 from bench.paths import REPO_ROOT
-from bench.prompts import render, templates_for
+from bench.prompts import render, templates_for, verbalizer_for
 from bench.prompts.multitoken import entries_batch
 from bench.prompts.render import SENTINEL
-from bench.prompts.text2text import label_ids, text2text_entry
+from bench.prompts.text2text import input_text, label_ids, target_strings, text2text_entry
 from bench.superglue.batching import unit_log_probs
 
 FIELDS = {"premise": "The cat sat on the mat.", "hypothesis": "A cat is sitting.", "hypothesis_bare": "A cat is sitting"}
@@ -67,3 +68,43 @@ def test_text2text_prompt_tuning_runs_and_trains_only_the_prompt(tiny_backbone, 
     assert payload["metrics"]["val"]["overall"]["n"] == 4
     assert all(torch.equal(p, before[n]) for n, p in backbone.model.named_parameters())
     assert any(not torch.equal(a, b.detach()) for a, b in zip(prompt_before, method.trainable_parameters(), strict=True))
+
+
+def test_input_text_drops_the_target_slot_and_only_the_templates_space_before_it():
+    template = templates_for(conf("template", "t5_rte"), family="seq2seq")[0]
+    fields = {**FIELDS, "premise": "The cat sat on the mat. "}  # a field's own trailing space stays
+    assert input_text(template, fields) == "rte hypothesis: A cat is sitting. premise: The cat sat on the mat. "
+
+
+def test_target_strings_by_label_by_position_or_the_choices():
+    rte = verbalizer_for(conf("template", "t5_rte"))
+    assert target_strings(("entailment", "not_entailment"), rte, ()) == ["entailment", "not_entailment"]
+    copa = verbalizer_for(conf("template", "t5_copa"))
+    assert target_strings(None, copa, ("it rained", "it was sunny")) == ["choice1", "choice2"]  # T5's COPA labels
+    assert target_strings(None, None, ("Obama", "Paris")) == ["Obama", "Paris"]  # ReCoRD: the entities
+    with pytest.raises(ConfigError, match="label string per label"):
+        target_strings(("False", "True"), None, ())
+
+
+def _task(tiny_backbone, dataset: str, template: str):
+    from bench.methods.prompt_tuning import PromptTuning
+    from bench.superglue.task import ClassificationTask
+
+    backbone = tiny_backbone("tiny-t5")
+    method = PromptTuning(length=2, init="vocab", form="text2text")
+    method.setup(copy.deepcopy(backbone))
+    cfg = {"seed": 1, "paths": {}, "template": conf("template", template),
+           "task": {"dataset": dataset, "variant": "fewglue", "limit": 2, "max_length": 96, "batch_size": 2}}
+    return ClassificationTask(cfg, backbone, method)
+
+
+def test_copa_text2text_scores_t5s_label_names_not_the_choice_texts(tiny_backbone):
+    task = _task(tiny_backbone, "COPA", "t5_copa")
+    tok = task.tok
+    item = task.items("val")[0]
+    assert [e.token_ids for e in item.entries] == [label_ids("choice1", tok), label_ids("choice2", tok)]
+
+
+def test_wsc_text2text_is_refused_with_the_reason(tiny_backbone):
+    with pytest.raises(ConfigError, match="T5's WSC is generative"):
+        _task(tiny_backbone, "WSC", "t5_wsc")

@@ -39,7 +39,7 @@ from bench.prompts.multitoken import greedy_fill, iterative_scores, make_entry
 from bench.prompts.pieces import slow_sentencepiece_ids, tokenizer_info
 from bench.prompts.render import SENTINEL
 from bench.prompts.template import Field, Target, check_template
-from bench.prompts.text2text import label_ids, text2text_entry
+from bench.prompts.text2text import label_ids, target_strings, text2text_entry
 from bench.prompts.verbalizer import check_label_words
 from bench.superglue import data as sg
 from bench.superglue.batching import Item, TaskBatch, pad_id_for, scatter_options, unit_log_probs, word_scores
@@ -136,6 +136,11 @@ class ClassificationTask:
     # setup -----------------------------------------------------------------------------------
     def _vocab_mode(self) -> str:
         if getattr(self.method, "form", "cloze") == "text2text":  # Lester's T5: the decoder writes the label
+            if self.task == "WSC" and self.verbalizer is None:
+                raise ConfigError("form=text2text on WSC: T5's WSC is generative (wsc_simple: the decoder writes the "
+                                  "referent, trained on correct referents only, its postprocessor matches the text); "
+                                  "the suite has no text-to-text WSC scoring (not implemented; docs/parity.md, T5 "
+                                  "formats)")
             if self.family != "seq2seq" or self.answer_field or (self.labels and self.verbalizer is None):
                 raise ConfigError("form=text2text needs an encoder-decoder model (T5) and label strings (a "
                                   "template with a verbalizer, or a choice task)")
@@ -294,7 +299,7 @@ class ClassificationTask:
         if self.mode == "words":
             return Item(ex, rendered=self._render(ex, 1))
         if self.mode == "text2text":
-            strings = ex.choices if self.labels is None else [self.verbalizer.label_words[lab][0] for lab in self.labels]
+            strings = target_strings(self.labels, self.verbalizer, ex.choices)  # COPA: T5's "choice1" / "choice2"
             rendered = self._render(ex, 1)
             return Item(ex, entries=[text2text_entry(rendered, self._label_ids(s), self.tok) for s in strings])
         space = self.template_space(ex)
