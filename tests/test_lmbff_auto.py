@@ -125,3 +125,14 @@ def test_converted_templates_render_as_lmbff_encodes_their_parts(lmbff):
             ids += [tok.convert_tokens_to_ids(text)] if len(text) == 1 else tok.encode(text, add_special_tokens=False)
     rendered = render(parse_template(suite_text(lmbff, ["sentence"])), {"sentence": sentence}, tok, "mlm")
     assert rendered.input_ids == ids and rendered.target_prefix_space  # label words: " " + word, as LM-BFF
+
+
+def test_large_searches_index_the_product_without_listing_it():
+    from bench.lmbff.auto_labels import _nth_product, mapping_accuracy
+
+    pools = [[5, 1, 9], [2, 7], [4, 0, 3, 8]]
+    assert [_nth_product(pools, i) for i in range(24)] == list(itertools.product(*pools))
+    rng = np.random.default_rng(0)
+    logits, labels = rng.normal(size=(7, 10)).astype(np.float32), np.array([0, 1, 2, 0, 1, 2, 0])
+    plain = [np.mean(np.argmax(logits[:, list(p)], axis=1) == labels) for p in itertools.product(*pools)]
+    assert mapping_accuracy(logits, labels, pools).tolist() == plain
