@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # each study module defines SPEC (a RefSpec) and regenerate(ref: Path, args) -> list of written paths
-STUDIES = ("lmbff", "superglue", "fewglue", "autoprompt", "lmbff_auto")
+STUDIES = ("lmbff", "superglue", "fewglue", "autoprompt", "lmbff_auto", "t5formats")
 
 
 def main(argv: list[str] | None = None) -> int:
