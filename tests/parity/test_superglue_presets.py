@@ -30,7 +30,7 @@ def supervised_presets():
 def test_reproduction_presets_run_fp32_at_length_128_on_the_references_inputs(frozen_presets, supervised_presets):
     for name, cfg in {**frozen_presets, **supervised_presets}.items():
         assert (cfg.dtype, cfg.frozen_dtype) == ("fp32", "fp32"), name
-        if name.startswith(("sgv2_ptuning_v2_", "sgv2_finetune_")):  # ReCoRD: PET's form (difference C)
+        if name.startswith(("sgv2_ptuning_v2_", "sgv2_finetune_", "sgv2_prompt_tuning_")):  # ReCoRD: PET's form (C)
             assert cfg.task.max_length == 128, name
             assert cfg.task.classifier_inputs == ("pet" if cfg.task.name == "record" else "ptv2"), name
         if name.startswith("sg_clsft_") and cfg.task.name not in ("multirc", "record"):
@@ -49,6 +49,22 @@ def test_only_wic_bert_uses_the_prefix_mlp_and_template_1(frozen_presets):
         if wic_bert:
             assert cfg.method.component.mid_dim == 512
         assert cfg.method.component.init == "reference" and cfg.method.component.dropout_per_example, name
+
+
+def test_finetune_and_prompt_rows_run_the_references_models(frozen_presets):
+    """Differences A and B: AutoModelFor* heads with from_pretrained's init, the backbone frozen for COPA alone
+    (get_trainer.py: fix_bert=True for multiple choice); --prompt's model at --pre_seq_len 4, template 0."""
+    finetune = {n: c for n, c in frozen_presets.items() if n.startswith("sgv2_finetune_")}
+    prompt = {n: c for n, c in frozen_presets.items() if n.startswith("sgv2_prompt_tuning_")}
+    assert len(finetune) == len(prompt) == 8
+    for name, cfg in finetune.items():
+        component = cfg.method.component
+        assert (component.head, component.init) == ("auto_model", "reference"), name
+        assert component.freeze_backbone is (cfg.task.name == "copa"), name
+    for name, cfg in prompt.items():
+        assert cfg.method.name == "prompt_classifier" and cfg.method.component.length == 4, name
+        assert int(cfg.task.get("classifier_template") or 0) == 0, name
+        assert list(cfg.sweep.archs) == ["bert", "roberta"], name
 
 
 def test_ptuning_prompt_encoder_has_its_own_learning_rate(supervised_presets):
