@@ -16,7 +16,9 @@ from bench.backbones.loading import MODEL_CONF_DIR
 from bench.errors import ConfigError, MissingWeightsError
 
 REAL = ["albert-xxlarge-v2", "bert-base-cased", "bert-large-cased", "gpt2", "gpt2-medium", "gpt2-xl",
-        "roberta-base", "roberta-large", "t5-3b", "t5-base", "t5-base-lm-adapt", "t5-large", "t5-large-lm-adapt"]
+        "roberta-base", "roberta-large", "t5-3b", "t5-base", "t5-base-lm-adapt", "t5-large", "t5-large-lm-adapt",
+        "t5-small-lm-adapt", "t5-xl-lm-adapt", "t5-xxl-lm-adapt",  # the Lester study's LM-adapted T5 1.1
+        "t5-v1_1-small", "t5-v1_1-base", "t5-v1_1-large", "t5-v1_1-xl", "t5-v1_1-xxl"]  # and span-corruption T5 1.1
 TINY = ["tiny-albert", "tiny-bert", "tiny-gpt2", "tiny-roberta", "tiny-t5"]
 NOT_RUNNABLE = ["megatron-11b"]  # published numbers only (results/paper/published.csv)
 LOCAL = ["all-minilm-l6-v2"]  # the one real encoder in ../shared/data/models (make check-learning)
