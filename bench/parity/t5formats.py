@@ -60,6 +60,9 @@ SPEC = RefSpec(
     ),
     patches=(),  # T5's checkout and tfds run unpatched
 )
+PROMPT_TUNING = RefSpec(  # its taskless_* tasks: T5's formats with the task name dropped (same environment)
+    name=SPEC.name, repo="google-research/prompt-tuning", commit="72285ee", python=SPEC.python,
+    requirements=SPEC.requirements)
 TASKS = ("boolq", "cb", "copa", "multirc", "record", "rte", "rte_glue", "wic", "wsc")  # rte_glue: T5's GLUE RTE
 FOLDER = {"boolq": "BoolQ", "cb": "CB", "copa": "COPA", "multirc": "MultiRC", "record": "ReCoRD", "rte": "RTE",
           "rte_glue": "RTE", "wic": "WiC", "wsc": "WSC"}
@@ -124,12 +127,22 @@ def suite_uid(task: str, split: str, row: Mapping[str, Any], tfds_key: str) -> s
 
 
 def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
-    """Run T5's preprocessors on the picked rows and write one golden file per task."""
+    """Run T5's preprocessors on the picked rows and write one golden file per task; ``--prompt-tuning PATH``
+    (a google-research/prompt-tuning checkout) adds its ``taskless_*`` inputs."""
+    import argparse
+
     from transformers import AutoTokenizer
 
     from bench.parity.superglue import tokenizer_dir
 
+    parser = argparse.ArgumentParser(prog="python -m bench.parity t5formats --ref T5_CHECKOUT")
+    parser.add_argument("--prompt-tuning", type=Path, help="google-research/prompt-tuning checkout at 72285ee")
+    extra = parser.parse_args(list(args))
     check_checkout(ref, SPEC)
+    driver_args = []
+    if extra.prompt_tuning:
+        check_checkout(extra.prompt_tuning.resolve(), PROMPT_TUNING)
+        driver_args = ["--prompt-tuning", str(extra.prompt_tuning.resolve())]
     python = ensure_venv(SPEC)
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir(TOKENIZER)))
     script = Path(__file__).with_name("t5formats_ref.py")
@@ -144,7 +157,8 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
                 path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
                 spec["tasks"][task][split] = str(path)
         (tmp_dir / "spec.json").write_text(json.dumps(spec))
-        run_ref_script(python, script, ["--spec", str(tmp_dir / "spec.json"), "--out", str(tmp_dir / "out.json")], ref)
+        run_ref_script(python, script, ["--spec", str(tmp_dir / "spec.json"), "--out", str(tmp_dir / "out.json"),
+                                        *driver_args], ref)
         out = json.loads((tmp_dir / "out.json").read_text())
     written = []
     for task in TASKS:
@@ -170,6 +184,10 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
                               "targets": [x["targets"] for x in t5],
                               "input_ids": list(tok(t5[0]["inputs"])["input_ids"]) if t5 else None,
                               "target_ids": [list(tok(x["targets"])["input_ids"]) for x in t5]}
+                    if t5 and "taskless_inputs" in t5[0]:  # stored as the characters it drops when it is a suffix
+                        rest = t5[0]["taskless_inputs"]
+                        whole = t5[0]["inputs"]
+                        record["taskless"] = len(whole) - len(rest) if whole.endswith(rest) else rest
                     if "in_train_task" in item:
                         record["in_train_task"] = item["in_train_task"]
                     examples.append(record)
@@ -211,6 +229,8 @@ def compare(task: str, tokenizer=None, root: Path | None = None) -> dict[str, Ta
     golden = load_golden(STUDY, task)
     conf = yaml.safe_load((REPO_ROOT / "conf" / "template" / f"t5_{task}.yaml").read_text())
     template = templates_for(conf, family="seq2seq")[0]
+    taskless_conf = yaml.safe_load((REPO_ROOT / "conf" / "template" / f"t5_{task}_taskless.yaml").read_text())
+    taskless = templates_for(taskless_conf, family="seq2seq")[0]
     verbalizer = verbalizer_for(conf)
     name = sg.canonical_task(task.removesuffix("_glue"))
     out: dict[str, Tally] = {}
@@ -229,6 +249,10 @@ def compare(task: str, tokenizer=None, root: Path | None = None) -> dict[str, Ta
                 continue
             ours = input_text(template, ex.fields)
             tally.add("input", ours == gold["inputs"], f"{uid}: suite {ours!r} vs T5 {gold['inputs']!r}")
+            if "taskless" in gold:  # prompt-tuning's taskless_* task
+                want = gold["taskless"] if isinstance(gold["taskless"], str) else gold["inputs"][gold["taskless"]:]
+                ours = input_text(taskless, ex.fields)
+                tally.add("taskless input", ours == want, f"{uid}: suite {ours!r} vs prompt-tuning {want!r}")
             if task == "wsc":  # T5 generates the referent; the suite has it as a field
                 tally.add("target", [ex.fields["target_t5"]] == gold["targets"],
                           f"{uid}: suite {ex.fields['target_t5']!r} vs T5 {gold['targets']!r}")

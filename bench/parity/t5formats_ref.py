@@ -74,14 +74,24 @@ def _dataset(builder, examples: list[dict]) -> tf.data.Dataset:
     return ds.map(features.decode_example)
 
 
+TASKLESS = None  # google-research/prompt-tuning's remove_first_text_token, when --prompt-tuning is given
+
+
 def _t5(task: str, builder, examples: list[dict], train_filter: bool = False) -> list[dict]:
-    """T5's text preprocessor for the task over ``examples`` (in order; tf.data keeps it)."""
+    """T5's text preprocessor for the task over ``examples`` (in order; tf.data keeps it); with prompt-tuning's
+    checkout also its ``taskless_*`` tasks' next step (the first word, the task name, removed) as
+    ``taskless_inputs``."""
     ds = _dataset(builder, examples)
     if task == "wsc":
         ds = preprocessors.wsc_simple(ds, correct_referent_only=train_filter)
     else:
         ds = glue_utils.get_glue_text_preprocessor(builder.builder_config)(ds)
-    return [_text(x) for x in tfds.as_numpy(ds)]
+    out = [_text(x) for x in tfds.as_numpy(ds)]
+    if TASKLESS is not None:
+        taskless = [_text(x) for x in tfds.as_numpy(TASKLESS(ds))]
+        for x, y in zip(out, taskless, strict=True):
+            x["taskless_inputs"] = y["inputs"]
+    return out
 
 
 def _rows(path: str) -> list[str]:
@@ -125,7 +135,8 @@ def run_split(task: str, builder, path: str, split: str) -> list[dict]:
                 else:
                     got = _t5(task, builder, [example])
                 position += 1
-                item = {"tfds_key": key, "t5": [{"inputs": x["inputs"], "targets": x["targets"]} for x in got]}
+                keep = ("inputs", "targets", "taskless_inputs")
+                item = {"tfds_key": key, "t5": [{k: x[k] for k in keep if k in x} for x in got]}
                 if kept is not None:
                     item["in_train_task"] = example["idx"] in kept
                 entry["examples"].append(item)
@@ -147,7 +158,14 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--spec", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--prompt-tuning", help="google-research/prompt-tuning checkout (its taskless_* variants)")
     args = parser.parse_args()
+    if args.prompt_tuning:
+        global TASKLESS
+        sys.path.insert(0, args.prompt_tuning)
+        from prompt_tuning.data import preprocessors as pt_preprocessors
+
+        TASKLESS = pt_preprocessors.remove_first_text_token
     with open(args.spec, encoding="utf-8") as handle:
         spec = json.load(handle)
     tf.config.set_visible_devices([], "GPU")

@@ -40,6 +40,7 @@ def test_goldens_cover_fifty_per_split_and_t5_ran_on_every_row(task):
         n_rows = len(read_jsonl(P.split_path(task, split)))  # FewGLUE's files have 32 rows
         assert len(examples) >= min(P.N_FIRST, n_rows), (split, len(examples))
         assert not [e for e in examples if "error" in e]
+        assert all("taskless" in e for e in examples)  # regenerated with --prompt-tuning
 
 
 def test_multirc_markup_rule_by_hand():
@@ -56,6 +57,8 @@ def test_golden_strings_show_t5s_layout():
                               "premise: The man turned on the faucet. question: effect")
     assert copa["targets"] == ["choice2"]
     assert first["rte"]["sg_val"][0]["inputs"].startswith("rte hypothesis: ")
+    assert first["rte"]["sg_val"][0]["taskless"] == len("rte ")  # prompt-tuning's taskless_*: the task name dropped
+    assert {e["taskless"] for e in first["wsc"]["sg_val"]} == {len("wsc: ")}
     multirc = [e for e in first["multirc"]["sg_val"] if e["uid"].startswith("val-0-")]
     assert multirc and all(e["inputs"].startswith("multirc question: ") and "<b>" not in e["inputs"]
                            and "<br>" not in e["inputs"] for e in multirc)
