@@ -48,7 +48,8 @@ def test_preset_carries_the_released_recipe(compose, task):
     assert (t.variant, t.selection_split, t.report_split, t.allow_val_selection) == ("superglue", "val", "val", True)
     assert (t.protocol, t.text2text_loss, t.max_length, t.prompt_outside_budget) == ("val_selection", "target", 512, True)
     assert math.isclose(t.z_loss, 1e-4) and not t.get("target_sentinel")
-    assert (cfg.template.name, cfg.dtype, list(cfg.sweep.archs)) == (f"t5_{task}", "fp32", ["t5"])
+    # prompt-tuning's own SuperGLUE configs train taskless_super_glue_* (configs/test/train_t5_1_1_tiny_prompt.gin:19)
+    assert (cfg.template.name, cfg.dtype, list(cfg.sweep.archs)) == (f"t5_{task}_taskless", "fp32", ["t5"])
 
 
 def test_ablation_grids_and_checkpoint_filter(compose):
