@@ -253,6 +253,10 @@ def compare(task: str, tokenizer=None, root: Path | None = None) -> dict[str, Ta
                 want = gold["taskless"] if isinstance(gold["taskless"], str) else gold["inputs"][gold["taskless"]:]
                 ours = input_text(taskless, ex.fields)
                 tally.add("taskless input", ours == want, f"{uid}: suite {ours!r} vs prompt-tuning {want!r}")
+                if tokenizer is not None:  # the string tokenised whole, as for the golden ids
+                    rendered = render(taskless, ex.fields, tokenizer, "seq2seq", max_length=None, num_target_tokens=1)
+                    ids = text2text_entry(rendered, label_ids("x", tokenizer), tokenizer).input_ids
+                    tally.add("taskless ids", ids == list(tokenizer(want)["input_ids"]), f"{uid}: ids differ")
             if task == "wsc":  # T5 generates the referent; the suite has it as a field
                 tally.add("target", [ex.fields["target_t5"]] == gold["targets"],
                           f"{uid}: suite {ex.fields['target_t5']!r} vs T5 {gold['targets']!r}")
