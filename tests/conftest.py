@@ -25,18 +25,46 @@ def tiny_backbone():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def prepared_data():
+def prepared_data(tmp_path_factory):
     """Prepare data/ from the local mirror once per session (a no-op when it is up to date), so a
-    clean clone with ../shared beside it tests against the real data instead of skipping."""
+    clean clone with ../shared beside it tests against the real data instead of skipping.
+
+    Under pytest-xdist (`make test` runs `-n 2`) the workers take turns (a lock file in the run's
+    shared temp folder), and the first also builds the tiny models, so that no two workers write
+    the same data file or model snapshot at once.
+    """
+    import fcntl
+    import os
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        _prepare(build_tiny=False)
+        return
+    with (tmp_path_factory.getbasetemp().parent / "prepared_data.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        _prepare(build_tiny=True)
+
+
+def _prepare(build_tiny: bool) -> None:
     import importlib
 
     from bench.paths import mirror_dir
     from data_prep import FAMILIES
 
-    if mirror_dir() is None:
-        return
-    for name in FAMILIES:
-        importlib.import_module(f"data_prep.{name}").prepare(None, None, False, quiet=True)
+    if mirror_dir() is not None:
+        for name in FAMILIES:
+            importlib.import_module(f"data_prep.{name}").prepare(None, None, False, quiet=True)
+    if build_tiny:
+        from bench.backbones.configs import MODEL_CONF_DIR, load_model_config
+        from bench.errors import DataError
+        from bench.models.tiny import ensure_built, is_random_build
+
+        for path in sorted(MODEL_CONF_DIR.glob("*.yaml")):
+            if is_random_build(cfg := load_model_config(path.stem)):
+                try:
+                    ensure_built(cfg)
+                except DataError:  # no evidence sentences: each test that needs a model says so itself
+                    break
 
 
 @pytest.fixture(scope="session")
