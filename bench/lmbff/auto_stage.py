@@ -17,6 +17,8 @@ search record (``needs.presets``, :mod:`bench.inputs`) and uses the candidate of
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -138,7 +140,9 @@ def run_auto_search(cfg: Mapping, backbone, method) -> dict:
     for rank, cand in enumerate(ranked):
         cand["rank"] = rank
     dev = ranked[0]["rerank"]["dev"] if ranked else None
-    name = f"{cfg['task']['name']}_{kind}_{cfg['model']['name']}_s{cfg['seed']}_{cfg.get('tag') or 'full'}"
+    identity = json.dumps({k: v for k, v in cfg.items() if k not in ("paths", "inputs")}, sort_keys=True, default=str)
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:8]  # another config never overwrites this list
+    name = f"{cfg['task']['name']}_{kind}_{cfg['model']['name']}_s{cfg['seed']}_{cfg.get('tag') or 'full'}_{digest}"
     artifact = results_dir() / "artifacts" / "lmbff_auto" / f"{name}.json"
     artifact.parent.mkdir(parents=True, exist_ok=True)
     found = {"reference": REFERENCE, "kind": kind, "settings": settings, "model": cfg["model"]["name"],
