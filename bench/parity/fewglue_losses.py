@@ -49,6 +49,7 @@ CASES = (
     Case("multirc_p0", "MultiRC", 0),
     Case("copa_p0", "COPA", 0),  # CopaTaskHelper: hinge on the batch's mean token CEs
     Case("wsc_p0", "WSC", 0),  # WscTaskHelper: the masked-LM loss of the answer tokens (and pad masks)
+    Case("record_p0", "ReCoRD", 0, n=44, micro=1),  # RecordTaskHelper: hinge per candidate slot, per example (micro 1)
     Case("mlm_rte_p0", "RTE", 0, mlm=True, n=4),  # _mask_tokens + the masked-LM loss
     Case("classifier_copa", "COPA", 0, classifier=True),  # PET's COPA classifier: one pair, 2 labels (item E)
 )
@@ -171,8 +172,8 @@ def _compare() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for case in CASES:
         theirs = gold["cases"][case.name]
-        if case.classifier:
-            continue  # inputs, not a loss: suite_classifier_inputs
+        if case.classifier or case.task == "ReCoRD":
+            continue  # inputs, not a loss (suite_classifier_inputs); ReCoRD: record_losses
         if case.mlm:
             ours = suite_mlm(case, theirs)
             out[case.name] = {"loss": max_rel_diff(ours, theirs["loss"]), "suite_loss": ours, "pet_loss": theirs["loss"],
@@ -188,3 +189,23 @@ def _compare() -> dict[str, dict[str, Any]]:
             "accumulated_vs_one_batch": max_rel_diff(ours["loss"], theirs["accumulated_loss"]),
         }
     return out
+
+
+def record_losses() -> list[dict[str, Any]]:
+    """ReCoRD's per-example training loss, suite vs PET, on the training examples whose inputs (candidates
+    included) are identical to PET's (the others differ by PET's set() negatives)."""
+    from bench.parity import fewglue as fg
+    from bench.paths import data_dir
+
+    case = next(c for c in CASES if c.task == "ReCoRD")
+    gold = fg.golden(MODEL, case.task)
+    rows = fg._rows(gold["selection"]["train"], data_dir())
+    ours, _ = fg.suite_records(MODEL, case.task, case.pattern, "train", rows)
+    theirs = gold["patterns"][str(case.pattern)]["splits"]["train"]["examples"]
+    same = [fg.normalise(case.task, a, True) == fg.normalise(case.task, b, True) for a, b in zip(ours, theirs,
+                                                                                                  strict=True)]
+    losses = load_golden("fewglue", GOLDEN)["cases"][case.name]["micro_losses"]
+    suite = suite_case(case)["micro_losses"]
+    return [{"index": i, "suite": suite[i], "pet": losses[i],
+             "max_candidate_tokens": max(len(o["targets"]) for o in theirs[i]["options"].values())}
+            for i in range(case.n) if same[i]]

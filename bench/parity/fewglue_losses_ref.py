@@ -69,11 +69,15 @@ def run_case(job, case):
     batch = {k: t[:n] for k, t in dataset.tensors.items()}
     out = {"guids": [ex.guid for ex in examples[:n]]}
     with torch.no_grad():
-        out["loss"] = float(train_loss(wrapper, batch))
+        try:
+            out["loss"] = float(train_loss(wrapper, batch))
+        except RuntimeError as err:  # a fact to record (ReCoRD's train_step views a permuted batch)
+            out["loss"], out["loss_error"] = None, f"{type(err).__name__}: {err}"
         parts = [float(train_loss(wrapper, {k: t[i:i + micro] for k, t in batch.items()})) for i in range(0, n, micro)]
         out["micro_losses"] = parts
         out["accumulated_loss"] = sum(p / len(parts) for p in parts)  # loss / accumulation steps, summed
-        if not wrapper.task_helper or wrapper.task_helper.train_step(batch) is None:  # mlm_train_step: label words
+        first = {k: t[:1] for k, t in batch.items()}
+        if not wrapper.task_helper or wrapper.task_helper.train_step(first) is None:  # mlm_train_step: label words
             inputs = wrapper.generate_default_inputs(batch)
             scores = wrapper.model(**inputs)[0]
             out["logits"] = wrapper.preprocessor.pvp.convert_mlm_logits_to_cls_logits(batch["mlm_labels"], scores).tolist()
