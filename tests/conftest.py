@@ -88,3 +88,18 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test`), files whose tests are all `slow` go first, then files with some,
+    each kept whole and in order, so that the long ones (the mini-world build, the study runs) do not
+    start last beside an idle worker."""
+    import os
+
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return
+    slow: dict[str, set[bool]] = {}
+    for item in items:
+        slow.setdefault(item.nodeid.split("::")[0], set()).add(item.get_closest_marker("slow") is not None)
+    rank = {file: 0 if marks == {True} else 1 if True in marks else 2 for file, marks in slow.items()}
+    items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])
