@@ -20,10 +20,10 @@ import torch
 
 from bench.parity.superglue_models import pattern
 
-FAMILIES = {"finetune": "sgv2_finetune_{task}", "prompt": "sgv2_finetune_{task}"}
-# the suite's method per family: overrides on the fine-tuning preset (ptv2 inputs, max length 128)
+FAMILIES = {"finetune": "sgv2_finetune_{task}", "prompt": "sgv2_prompt_tuning_{task}"}
+# the suite's method per family: the presets' own (they set these since the presets switched; ptv2 inputs, length 128)
 OVERRIDES = {"finetune": ["method.component.head=auto_model", "method.component.init=reference"],
-             "prompt": ["method=prompt_classifier"]}
+             "prompt": []}
 
 
 @dataclass(frozen=True)
