@@ -53,7 +53,7 @@ def test_multirc_and_record_read_512_tokens_and_every_study_preset_composes(tmp_
             for preset in load_study(study)["presets"]:
                 cfg = compose_job(preset, "tiny-bert", [f"paths.results_dir={tmp_path}"])
                 assert cfg.task.variant == "superglue", preset
-                if preset.startswith(("sgv2_finetune_", "sgv2_ptuning_v2_")):  # P-tuning-v2's --max_seq_length
+                if preset.startswith(("sgv2_finetune_", "sgv2_ptuning_v2_", "sgv2_prompt_tuning_")):  # its --max_seq_length
                     assert cfg.task.max_length == 128, preset
                 elif cfg.task.name in ("multirc", "record"):
                     assert cfg.task.max_length == 512, preset
