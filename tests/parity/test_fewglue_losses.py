@@ -121,8 +121,8 @@ def test_item_e_pets_copa_classifier_reads_one_pair_the_suite_two_sequences(gold
 def test_record_loss_differs_from_pets(gold, head_eps):
     # PET's RecordTaskHelper.train_step: per candidate slot a hinge on mean token cross-entropies; the suite's
     # choice_loss=hinge: per example, on summed log-probabilities. On the training examples whose inputs are
-    # identical to PET's, every loss differs (all have multi-token candidates). PET's own train_step cannot take
-    # a batch of more than one example (it views a permuted tensor): recorded from its run
+    # identical to PET's, every loss differs (all have multi-token candidates). PET's own train_step fails on
+    # the batch of 8 (it views a permuted tensor): recorded from its run
     _needs_data("ReCoRD")
     head_eps(PET_HEAD_EPS)
     record = gold["cases"]["record_p0"]
