@@ -23,8 +23,8 @@ SIZES = {"small": (6, 8, 512, 1024), "base": (12, 12, 768, 2048), "large": (16, 
          "xl": (32, 24, 2048, 5120), "xxl": (64, 24, 4096, 10240)}
 
 
-@pytest.fixture(scope="module")
-def compose():
+@pytest.fixture
+def compose():  # per test: a Hydra context left open would refuse the study run below
     from bench.inputs import compose_job
     from bench.study import hydra_context
 
