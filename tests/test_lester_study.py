@@ -9,6 +9,7 @@ constant lr 0.3; configs/prompts/from_class_labels.gin: population_size 5000), t
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -48,6 +49,7 @@ def test_preset_carries_the_released_recipe(compose, task):
     assert (t.variant, t.selection_split, t.report_split, t.allow_val_selection) == ("superglue", "val", "val", True)
     assert (t.protocol, t.text2text_loss, t.max_length, t.prompt_outside_budget) == ("val_selection", "target", 512, True)
     assert math.isclose(t.z_loss, 1e-4) and not t.get("target_sentinel")
+    assert "prompt-tuning" in t.val_selection_by  # the record's selection rule names it, not P-Tuning v2
     # prompt-tuning's own SuperGLUE configs train taskless_super_glue_* (configs/test/train_t5_1_1_tiny_prompt.gin:19)
     assert (cfg.template.name, cfg.dtype, list(cfg.sweep.archs)) == (f"t5_{task}_taskless", "fp32", ["t5"])
 
@@ -188,6 +190,8 @@ def test_tiny_study_runs_and_a_rerun_launches_nothing(tmp_path, tiny_backbone, m
     assert "launching:" in first and "debug=lester_smoke" in first and "study lester: 1 run now" in first
     records = list((tmp_path / "runs").rglob("*.json"))
     assert len(records) == 1 and "__smoke__" in records[0].name
+    rule = json.loads(records[0].read_text())["protocol"]["selection_rule"]
+    assert "google-research/prompt-tuning" in rule and "P-Tuning v2" not in rule
     assert study_cli.main(argv) == 0
     again = capsys.readouterr().out
     assert "launching:" not in again and "0 run now, 1 finished before" in again

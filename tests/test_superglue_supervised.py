@@ -87,4 +87,8 @@ def test_val_selection_is_refused_without_the_flag_and_marked_with_it(tiny_backb
     payload = run_classification(cfg, m.backbone, m)
     assert payload["extra"]["selected_on_report"] is True
     assert payload["protocol"]["selection_split"] == payload["protocol"]["report_split"] == "val"
-    assert "P-Tuning v2" in payload["protocol"]["selection_rule"]
+    assert "P-Tuning v2" not in payload["protocol"]["selection_rule"]  # no source given: none is claimed
+    cfg["task"]["val_selection_by"] = "P-Tuning v2's code"  # what the sgv2 valsel presets set
+    m = method()
+    rule = run_classification(cfg, m.backbone, m)["protocol"]["selection_rule"]
+    assert rule == "best state on val, the split it reports (task.allow_val_selection: P-Tuning v2's code; optimistic)"

@@ -70,7 +70,7 @@ def run_classification(cfg: Mapping, backbone, method, task_class: type = Classi
     on_report = selection is not None and selection == report
     if on_report and not cfg["task"].get("allow_val_selection"):
         raise ConfigError(f"selection split and report split are both {report!r}: the report would be chosen on "
-                          "itself; P-Tuning v2's released code does this: set task.allow_val_selection=true to "
+                          "itself; P-Tuning v2's and prompt-tuning's released code do this: set task.allow_val_selection=true to "
                           "reproduce it (its records and table cells are marked)")
     if method.output_space == "labels":
         method.set_num_labels(task.n_out)
@@ -116,7 +116,8 @@ def run_classification(cfg: Mapping, backbone, method, task_class: type = Classi
         "prompt_vectors": method.saved_prompt() if fit_info and hasattr(method, "saved_prompt") else None,
         "protocol": {"selection_split": selection, "report_split": report, "seeds": [task.seed],
                      "selection_rule": (f"best state on {report}, the split it reports (task.allow_val_selection: "
-                                        "P-Tuning v2's code; optimistic)") if on_report else
+                                        f"{cfg['task'].get('val_selection_by') or 'no source named in task.val_selection_by'}; optimistic)")
+                     if on_report else
                      (fit_info["selection_rule"] if fit_info else "no training")},
         "extra": {
             "dataset": task.task, "variant": task.variant, "mode": task.mode, "decoding": task.decoding,
