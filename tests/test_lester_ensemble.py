@@ -244,3 +244,27 @@ def test_modes_other_than_teacher_forced_entries_are_refused():
     for mode, family, decoding in (("words", "mlm", "parallel"), ("span", "mlm", "ltr"), ("options", "mlm", "ltr")):
         with pytest.raises(ConfigError, match="not implemented"):
             _mode_check(SimpleNamespace(mode=mode, family=family, decoding=decoding, task="CB"))
+
+
+def test_the_ensemble_applies_exactly_where_its_seed_runs_do():
+    """No checkpoint filter of its own: the seed runs it reads (lester_prompt_tuning_<task>, no sweep.checkpoints)
+    run on span-corruption and LM-adapted T5 alike (Figure 3(c)'s "Span Corruption" point), so the ensemble does too;
+    neither runs on a non-T5 model. Every task: the same sweep filters as its producer (only first_seed_only added)."""
+    from omegaconf import OmegaConf
+
+    from bench.inputs import compose_job, hydra_compose
+    from bench.job import not_applicable
+
+    study = yaml.safe_load((REPO_ROOT / "conf/study/lester.yaml").read_text())
+    tasks = [p.removeprefix("lester_ensemble_") for p in study["presets"] if p.startswith("lester_ensemble_")]
+    assert sorted(tasks) == ["boolq", "cb", "copa", "multirc", "record", "rte", "wic"]
+    with hydra_compose():
+        sweeps = {task: [OmegaConf.to_container(compose_job(f"lester_{p}_{task}", "t5-v1_1-small", []).sweep)
+                         for p in ("ensemble", "prompt_tuning")] for task in tasks}
+        applies = {model: [not_applicable(compose_job(f"lester_{p}_rte", model, ["seed=42"])) is None
+                           for p in ("ensemble", "prompt_tuning")]
+                   for model in ("t5-v1_1-xxl", "t5-small-lm-adapt", "tiny-t5", "bert-base-cased")}
+    for task, (ens, prod) in sweeps.items():
+        assert ens.pop("first_seed_only") is True and "checkpoints" not in prod and ens == prod, task
+    assert applies == {"t5-v1_1-xxl": [True, True], "t5-small-lm-adapt": [True, True], "tiny-t5": [True, True],
+                       "bert-base-cased": [False, False]}
