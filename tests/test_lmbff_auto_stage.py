@@ -123,3 +123,28 @@ def test_label_search_job_on_the_tiny_roberta_writes_sorted_candidates(tmp_path,
     accs = [c["train_accuracy"] for c in found["ranked"]]
     assert all(0 <= a <= 1 for a in accs) and all(len(c["token_ids"]) == 2 for c in found["ranked"])
     assert json.loads((tmp_path / out["extra"]["artifact"]).read_text()) == json.loads(json.dumps(found))
+
+
+def test_template_search_job_with_the_tiny_t5_lists_what_it_found(tmp_path, monkeypatch):
+    from hydra.utils import instantiate
+
+    from bench.backbones.loading import load_backbone
+    from bench.identity import resolved_config
+    from bench.lmbff.auto_stage import run_auto_search
+
+    monkeypatch.setenv("BENCH_RESULTS_DIR", str(tmp_path))
+    torch.set_num_threads(1)
+    overrides = [f"paths.results_dir={tmp_path}", "seed=21", "debug=lmbff_smoke", "trainer.max_steps=1", "device=cpu"]
+    with hydra_context():
+        cfg = resolved_config(compose_job("lmbff_auto_sst2_search_t", "tiny-roberta", overrides))
+    backbone = load_backbone(cfg["model"], device="cpu", dtype=torch.float32, models_dir=cfg["paths"]["models_dir"])
+    method = instantiate(cfg["method"]["component"])
+    method.setup(backbone)
+    found = run_auto_search(cfg, backbone, method)["extra"]["auto_search"]
+    assert found["settings"] == {"kind": "templates", "t5_model": "tiny-t5", "beam": 2, "rerank": 2,
+                                 "plumbing_only": True}
+    every = found["ranked"] + found["not_reranked"] + found["unusable"]
+    assert sorted(c["format"] for c in every) == [0, 1]  # beam 2: one template per single-sentence format
+    for cand in every:  # each kept with LM-BFF's notation, and the suite's text or why there is none
+        assert cand["lmbff"] and len(cand["ids"]) <= 18 and cand["log_likelihood"] < 0
+        assert (cand["text"] is None) == ("unusable" in cand)
