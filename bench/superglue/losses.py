@@ -49,6 +49,23 @@ def mask_for_mlm(input_ids: torch.Tensor, special: torch.Tensor, mask_id: int, v
     return inputs, labels
 
 
+def pet_mask_tokens(input_ids: torch.Tensor, special: torch.Tensor, mask_id: int, vocab_size: int,
+                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """PET's ``_mask_tokens`` (``pet/wrapper.py``) with its draws in its order: Bernoulli(0.15) except at
+    ``special`` (PET: [CLS]/[SEP] only, so padding and a pattern's mask can be picked), 80% of those become the
+    mask, half of the rest a random id. The same seed gives PET's masking (torch 1.5 and today's draw alike)."""
+    labels = input_ids.clone()
+    chosen = torch.bernoulli(torch.full(labels.shape, 0.15).masked_fill(special, 0.0), generator=generator).bool()
+    labels[~chosen] = -100
+    inputs = input_ids.clone()
+    replaced = torch.bernoulli(torch.full(labels.shape, 0.8), generator=generator).bool() & chosen
+    inputs[replaced] = mask_id
+    randomised = torch.bernoulli(torch.full(labels.shape, 0.5), generator=generator).bool() & chosen & ~replaced
+    words = torch.randint(vocab_size, labels.shape, dtype=torch.long, generator=generator)
+    inputs[randomised] = words[randomised]
+    return inputs, labels
+
+
 def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean token cross-entropy over the chosen positions (the model's own masked-LM loss)."""
     return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)

@@ -132,3 +132,19 @@ def test_record_loss_differs_from_pets(gold, head_eps):
     for row in rows:
         assert row["max_candidate_tokens"] > 1
         assert abs(row["suite"] - row["pet"]) > 0.1 * abs(row["pet"]), row
+
+
+def test_item_g_flag_reproduces_pets_masking(gold, tiny_backbone):
+    # trainer.aux_mlm_masking=pet: PET's own draws (same seed), padding to 256 and only [CLS]/[SEP] exempt;
+    # PET's unmasked inputs are rebuilt from its labels (the original id wherever it picked one)
+    from bench.superglue.aux_mlm import pet_masked_batch
+
+    theirs = gold["cases"][next(c for c in fl.CASES if c.mlm).name]
+    masked, labels = torch.tensor(theirs["input_ids"]), torch.tensor(theirs["labels"])
+    original = torch.where(labels != -100, labels, masked)
+    seqs = [row[:n] for row, n in zip(original.tolist(), theirs["lengths"], strict=True)]
+    tok = tiny_backbone("tiny-albert").tokenizer
+    generator = torch.Generator().manual_seed(theirs["seed"])
+    ours, our_labels, attention = pet_masked_batch(seqs, fl.MAX_LENGTH, tok.pad_token_id, tok, generator)
+    assert torch.equal(ours, masked) and torch.equal(our_labels, labels)
+    assert attention.tolist() == theirs["attention_mask"]
