@@ -44,6 +44,7 @@ ALLOWED_CHANGES: dict[str, str] = {
     "sgv2_prompt_tuning_wic:task.classifier_template": "issue 24 B: WiC on P-tuning-v2's default --template_id 0",
     "sgv2_prompt_tuning_:sweep.archs": "issue 24 B: P-tuning-v2's prompt models exist for BERT and RoBERTa only",
     "sgv2_prompt_tuning_:run": "the record name carries the method and the config hash, which the keys above change",
+    "sgv2_ptuning_v2_:task.val_selection_by": "8515acf: who selects on val, a text for the selection rule (not hashed)",
 }
 # presets left out of the comparison (composed only): another engineer writes them now, so they change on purpose
 IN_FLUX = ("lester_",)
