@@ -27,13 +27,15 @@ class T5XAdafactor(Adafactor):
     """transformers' Adafactor with T5X's factoring rule and unscaled (decoupled) weight decay."""
 
     def __init__(self, params: Iterable[dict], lr: float, weight_decay: float = 0.0, decay_rate: float = 0.8,
-                 clip_threshold: float = 1.0, min_dim_size_to_factor: int = MIN_DIM_SIZE_TO_FACTOR) -> None:
+                 clip_threshold: float = 1.0, min_dim_size_to_factor: int = MIN_DIM_SIZE_TO_FACTOR,
+                 scale_parameter: bool = False) -> None:
         groups = [dict(g) for g in params]
         for group in groups:  # each group's decay is applied here, never by the parent (which scales it by lr)
             group["t5x_weight_decay"] = float(group.pop("weight_decay", weight_decay))
         self.min_dim_size_to_factor = int(min_dim_size_to_factor)
         super().__init__(groups, lr=lr, eps=(1e-30, 1e-3), clip_threshold=clip_threshold, decay_rate=-decay_rate,
-                         beta1=None, weight_decay=0.0, scale_parameter=False, relative_step=False, warmup_init=False)
+                         beta1=None, weight_decay=0.0, scale_parameter=bool(scale_parameter), relative_step=False,
+                         warmup_init=False)  # scale_parameter: T5X's multiply_by_parameter_scale (lr * max(1e-3, rms(p)))
 
     def _get_options(self, param_group: dict, param_shape: torch.Size) -> tuple[bool, bool]:  # type: ignore[override]
         dims = sorted(param_shape)

@@ -78,7 +78,8 @@ def build_optimizer(method, trainer_cfg: Mapping) -> torch.optim.Optimizer:
         if variant == "t5x":
             from bench.adafactor import T5XAdafactor
 
-            return T5XAdafactor(groups, lr=float(trainer_cfg["lr"]), weight_decay=float(trainer_cfg.get("weight_decay", 0.0)))
+            return T5XAdafactor(groups, lr=float(trainer_cfg["lr"]), weight_decay=float(trainer_cfg.get("weight_decay", 0.0)),
+                                scale_parameter=bool(trainer_cfg.get("adafactor_parameter_scale", False)))
 
         return Adafactor(groups, lr=float(trainer_cfg["lr"]), relative_step=False, scale_parameter=False,
                          warmup_init=False, weight_decay=float(trainer_cfg.get("weight_decay", 0.0)))

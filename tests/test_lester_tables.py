@@ -27,12 +27,13 @@ CLASSIFY = "bench.superglue.runner.run_classification"
 
 def lester_record(task: str, model: str, val: dict, *, seed: int = 42, preset: str | None = None,
                   subsets: dict | None = None, length: int = 100, init: str = "labels", runner: str = CLASSIFY,
-                  model_cfg: dict | None = None, sentinel: bool | None = None, params: dict | None = None) -> dict:
+                  model_cfg: dict | None = None, sentinel: bool | None = None, params: dict | None = None,
+                  method: str = "prompt_tuning") -> dict:
     """A finished SuperGLUE record of a Lester run (schema 2): val metrics (score = their mean) and its config."""
     overall = {**val, "score": sum(val.values()) / len(val), "n": 10}
     config_hash = f"{length}{init[0]}{runner[-3:]}{int(bool(sentinel))}{(model_cfg or {}).get('checkpoint', 'x')[:2]}"
-    name = "__".join([f"{task}-superglue", model, "prompt_tuning", f"t5_{task}", f"seed{seed}", config_hash])
-    spec = {"task": task, "variant": "superglue", "model": model, "method": "prompt_tuning", "template": f"t5_{task}",
+    name = "__".join([f"{task}-superglue", model, method, f"t5_{task}", f"seed{seed}", config_hash])
+    spec = {"task": task, "variant": "superglue", "model": model, "method": method, "template": f"t5_{task}",
             "seed": seed, "tag": None, "rank": None, "preset": preset or f"lester_prompt_tuning_{task}",
             "config_hash": config_hash}
     task_cfg = {"name": task, "runner": runner, "protocol": "val_selection",  # as the presets: selected on val
@@ -42,7 +43,8 @@ def lester_record(task: str, model: str, val: dict, *, seed: int = 42, preset: s
             "selection_split": None, "report_split": "val", "params": params or {"trainable": 400},
             "protocol": {"selection_split": None, "selection_rule": "x", "report_split": "val", "seeds": [seed]},
             "config": {"task": task_cfg, "model": {"name": model, **(model_cfg or {})},
-                       "method": {"name": "prompt_tuning", "component": {"length": length, "init": init}}},
+                       "method": {"name": method, "component": {"length": length, "init": init}}
+                       if method == "prompt_tuning" else {"name": method, "component": {"form": "text2text"}}},
             "extra": {}}
 
 
@@ -79,6 +81,16 @@ def frames(tmp_path_factory):
     save(runs, lester_record("rte", "t5-v1_1-small", {"accuracy": 0.4}, model_cfg=SPAN))
     save(runs, lester_record("rte", "t5-v1_1-small", {"accuracy": 0.45}, model_cfg=SPAN, sentinel=True,
                              preset="lester_sentinel_rte"))
+    # Model Tuning (every weight, span-corruption T5 1.1): the scale chart's second line; not on LM-adapted models
+    for seed, rte in ((42, 0.8), (43, 0.7)):
+        save(runs, lester_record("rte", "t5-v1_1-small", {"accuracy": rte}, seed=seed, model_cfg=SPAN,
+                                 method="model_tuning", preset="lester_model_tuning_rte"))
+    save(runs, lester_record("wic", "t5-v1_1-small", {"accuracy": 0.6}, model_cfg=SPAN, method="model_tuning",
+                             preset="lester_model_tuning_wic"))
+    save(runs, lester_record("rte", SMALL, {"accuracy": 0.99}, model_cfg=LM, method="model_tuning",
+                             preset="lester_model_tuning_rte"))
+    save(runs, lester_record("rte", "tiny-t5", {"accuracy": 0.55}, method="model_tuning", preset="lester_model_tuning_rte",
+                             params={"total": 900, "method_modules": 0, "trainable": 900}))
     return read_frames(runs)
 
 
@@ -132,7 +144,14 @@ def test_scale_chart_points_by_hand(frames):
     assert small["mean"] == pytest.approx((190 / 3 + 60) / 2) and small["n_tasks"] == 1
     assert small["x"] == 76961152  # conf/model num_params
     assert ("prompt_tuning", "t5-v1_1-small" + VS) not in points.index  # span corruption: not Figure 1's line
-    assert len(points) == 2  # no ensemble, ablation or sentinel record on this chart
+    tuned = points.loc[("model_tuning", "t5-v1_1-small" + VS)]
+    # seed 42: RTE 80, WiC 60 -> 70; seed 43: RTE 70 -> 70; mean 70, sd 0, fewest tasks 1
+    assert tuned["mean"] == pytest.approx(70.0) and tuned["std"] == pytest.approx(0.0) and tuned["n_tasks"] == 1
+    assert tuned["x"] == 76961152 and tuned["n_seeds"] == 2
+    assert points.loc[("model_tuning", "tiny-t5" + VS), "mean"] == pytest.approx(55.0)
+    assert points.loc[("model_tuning", "tiny-t5" + VS), "x"] == 900  # counted: no method modules
+    assert ("model_tuning", SMALL + VS) not in points.index  # model tuning on an LM-adapted model: not Figure 1's
+    assert len(points) == 4  # no ensemble, ablation or sentinel record on this chart
     (spec,) = load_figure_specs(only=["lester_scale"])
     paper = published_points(spec, load_published(PAPER))
     assert paper[["series", "model", "x", "value"]].values.tolist() == [
