@@ -103,8 +103,11 @@ def test_model_entries_count_parameters_independently():
     assert load_model_config("t5-v1_1-small")["num_params"] == 76_961_152  # transformers' count of the hub checkpoint
 
 
-def _t5x_step(param, state, grad, step, lr=0.3, wd=1e-5, min_dim=128):
-    """t5x.adafactor apply_param_gradient (decay 0.8, no momentum, clip 1.0, eps1 1e-30, no parameter scale)."""
+def _t5x_step(param, state, grad, step, lr=0.3, wd=1e-5, min_dim=128, scale=False):
+    """t5x.adafactor apply_param_gradient (decay 0.8, no momentum, clip 1.0, eps1 1e-30; ``scale``:
+    multiply_by_parameter_scale, the lr times max(epsilon2 1e-3, rms of the parameter before the step))."""
+    if scale:
+        lr = lr * max(1e-3, float(param.square().mean().sqrt()))
     decay = 1.0 - (step + 1.0) ** -0.8
     g2 = grad * grad + 1e-30
     if sorted(param.shape)[-2] >= min_dim:
@@ -195,3 +198,28 @@ def test_tiny_study_runs_and_a_rerun_launches_nothing(tmp_path, tiny_backbone, m
     assert study_cli.main(argv) == 0
     again = capsys.readouterr().out
     assert "launching:" not in again and "0 run now, 1 finished before" in again
+
+
+@pytest.mark.parametrize("shape", [(100, 64), (150, 256)])
+def test_t5x_adafactor_with_parameter_scale_matches_the_t5x_update(shape):  # Model Tuning's t5x default
+    from bench.adafactor import T5XAdafactor
+
+    gen = torch.Generator().manual_seed(1)
+    start = torch.randn(shape, generator=gen, dtype=torch.float64) * 0.05  # rms 0.05: the scale is not epsilon2
+    grads = [torch.randn(shape, generator=gen, dtype=torch.float64) for _ in range(3)]
+    ours = start.clone().requires_grad_(True)
+    opt = T5XAdafactor([{"params": [ours]}], lr=1e-3, scale_parameter=True)
+    ref, state = start.clone(), {}
+    for step, grad in enumerate(grads):
+        ours.grad = grad.clone()
+        opt.step()
+        ref = _t5x_step(ref, state, grad, step, lr=1e-3, wd=0.0, scale=True)
+    assert torch.allclose(ours.detach(), ref, rtol=0, atol=1e-12)
+    assert not torch.allclose(ref, _unscaled(start, grads), rtol=0, atol=1e-6)  # the scale changes the update
+
+
+def _unscaled(start, grads):
+    ref, state = start.clone(), {}
+    for step, grad in enumerate(grads):
+        ref = _t5x_step(ref, state, grad, step, lr=1e-3, wd=0.0)
+    return ref
