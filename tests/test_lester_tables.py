@@ -126,6 +126,15 @@ def test_prompt_tuning_table_keeps_the_default_recipe_only(frames):
     assert display.loc["t5-v1_1-small" + VS, "RTE Acc"] == "40.0 (—)§"  # span corruption: its own row; § no seed 43
 
 
+def test_model_tuning_table_keeps_the_model_tuning_runs(frames):
+    display = _table("lester_model_tuning", frames)
+    assert display.loc["t5-v1_1-small" + VS, "RTE Acc"] == "75.0 (7.1)"  # seeds 80, 70: sd sqrt(50) = 7.07
+    assert display.loc["t5-v1_1-small" + VS, "WiC Acc"] == "60.0 (—)"  # one seed: no sd
+    assert display.loc["t5-v1_1-small" + VS, "SuperGLUE"] == "67.5 (2/8)"  # (75 + 60) / 2; no §: WiC's preset has seed 42 only
+    assert display.loc["tiny-t5" + VS, "RTE Acc"] == "55.0 (—)§"  # not the prompt-tuning runs' 50 / 60; § no seed 43
+    assert "t5-xxl-lm-adapt" not in display.index  # no published rows
+
+
 def _points(name: str, frames) -> pd.DataFrame:
     (spec,) = load_figure_specs(only=[name])
     data = prepare(dict(spec), frames)

@@ -70,6 +70,7 @@ def _runs(root: Path) -> Path:
     for seed, acc in ((42, 0.5), (43, 0.6)):  # Lester: default-recipe Prompt Tuning (more in test_lester_tables.py)
         save(runs, superglue_record("t5-small-lm-adapt", "prompt_tuning", "lester_prompt_tuning_rte", "rte", acc, seed=seed))
     save(runs, superglue_record("t5-small-lm-adapt", "prompt_tuning", "lester_ensemble_rte", "rte", 0.6, seed=44))  # vote
+    save(runs, superglue_record("t5-v1_1-small", "model_tuning", "lester_model_tuning_rte", "rte", 0.8))  # Lester Model Tuning
     return runs
 
 
@@ -185,6 +186,7 @@ EXPECTED = {
     "fewglue_ipet": [("albert-xxlarge-v2", "WiC Acc", "65.0 (4.2)")],  # 62, 68: sd sqrt(18); not PET's 50/60/70
     "fewglue_pet_distilled": [("albert-xxlarge-v2", "WiC Acc", "60.0 (10.0)")],  # 50, 60, 70 (sd 10); not the CLS 90
     "lester_prompt_tuning": [("t5-small-lm-adapt", "RTE Acc", "55.0 (7.1)")],  # 50, 60; not the ensemble's 60
+    "lester_model_tuning": [("t5-v1_1-small", "RTE Acc", "80.0 (—)")],  # one seed; not the prompt-tuning runs
     "lester_ensemble": [("t5-small-lm-adapt", "RTE Acc Ens", "60.0"),  # the vote's accuracy
                         ("t5-small-lm-adapt", "RTE Acc Avg", "—")],  # this record has no per-prompt subsets
 }
