@@ -112,7 +112,8 @@ def templates_for(cfg: Mapping, relation: str | None = None, family: str | None 
             raise ConfigError(f"template config {name!r}: rank {bad[0]} out of range ({sorted(by_id)})")
         parts = {int(k): v for k, v in (cfg.get("parts") or {}).items()}  # PET's parts per pattern id (optional)
         out = [parse_template(str(by_id[r]), name=f"{name}:r{r}") for r in wanted]
-        return [with_parts(t, parts[r], f"template config {name!r} parts[{r}]") if r in parts else t
+        # an overridden text (template.texts=...) leaves its stale parts off: only pet_slow on BPE needs them
+        return [with_parts(t, parts[r], f"template config {name!r} parts[{r}]", strict=False) if r in parts else t
                 for t, r in zip(out, wanted, strict=True)]
     if kind == "ptuning":
         shape = list(_family_value(cfg.get("shape", [3, 3, 3]), family, "shape", name))

@@ -209,16 +209,19 @@ def parse_template(text: str, *, name: str | None = None) -> Template:
     return Template(text=text, segments=tuple(segments), name=name)
 
 
-def with_parts(template: Template, parts: Iterable[str], where: str) -> Template:
+def with_parts(template: Template, parts: Iterable[str], where: str, strict: bool = True) -> Template:
     """``template`` with PET's parts (``pvp.py`` ``get_parts``: a list of texts, ``[SEP]`` between ``parts_a`` and
     ``parts_b``), which byte-level BPE tokenizers encode part by part (``tokenization: pet_slow``). Edge spaces
-    of a part count; the parts must spell the template up to whitespace."""
+    of a part count; the parts must spell the template up to whitespace. ``strict=False``: parts that do not
+    spell it (the text was overridden) are left off, and only a tokenizer that needs them refuses (render)."""
     if isinstance(parts, str) or not hasattr(parts, "__iter__") or not parts:
         raise ConfigError(f"{where}: parts must be a list of part texts, got {parts!r}")
     parts = [str(p) for p in parts]  # a YAML list (OmegaConf ListConfig) or a plain one
     parsed = tuple(parse_template(p, name=f"{template.name}:part{i}") for i, p in enumerate(parts))
     spelled, expected = re.sub(r"\s", "", "".join(parts)), re.sub(r"\s", "", template.text)
     if spelled != expected:
+        if not strict:
+            return template
         raise ConfigError(f"{where}: parts {parts!r} spell {spelled!r}, the template {expected!r} (whitespace "
                           "aside).\n  fix: split the template's own text into PET's parts")
     return replace(template, parts=parsed)

@@ -129,3 +129,38 @@ def test_pt_fewshot_pseudo_token_part_on_roberta(tiny_backbone):
     assert out.soft_positions == [2]
     tokens = out.tokens(tok)
     assert tokens[:2] == ["<s>", "ĠGhost"] and tokens[3:] == ["Ġanswer", ":", "<mask>", "</s>"]
+
+
+def test_every_shipped_template_parts_spell_their_pattern():
+    """conf/template's `parts:` are checked strictly here; at run time stale parts of an overridden text are left off."""
+    import yaml
+
+    from bench.paths import REPO_ROOT
+    from bench.prompts.template import parse_template, with_parts
+
+    checked = 0
+    for path in sorted((REPO_ROOT / "conf/template").glob("*.yaml")):
+        cfg = yaml.safe_load(path.read_text())
+        texts = cfg.get("texts") or ([cfg["text"]] if cfg.get("text") else [])
+        by_id = {int(k): v for k, v in texts.items()} if isinstance(texts, dict) else dict(enumerate(texts))
+        for rank, parts in (cfg.get("parts") or {}).items():
+            with_parts(parse_template(str(by_id[int(rank)])), parts, f"{path.name} parts[{rank}]")
+            checked += 1
+    assert checked >= 30  # PET's patterns of eight tasks and PT-Fewshot's templates
+
+
+def test_an_overridden_text_drops_its_stale_parts(tiny_backbone):
+    import pytest
+
+    from bench.errors import ConfigError
+    from bench.prompts import render, templates_for
+
+    cfg = {"name": "t", "kind": "fixed", "texts": ["{a} ? [SEP] [MASK] , {b}"],
+           "parts": {0: ["{a}", " question: ", "[SEP]", "[MASK]", "{b}"]}}
+    (template,) = templates_for(cfg)
+    assert template.parts is None
+    example = {"a": "Ghost story", "b": "Is it true"}
+    with pytest.raises(ConfigError, match="no PET parts"):
+        render(template, example, tiny_backbone("tiny-roberta").tokenizer, "mlm", tokenization="pet_slow")
+    albert = render(template, example, tiny_backbone("tiny-albert").tokenizer, "mlm", tokenization="pet_slow")
+    assert albert.input_ids
