@@ -45,6 +45,10 @@ ALLOWED_CHANGES: dict[str, str] = {
     "sgv2_prompt_tuning_:sweep.archs": "issue 24 B: P-tuning-v2's prompt models exist for BERT and RoBERTa only",
     "sgv2_prompt_tuning_:run": "the record name carries the method and the config hash, which the keys above change",
     "sgv2_ptuning_v2_:task.val_selection_by": "8515acf: who selects on val, a text for the selection rule (not hashed)",
+    "fewglue_pet_:trainer.aux_mlm_masking": "issue 23 G: PET's _mask_tokens for the auxiliary MLM loss (code wins)",
+    "fewglue_ipet_:trainer.aux_mlm_masking": "issue 23 G: iPET's generations are PET's recipe (fewglue_pet_<task>)",
+    "fewglue_pet_:run": "the record name carries the config hash, which aux_mlm_masking changes",
+    "fewglue_ipet_:run": "the record name carries the config hash, which aux_mlm_masking changes",
 }
 # presets left out of the comparison (composed only): another engineer writes them now, so they change on purpose
 IN_FLUX = ("lester_",)
