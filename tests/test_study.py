@@ -137,10 +137,9 @@ def test_study_runs_in_process_and_in_a_worker_pool_with_the_same_records(lama_d
     assert pool.returncode == 0, pool.stdout[-3000:] + pool.stderr[-3000:]
     assert "hydra/launcher=local" in pool.stdout
     assert _records(tmp_path / "basic") == _records(tmp_path / "pool") and len(_records(tmp_path / "pool")) == 12
-    started = time.perf_counter()
     again = _study("run", "lama", *common, *_overrides(tmp_path / "pool"))
     assert again.returncode == 0 and "0 run now, 12 finished before" in again.stdout
-    assert "launching" not in again.stdout and time.perf_counter() - started < 60
+    assert "launching" not in again.stdout  # the rerun launches nothing (no timed assertion: speed is not tested)
     status = _study("status", "lama", *common, *_overrides(tmp_path / "pool"), "--quiet")
     assert "12 runs: 12 done, 0 missing, 0 failed, 0 not applicable" in status.stdout
 
