@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# Under pytest-xdist (`make test`: 2 workers on CI's 2 cores) each worker, and every run it starts, uses one
+# intra-op thread: two workers at the default thread count would oversubscribe the cores. Set before torch loads.
+if os.environ.get("PYTEST_XDIST_WORKER") is not None:
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
 
 
 @pytest.fixture(scope="session")
