@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from bench.parity.superglue_models import pattern
+from bench.parity.superglue_models import CaseNames, pattern
 
 FAMILIES = {"finetune": "sgv2_finetune_{task}", "prompt": "sgv2_prompt_tuning_{task}"}
 # the suite's method per family: the presets' own (they set these since the presets switched; ptv2 inputs, length 128)
@@ -27,21 +27,13 @@ OVERRIDES = {"finetune": ["method.component.head=auto_model", "method.component.
 
 
 @dataclass(frozen=True)
-class HeadCase:
+class HeadCase(CaseNames):
     name: str
     family: str  # finetune | prompt
     model: str  # tiny-bert | tiny-roberta
     task: str
     psl: int = 4  # --pre_seq_len (prompt family; the reference's default)
     n_examples: int = 4
-
-    @property
-    def arch(self) -> str:
-        return "bert" if self.model == "tiny-bert" else "roberta"
-
-    @property
-    def multiple_choice(self) -> bool:
-        return self.task == "copa"
 
     @property
     def preset(self) -> str:

@@ -21,16 +21,11 @@ import torch
 STUDY = "superglue"
 
 
-@dataclass(frozen=True)
-class Case:
-    name: str
-    model: str  # tiny-bert | tiny-roberta
+class CaseNames:
+    """What a case's model and task names imply (shared by this module's and superglue_heads' cases)."""
+
+    model: str
     task: str
-    psl: int  # --pre_seq_len
-    projection: bool  # --prefix_projection
-    mid: int = 16  # --prefix_hidden_size (512 in the reference's default; small here to keep the golden small)
-    template_id: int = 0
-    n_examples: int = 4
 
     @property
     def arch(self) -> str:
@@ -39,6 +34,18 @@ class Case:
     @property
     def multiple_choice(self) -> bool:
         return self.task == "copa"
+
+
+@dataclass(frozen=True)
+class Case(CaseNames):
+    name: str
+    model: str  # tiny-bert | tiny-roberta
+    task: str
+    psl: int  # --pre_seq_len
+    projection: bool  # --prefix_projection
+    mid: int = 16  # --prefix_hidden_size (512 in the reference's default; small here to keep the golden small)
+    template_id: int = 0
+    n_examples: int = 4
 
 
 CASES = (
