@@ -15,6 +15,13 @@ and ``eval_before_epoch``: the selection split is scored before each epoch's tra
 toward patience but is never selected, and no evaluation follows the last epoch. Where such a run
 ends without a selectable evaluation (the reference fails there), the final state is scored.
 
+Gradient accumulation (``trainer.grad_accumulation_steps`` N, default 1): ``batch_size`` is the
+micro-batch; each micro-batch's loss (the task's own, e.g. PET's COPA hinge on that micro-batch) is
+divided by N and backpropagated, and the optimizer and schedule step once every N micro-batches, as
+timoschick/pet's ``wrapper.train``: ``max_steps``, ``eval_every``, ``warmup_steps`` and the steps of the
+result count optimizer steps; the micro-batch count runs on across epochs (an epoch's last micro-batches
+join the next epoch's first ones); micro-batches left after the last step of the run step nothing.
+
 Precision (:mod:`bench.precision`, from the backbone unless passed): trained parameters must be
 float32 master weights; forward passes (training and evaluation) run under autocast in the
 compute dtype; the backward pass and the optimizer step run outside it; fp16 scales the loss.
@@ -120,29 +127,48 @@ def restore_snapshot(method, snapshot: list[torch.Tensor]) -> None:
 CHECK_EVERY = 100  # steps between reads of the losses (one device sync each)
 
 
-def _check_finite(losses: list[torch.Tensor], first_step: int) -> float:
-    """The mean of an epoch's losses; FloatingPointError naming the first step whose loss is not finite."""
+def _check_finite(losses: list[torch.Tensor], first: int, accumulation: int = 1) -> float:
+    """The mean of an epoch's (micro-)batch losses; FloatingPointError naming the first step whose loss is not
+    finite (``first``: the index of ``losses[0]`` among the run's micro-batches)."""
     if not losses:
         return float("nan")
     values = torch.stack([v.float() for v in losses]).cpu()
     bad = (~torch.isfinite(values)).nonzero()
     if len(bad):
-        step = int(bad[0])
-        raise FloatingPointError(f"training loss is {float(values[step])} at step {first_step + step}")
+        index = int(bad[0])
+        where = f"step {(first + index) // accumulation}"
+        if accumulation > 1:
+            where += f" (micro-batch {(first + index) % accumulation + 1} of {accumulation})"
+        raise FloatingPointError(f"training loss is {float(values[index])} at {where}")
     return float(values.mean())
 
 
-def planned_steps(max_epochs: int, max_steps: Any, steps_per_epoch: int | None) -> int | None:
-    """The optimizer steps training will take at most (None when the epoch length is unknown)."""
+def accumulation_steps(trainer_cfg: Mapping) -> int:
+    """``trainer.grad_accumulation_steps``: micro-batches per optimizer step (1: every batch steps)."""
+    value = trainer_cfg.get("grad_accumulation_steps", 1)
+    value = 1 if value is None else value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"trainer.grad_accumulation_steps={value!r} must be a whole number >= 1 (micro-batches of "
+                          "trainer.batch_size per optimizer step; 1: no accumulation)")
+    return value
+
+
+def planned_steps(max_epochs: int, max_steps: Any, steps_per_epoch: int | None, accumulation: int = 1) -> int | None:
+    """The optimizer steps training will take at most (None when the epoch length is unknown).
+
+    ``steps_per_epoch`` counts the (micro-)batches of an epoch; with accumulation N the run takes
+    ``epochs x batches // N`` optimizer steps (the micro-batch count runs on across epochs)."""
     bounds = [int(max_steps)] if max_steps else []
     if steps_per_epoch:
-        bounds.append(max_epochs * int(steps_per_epoch))
+        bounds.append(max_epochs * int(steps_per_epoch) // accumulation)
     return min(bounds) if bounds else None
 
 
 def fit(method, task: TrainableTask, trainer_cfg: Mapping, selection_split: str, seed: int = 0,
         steps_per_epoch: int | None = None, precision: Precision | None = None) -> FitResult:
-    """Train ``method`` on ``task``; early-stop on ``selection_split``; restore the best state."""
+    """Train ``method`` on ``task``; early-stop on ``selection_split``; restore the best state.
+
+    ``steps_per_epoch``: the batches of an epoch (micro-batches of ``trainer.batch_size`` under accumulation)."""
     precision = precision or precision_policy.of(getattr(method, "backbone", None))
     steps = fit_steps(method, task, trainer_cfg, selection_split, seed, steps_per_epoch, precision)
     try:
@@ -166,10 +192,11 @@ def fit_steps(method, task: TrainableTask, trainer_cfg: Mapping, selection_split
               progress: bool = True) -> FitSteps:
     """:func:`fit` with the forward and backward passes left to the caller (bench.joint trains many at once).
 
-    Per step it yields the next batch; the caller sends back that batch's loss (graph alive); it zeroes
-    the gradients and yields the tensor to call ``backward()`` on (the loss, scaled under fp16); the
-    caller runs the backward pass and calls ``next()``, which steps the optimizer, evaluates and yields
-    the next batch. Its return value (``StopIteration.value``) is the :class:`FitResult`.
+    Per (micro-)batch it yields the batch; the caller sends back that batch's loss (graph alive); it zeroes
+    the gradients (at the first micro-batch of an optimizer step) and yields the tensor to call
+    ``backward()`` on (the loss, divided by the accumulation steps, scaled under fp16); the caller runs the
+    backward pass and calls ``next()``, which (after the last micro-batch of a step) steps the optimizer,
+    evaluates and yields the next batch. Its return value (``StopIteration.value``) is the :class:`FitResult`.
     """
     precision = precision or precision_policy.of(getattr(method, "backbone", None))
     precision_policy.check_master_weights(method.trainable_parameters())
@@ -178,8 +205,10 @@ def fit_steps(method, task: TrainableTask, trainer_cfg: Mapping, selection_split
     optimizer = build_optimizer(method, trainer_cfg)
     max_epochs = int(trainer_cfg.get("max_epochs", 1))
     max_steps = trainer_cfg.get("max_steps")
-    batch_size = int(trainer_cfg.get("batch_size", 8))
-    est_total = int(max_steps) if max_steps else max_epochs * max(1, steps_per_epoch or 1)
+    batch_size = int(trainer_cfg.get("batch_size", 8))  # the micro-batch under accumulation
+    accumulation = accumulation_steps(trainer_cfg)
+    # the schedule's length: max_steps, else as PET's t_total (batches per epoch // accumulation x epochs)
+    est_total = int(max_steps) if max_steps else max_epochs * max(1, (steps_per_epoch or 1) // accumulation)
     scheduler, step_per = build_schedule(optimizer, trainer_cfg, est_total)
     eval_every = trainer_cfg.get("eval_every")
     patience = trainer_cfg.get("early_stopping_patience")
@@ -219,8 +248,9 @@ def fit_steps(method, task: TrainableTask, trainer_cfg: Mapping, selection_split
 
     method.train_mode()
     stop = False
+    micro = micro_total = 0  # micro-batches since the last optimizer step / in the run (carried across epochs)
     # one bar for the whole training: total = the planned steps (early stopping may end it sooner), ETA from it
-    bar = tqdm(total=planned_steps(max_epochs, max_steps, steps_per_epoch), desc=f"{method.name} training",
+    bar = tqdm(total=planned_steps(max_epochs, max_steps, steps_per_epoch, accumulation), desc=f"{method.name} training",
                unit="step", leave=False, mininterval=2.0, dynamic_ncols=True, disable=not progress)
     for epoch in range(max_epochs):
         bar.set_postfix_str(f"epoch {epoch}", refresh=False)
@@ -230,17 +260,28 @@ def fit_steps(method, task: TrainableTask, trainer_cfg: Mapping, selection_split
         batches = (task.train_batches(batch_size, generator, drop_last=True) if drop_last
                    else task.train_batches(batch_size, generator))
         if bar.total is None and hasattr(batches, "__len__"):  # the epoch's length is known now
-            bar.total = planned_steps(max_epochs, max_steps, len(batches))
+            bar.total = planned_steps(max_epochs, max_steps, len(batches), accumulation)
         for batch in batches:
             loss = yield batch  # the caller's forward pass (under precision.autocast())
-            optimizer.zero_grad(set_to_none=True)
+            if micro == 0:
+                optimizer.zero_grad(set_to_none=True)
+            part = loss / accumulation if accumulation > 1 else loss  # PET: loss / gradient_accumulation_steps
+            micro += 1
+            micro_total += 1
+            losses.append(loss.detach())  # read back once per epoch: no device sync per step
+            if len(losses) % CHECK_EVERY == 0:  # only the window not read yet
+                _check_finite(losses[-CHECK_EVERY:], micro_total - CHECK_EVERY, accumulation)
+            if micro < accumulation:
+                yield scaler.scale(part) if scaler is not None else part  # backward only: gradients accumulate
+                continue
+            micro = 0
             if scaler is None:
-                yield loss  # the caller's backward pass
+                yield part  # the caller's backward pass
                 if clip:
                     torch.nn.utils.clip_grad_norm_(params, float(clip))
                 optimizer.step()
             else:  # fp16: scaled loss; gradients unscaled before clipping; steps with inf/nan are skipped
-                yield scaler.scale(loss)
+                yield scaler.scale(part)
                 if clip:
                     scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(params, float(clip))
@@ -248,11 +289,8 @@ def fit_steps(method, task: TrainableTask, trainer_cfg: Mapping, selection_split
                 scaler.update()
             if step_per == "step":
                 scheduler.step()
-            losses.append(loss.detach())  # read back once per epoch: no device sync per step
             result.steps += 1
             bar.update(1)
-            if len(losses) % CHECK_EVERY == 0:  # only the window not read yet
-                _check_finite(losses[-CHECK_EVERY:], result.steps - CHECK_EVERY)
             if eval_every and result.steps % int(eval_every) == 0 and evaluate(epoch):
                 stop = True
             if stop or (max_steps and result.steps >= int(max_steps)):
@@ -260,7 +298,7 @@ def fit_steps(method, task: TrainableTask, trainer_cfg: Mapping, selection_split
                 break
         if step_per == "epoch":
             scheduler.step()
-        result.losses.append(_check_finite(losses, result.steps - len(losses)))
+        result.losses.append(_check_finite(losses, micro_total - len(losses), accumulation))
         result.epochs = epoch + 1
         if stop:
             break
