@@ -10,8 +10,8 @@ Members that stop leave the batch.
 
 Randomness, so that a member equals its separate run (fp32, CPU):
 - data order: :func:`fit_steps` draws it from the member's own ``torch.Generator(seed)``, as ``fit``;
-- everything a member does on its own (encoder forward, its optimizer step, evaluation) runs with
-  the member's own copy of the global CPU RNG (``Member.rng_state``: the state its separate run has
+- everything a member does on its own (its optimizer step, evaluation, an encoder that draws random
+  numbers) runs with the member's own copy of the global CPU RNG (``Member.rng_state``: the state its separate run has
   when ``fit`` starts) swapped in;
 - backbone dropout (P-Tuning's frozen LM in train mode): during the joint forward every
   ``torch.nn.functional.dropout`` call draws each member's mask from that member's RNG at the shape
@@ -19,6 +19,9 @@ Randomness, so that a member equals its separate run (fp32, CPU):
   which is how PyTorch's CPU dropout (and CPU SDPA's attention dropout) draw it; attention runs
   eager for the joint forward so that its dropout is such a call. On CUDA, dropout kernels draw
   differently: members keep independent streams there, but are not bitwise equal to separate runs.
+
+Prompt encoders of one shape that draw no random numbers (P-Tuning's LSTM and MLP without dropout)
+run as one stacked computation (:mod:`bench.methods.batched_encoders`), each member's weights its own.
 
 Only frozen-backbone soft-prompt methods (P-Tuning, Prompt Tuning) on encoder-only or decoder-only
 backbones join; anything else raises ``ConfigError`` (train it separately).
@@ -38,6 +41,7 @@ from tqdm.auto import tqdm
 from bench import precision as precision_policy
 from bench.backbones.scoring import ScoringBatch, target_logits
 from bench.errors import ConfigError
+from bench.methods.batched_encoders import batched_vectors
 from bench.methods.soft import SoftPromptMethod, embed_batch
 from bench.train import FitResult, fit_steps, planned_steps
 
@@ -249,8 +253,13 @@ def _joint_losses(model: torch.nn.Module, active: list[_Run], precision) -> list
         if per_row is not None and any(n != method.encoder.num_tokens for n in per_row):
             raise ConfigError(f"{method.name}: every example must have {method.encoder.num_tokens} pseudo tokens, "
                               f"got {sorted(set(per_row))}")
-        with own_rng(run.cpu), precision.autocast():
-            vectors.append(method.prompt_vectors())
+    with precision.autocast():  # encoders of one shape that draw no random numbers: one stacked computation
+        batched = batched_vectors([run.member.method.encoder for run in active])
+    for run, own in zip(active, batched, strict=True):
+        if own is None:  # alone, with its own RNG (e.g. LSTM dropout between layers)
+            with own_rng(run.cpu), precision.autocast():
+                own = run.member.method.prompt_vectors()
+        vectors.append(own)
         rows = run.batch.input_ids.shape[0]
         segments.append(_Segment(slice(start, start + rows), run.batch.input_ids.shape[1], run.dropout_rng))
         start += rows

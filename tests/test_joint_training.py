@@ -121,6 +121,25 @@ def test_ptuning_lama_relations_jointly_equal_separate_runs_with_backbone_dropou
     assert all(rel_norm(s[0], e[0]) > 1e-4 for s, e in zip(start, sep_p, strict=True))  # and trained
 
 
+@pytest.mark.slow
+def test_ptuning_lstm_encoders_of_one_shape_run_stacked_and_equal_separate_runs(tiny_backbone, monkeypatch):
+    """Two members of one prompt shape (their LSTM encoders run as one stacked computation,
+    bench.methods.batched_encoders) beside one of another shape (alone): still equal to separate runs."""
+    import bench.methods.batched_encoders as batched
+
+    calls = []
+    original = batched.stacked_forward
+    monkeypatch.setattr(batched, "stacked_forward", lambda encoders: calls.append(len(encoders)) or original(encoders))
+    backbone = tiny_backbone("tiny-bert")
+    specs = [("capital", 3), ("same", 5), ("capital", 4)]
+    trainer = {**TRAINER, "max_epochs": 2, "lr": 1e-3}
+    separate, joint, sep_p, joint_p, _ = run_both(lama_maker(backbone, encoder="lstm", backbone_dropout=True),
+                                                  specs, lambda i: trainer)
+    assert_same(separate, joint, sep_p, joint_p)
+    assert calls and set(calls) == {2}  # the two "capital" members, every step; "same" alone
+    assert rel_norm(sep_p[0][0], sep_p[2][0]) > 1e-4  # other seeds: other parameters
+
+
 def test_dropout_streams_matter_so_the_comparison_can_fail(tiny_backbone):
     """Control: the same member with another backbone-dropout stream ends elsewhere (well beyond 1e-5)."""
     backbone = tiny_backbone("tiny-bert")
