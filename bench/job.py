@@ -212,7 +212,8 @@ def _payload(resolved: dict, backbone, method, device, dtype, started: float, st
         "data": {**data_checksums(Path(resolved["paths"]["data_dir"]), resolved["task"]["data_family"]),
                  "integrity": dict(integrity or {"verified": False})},
         "model": {"name": backbone.name, "hub_id": backbone.hub_id, "revision": backbone.revision,
-                  "path": str(backbone.path) if backbone.path else None, "source": backbone.source},
+                  "path": str(backbone.path) if backbone.path else None, "source": backbone.source,
+                  "mlm_head_layer_norm_eps": getattr(backbone, "mlm_head_layer_norm_eps", None)},  # as set, None: loaded
         "machine": machine(device), "dtype": str(dtype).removeprefix("torch."),
         "started_at": started_at, "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_time_s": round(time.perf_counter() - started, 3),

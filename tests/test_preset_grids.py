@@ -49,6 +49,10 @@ ALLOWED_CHANGES: dict[str, str] = {
     "fewglue_ipet_:trainer.aux_mlm_masking": "issue 23 G: iPET's generations are PET's recipe (fewglue_pet_<task>)",
     "fewglue_pet_:run": "the record name carries the config hash, which aux_mlm_masking changes",
     "fewglue_ipet_:run": "the record name carries the config hash, which aux_mlm_masking changes",
+    "fewglue_pet_:model.mlm_head_layer_norm_eps": "issue 23: ALBERT's MLM-head LayerNorm eps 1e-5 as transformers 3.0.2",
+    "fewglue_ipet_:model.mlm_head_layer_norm_eps": "issue 23: iPET's generations are PET's recipe (ALBERT head eps 1e-5)",
+    "fewglue_ptuning_:model.mlm_head_layer_norm_eps": "issue 23: PT-Fewshot pins transformers 3.0.2 (ALBERT head eps)",
+    "fewglue_ptuning_:run": "the record name carries the config hash, which mlm_head_layer_norm_eps changes",
 }
 # presets left out of the comparison (composed only): another engineer writes them now, so they change on purpose
 IN_FLUX = ("lester_",)

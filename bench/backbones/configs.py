@@ -42,4 +42,25 @@ def check_model_config(cfg: Mapping[str, Any], source: str = "model config") -> 
     if cfg["arch"] not in ARCHES:
         raise ConfigError(f"{source}: arch {cfg['arch']!r} is not one of {ARCHES}")
     cfg.setdefault("hub_aliases", [])
+    _check_head_eps(cfg.get("mlm_head_layer_norm_eps"), source)
     return cfg
+
+
+def _check_head_eps(value: Any, source: str) -> None:
+    """``mlm_head_layer_norm_eps``: null, a positive number, or a mapping arch -> positive number."""
+    fix = ("use null (as loaded), a positive number (e.g. 1.0e-5) or a mapping arch -> number "
+           "(e.g. {albert: 1.0e-5}: only ALBERT's head)")
+    items = value.items() if isinstance(value, Mapping) else [(None, value)]
+    for arch, eps in items:
+        if arch is not None and arch not in ARCHES:
+            raise ConfigError(f"{source}: mlm_head_layer_norm_eps names arch {arch!r}, not one of {ARCHES}; {fix}")
+        if eps is not None and (isinstance(eps, bool) or not isinstance(eps, int | float) or eps <= 0):
+            raise ConfigError(f"{source}: mlm_head_layer_norm_eps={value!r}; {fix}")
+
+
+def head_eps_for(cfg: Mapping[str, Any]) -> float | None:
+    """The masked-LM head LayerNorm eps ``mlm_head_layer_norm_eps`` asks for this model's arch (None: leave it)."""
+    value = cfg.get("mlm_head_layer_norm_eps")
+    if isinstance(value, Mapping):
+        value = value.get(cfg["arch"])
+    return None if value is None else float(value)

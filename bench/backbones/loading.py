@@ -21,6 +21,7 @@ from bench.backbones.configs import (  # noqa: F401 - re-exported: the loader's 
     FAMILIES,
     MODEL_CONF_DIR,
     check_model_config,
+    head_eps_for,
     load_model_config,
 )
 from bench.backbones.hub import (
@@ -53,6 +54,30 @@ class Backbone:
     source: str  # path | cache | download | built (tiny model built and loaded from <models_dir>/hub)
     lama_vocab_key: str | None = None
     precision: Precision | None = None  # storage / autocast policy (bench.precision); None: fp32 as stored
+    mlm_head_layer_norm_eps: float | None = None  # set by model.mlm_head_layer_norm_eps (None: as loaded)
+
+
+# the masked-LM head's LayerNorm per arch (transformers' *ForMaskedLM module names)
+MLM_HEAD_NORMS = {"albert": "predictions.LayerNorm", "bert": "cls.predictions.transform.LayerNorm",
+                  "roberta": "lm_head.layer_norm"}
+
+
+def set_mlm_head_layer_norm_eps(model: Any, arch: str, eps: float) -> None:
+    """Set the masked-LM head LayerNorm's eps (``model.mlm_head_layer_norm_eps``). transformers 3.0.2's
+    ``AlbertMLMHead`` built ``nn.LayerNorm(embedding_size)`` (torch's eps 1e-5), today's passes
+    ``config.layer_norm_eps`` (1e-12): PET's ALBERT runs had 1e-5 (docs/fewglue.md)."""
+    name = MLM_HEAD_NORMS.get(arch)
+    norm = None
+    if name is not None:
+        try:
+            norm = model.get_submodule(name)
+        except AttributeError:
+            norm = None
+    if not isinstance(norm, torch.nn.LayerNorm):
+        raise ConfigError(f"model.mlm_head_layer_norm_eps={eps}: a {arch} {type(model).__name__} has no masked-LM "
+                          f"head LayerNorm ({name or 'unknown for this arch'}); set it to null, or to "
+                          "{albert: <eps>} for ALBERT only")
+    norm.eps = float(eps)
 
 
 def _auto_model_class(family: str) -> Any:
@@ -183,9 +208,12 @@ def load_backbone(
         model, tokenizer, source, revision, hub_id = _load_from_hub(cfg, torch_dtype)
     model.eval()
     model.to(device=target, dtype=torch_dtype)
+    head_eps = head_eps_for(cfg)
+    if head_eps is not None:
+        set_mlm_head_layer_norm_eps(model, cfg["arch"], head_eps)
     return Backbone(name=cfg["name"], family=cfg["family"], arch=cfg["arch"], model=model, tokenizer=tokenizer,
                     hub_id=hub_id, revision=revision, path=path, device=target, dtype=torch_dtype, source=source,
-                    lama_vocab_key=cfg.get("lama_vocab_key"), precision=precision)
+                    lama_vocab_key=cfg.get("lama_vocab_key"), precision=precision, mlm_head_layer_norm_eps=head_eps)
 
 
 def load_tokenizer(cfg: Mapping[str, Any], models_dir: str | Path | None = None) -> Any | None:
