@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +46,17 @@ from bench.methods.soft import SoftPromptMethod, embed_batch
 from bench.train import FitResult, fit_steps, planned_steps
 
 JOINT_MODES = ("auto", "off")
+
+
+class StepObserver(Protocol):
+    """Told around every joint step's forward and backward pass (bench.speed.joint times them on CUDA)."""
+
+    def begin(self) -> None: ...
+
+    def end(self, rows: int, width: int, targets: int) -> None: ...
+
+
+STEP_OBSERVERS: list[StepObserver] = []  # empty outside benchmarks: nothing is timed or synchronised
 
 
 @dataclass
@@ -235,9 +246,14 @@ def _fit_group(members: list[Member], precision, progress: bool) -> None:
     active = [r for r in runs if r.advance(first=True)]
     while active:
         bar.set_postfix_str(f"members active {len(active)} / done {len(runs) - len(active)}", refresh=False)
+        for observer in STEP_OBSERVERS:
+            observer.begin()
         losses = _joint_losses(model, active, precision)
         terms = [run.send_loss(loss) for run, loss in zip(active, losses, strict=True)]
         torch.stack([t.reshape(()) for t in terms]).sum().backward()
+        for observer in STEP_OBSERVERS:
+            observer.end(sum(r.batch.input_ids.shape[0] for r in active), max(r.batch.input_ids.shape[1] for r in active),
+                         sum(r.batch.target_rows.shape[0] for r in active))
         active = [r for r in active if r.advance()]
         bar.update(1)
     bar.close()
@@ -281,4 +297,4 @@ def joint_extra(k: int, group_size: int | None = None) -> dict:
                     "equal to separate runs (tests/test_joint_training.py)"}
 
 
-__all__ = ["Member", "fit_jointly", "joint_batch", "joint_extra", "joint_mode", "why_not_joinable"]
+__all__ = ["STEP_OBSERVERS", "Member", "StepObserver", "fit_jointly", "joint_batch", "joint_extra", "joint_mode", "why_not_joinable"]

@@ -1,4 +1,5 @@
-"""The batched parts of joint training (bench.methods.batched_encoders) against the per-member computation:
+"""The batched parts of joint training (bench.methods.batched_encoders) against the per-member computation
+(and the speed bench's FLOP count of a joint step, by hand):
 K members' prompt encoders stacked into one computation give each member's own ``nn.LSTM`` / encoder output
 and each member's own gradients (fp32, CPU, to 1e-6)."""
 
@@ -83,3 +84,16 @@ def test_batched_vectors_groups_by_shape_and_leaves_random_or_lone_encoders_alon
     assert signature(dropping[0]) is not None and all(v is not None for v in batched_vectors(dropping))
     with pytest.raises(ValueError, match="differ"):
         stacked_forward([a[0], b[0]])
+
+
+def test_joint_step_flops_counted_from_the_shapes_by_hand():
+    """bench.speed.joint.step_flops on a made-up BERT shape (hidden 4, 1 layer, inner 8, vocab 10):
+    per token 2 x (4 h^2 + 2 h inner) = 2 x (64 + 64) = 256; attention per row 2 x 2 x w^2 x h = 16 w^2;
+    head per target 2 x (h^2 + h vocab) = 2 x (16 + 40) = 112. Two rows of width 3, two targets:
+    M = 2 x 3 x 256 = 1536, A = 2 x 16 x 9 = 288, H = 2 x 112 = 224; step = 2 M + 3 A + 2 H = 4384."""
+    from bench.speed.joint import step_flops
+    from bench.speed.shapes import Shape
+
+    spec = Shape("made-up", "mlm", "bert", "bert-base-cased", "BertConfig",
+                 {"hidden_size": 4, "num_hidden_layers": 1, "intermediate_size": 8, "vocab_size": 10}, "by hand")
+    assert step_flops(spec, rows=2, width=3, targets=2, causal=False) == 4384

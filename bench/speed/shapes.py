@@ -51,6 +51,13 @@ SHAPES: dict[str, tuple[str, dict[str, Any], str]] = {
                                            "max_position_embeddings": 512, "type_vocab_size": 2,
                                            "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3},
                           "albert/albert-xxlarge-v2 config.json"),
+    # the suite's own mini BERT (bench.pretrain.model.make_model); vocab = the borrowed tiny-bert tokenizer's size
+    # (cased WordPiece holding every LAMA-34k word; mini-bert's own: 8,000 learned pieces + the same forced words)
+    "mini-bert": ("BertConfig", {"vocab_size": 27473, "hidden_size": 192, "num_hidden_layers": 3,
+                                 "num_attention_heads": 3, "intermediate_size": 768, "max_position_embeddings": 128,
+                                 "type_vocab_size": 2, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
+                                 "pad_token_id": 0},
+                  "conf/pretrain/mini-bert.yaml (model section; dropout 0.0)"),
 }
 MODEL_CLASS = {"BertConfig": "BertForMaskedLM", "RobertaConfig": "RobertaForMaskedLM",
                "GPT2Config": "GPT2LMHeadModel", "AlbertConfig": "AlbertForMaskedLM"}
