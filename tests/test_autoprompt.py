@@ -165,8 +165,8 @@ def test_the_found_prompt_set_evaluates_through_the_ordinary_lama_run(tiny_backb
     assert {r["relation"] for r in rows} == set(prov["relations"]) | set(prov["skipped"]) - set(prov["skipped"])
     assert prov["model"]["name"] == "tiny-bert" and prov["seed"] == 0 and prov["iterations"] == 3
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    overrides = ["device=cpu", "dtype=fp32", "model=tiny-bert", "experiment=lama34k_autoprompt_search",
-                 "task.relations=[P17,P1376]", "task.limit_per_relation=12",
+    overrides = ["device=cpu", "dtype=fp32", "model=tiny-bert", "task=lama", "method=manual", "template=autoprompt_bert",
+                 "template.name=autoprompt_search", f"template.prompt_set={name}", "task.relations=[P17,P1376]", "task.limit_per_relation=12",
                  "task.eval_splits=[dev,test]", f"paths.results_dir={results}", f"paths.data_dir={data}",
                  f"paths.models_dir={models}", f"paths.root={REPO_ROOT}"]
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):

@@ -134,6 +134,7 @@ def search_lama(cfg: Mapping, backbone, progress: bool = True,
         "fingerprint": fingerprint, "settings": settings.as_dict(), "seed": settings.seed,
         "iterations": settings.iters, "variant": cfg["variant"], "train_facts": train_facts,
         "dev_macro_p_at_1": (dev.get("overall") or {}).get("macro_over_relations"),
+        "dev_metrics": dev,  # the saved prompts' dev P@1 (overall and per relation), as a LAMA run records it
         "dev_metric_note": "dev_p_at_1: the saved prompt text scored by the ordinary LAMA path (vocabulary-"
                            "restricted argmax); best_dev_loglik: the search's own selection metric",
         "relations": per_relation, "skipped": skipped, "state_dir": str(folder),

@@ -36,7 +36,8 @@ def markdown(provenance: dict, rows: list[list[str]]) -> str:
     macro_text = "n/a" if macro is None else f"{100 * macro:.1f}"
     head = (f"# AutoPrompt prompts searched here: {provenance['name']}\n\n"
             f"Model {model['name']} ({model.get('revision')}), {provenance['variant']}, train facts "
-            f"{provenance['train_facts']}, seed {provenance['seed']}, {provenance['iterations']} iterations; "
+            f"{provenance['train_facts']}, seed {provenance['seed']}, {provenance['iterations']} iterations"
+            f"{'' if provenance['iterations'] == 1000 else ' (the reference: 1,000)'}; "
             f"dev P@1 in percent (saved text, ordinary LAMA evaluation), dev macro P@1 "
             f"{macro_text}.\n\n")
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
