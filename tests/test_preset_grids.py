@@ -54,6 +54,10 @@ ALLOWED_CHANGES: dict[str, str] = {
     "fewglue_ptuning_:model.mlm_head_layer_norm_eps": "issue 23: PT-Fewshot pins transformers 3.0.2 (ALBERT head eps)",
     "fewglue_ptuning_:run": "the record name carries the config hash, which mlm_head_layer_norm_eps changes",
 }
+ALLOWED_CHANGES.update({  # issue 28: the evaluation of AutoPrompt's search reads the stage-1 record's prompt set
+    f"{variant}_autoprompt_search:{key}": "issue 28: stage 2 after <variant>_autoprompt_trigger_search (needs, its "
+    "seed 0, its runner and the search template; fp32), the record name's hash with them"
+    for variant in ("lama34k", "lama29k") for key in ("defaults", "template", "needs", "seed", "task.runner", "dtype", "run")})
 # presets left out of the comparison (composed only): another engineer writes them now, so they change on purpose
 IN_FLUX = ("lester_",)
 
