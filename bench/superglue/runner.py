@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from bench.errors import ConfigError
 from bench.identity import family_hash, resolved_config
@@ -20,7 +22,7 @@ from bench.superglue import pet_stage
 from bench.superglue.aux_mlm import UnlabeledLM
 from bench.superglue.ipet import ipet_train_set
 from bench.superglue.task import LAST, ClassificationTask
-from bench.train import fit
+from bench.train import FitResult, fit
 
 log = logging.getLogger(__name__)
 IPET_KEYS = ("trainer.ipet_generation",)  # what differs between a run and its previous generation
@@ -62,9 +64,24 @@ def prediction_rows(task: ClassificationTask, splits) -> list[dict] | None:
     return out
 
 
+@dataclass
+class PreparedRun:
+    """A classification run set up up to its training (``bench.superglue.joint_runner`` trains several together)."""
+
+    task: ClassificationTask
+    selection: str | None
+    report: str
+    eval_splits: list[str]
+    on_report: bool
+    n_train: int = 0
+    per_epoch: int = 0
+    pet_before: Any = None
+    ipet_info: dict | None = None
+
+
 @uses_run_paths
-def run_classification(cfg: Mapping, backbone, method, task_class: type = ClassificationTask) -> dict:
-    """Train (when the method trains) with selection on the selection split; score every eval split."""
+def prepare_classification(cfg: Mapping, backbone, method, task_class: type = ClassificationTask) -> PreparedRun:
+    """Everything a run does before ``fit``: the task, its splits, the method's label count, iPET's and PET's inputs."""
     task = task_class(cfg, backbone, method)
     selection, report, eval_splits = task.selection_split, task.report_split, task.eval_splits
     on_report = selection is not None and selection == report
@@ -74,21 +91,42 @@ def run_classification(cfg: Mapping, backbone, method, task_class: type = Classi
                           "reproduce it (its records and table cells are marked)")
     if method.output_space == "labels":
         method.set_num_labels(task.n_out)
-    fit_info = pet_before = ipet_info = None
+    prepared = PreparedRun(task, selection, report, eval_splits, on_report)
     if method.trains:
         trainer_cfg = cfg["trainer"]
         generation = int(trainer_cfg.get("ipet_generation") or 0)
         if generation:  # iPET: add the examples the previous generation labelled (bench.superglue.ipet)
-            ipet_info = _add_ipet_examples(cfg, task, generation)
-        n_train = len(task.items("train", train=True))
-        per_epoch = -(-n_train // int(trainer_cfg.get("batch_size", 8)))
+            prepared.ipet_info = _add_ipet_examples(cfg, task, generation)
+        prepared.n_train = len(task.items("train", train=True))
+        prepared.per_epoch = -(-prepared.n_train // int(trainer_cfg.get("batch_size", 8)))
         if task.aux_weight and task.family == "mlm":
             task.aux = UnlabeledLM(task, int(trainer_cfg.get("unlabeled_batch_size") or 32), task.seed)
         if trainer_cfg.get("pet_unlabeled_logits"):  # PET's second stage inputs (bench.superglue.pet_stage)
             method.eval_mode()
-            pet_before = pet_stage.train_accuracy(task, method.scorer())
-        result = fit(method, task, trainer_cfg, selection or LAST, seed=task.seed, steps_per_epoch=per_epoch)
-        fit_info = {"n_train": n_train, "best_step": result.best_step, "best_epoch": result.best_epoch,
+            prepared.pet_before = pet_stage.train_accuracy(task, method.scorer())
+    return prepared
+
+
+@uses_run_paths
+def run_classification(cfg: Mapping, backbone, method, task_class: type = ClassificationTask) -> dict:
+    """Train (when the method trains) with selection on the selection split; score every eval split."""
+    prepared = prepare_classification(cfg, backbone, method, task_class)
+    result = None
+    if method.trains:
+        result = fit(method, prepared.task, cfg["trainer"], prepared.selection or LAST, seed=prepared.task.seed,
+                     steps_per_epoch=prepared.per_epoch)
+    return finish_classification(cfg, backbone, method, prepared, result)
+
+
+@uses_run_paths
+def finish_classification(cfg: Mapping, backbone, method, prepared: PreparedRun, result: FitResult | None) -> dict:
+    """After training (``result``: None when the method does not train): score every eval split; the runner's part
+    of the record."""
+    task, selection, report, eval_splits = prepared.task, prepared.selection, prepared.report, prepared.eval_splits
+    on_report, pet_before, ipet_info = prepared.on_report, prepared.pet_before, prepared.ipet_info
+    fit_info = None
+    if result is not None:
+        fit_info = {"n_train": prepared.n_train, "best_step": result.best_step, "best_epoch": result.best_epoch,
                     "best_value": result.best_value if selection else None, "steps": result.steps,
                     "epochs": result.epochs, "losses": result.losses, "selection_rule": result.selection_rule,
                     "aux_mlm": task.aux.status if task.aux is not None else "off",
