@@ -20,7 +20,7 @@ from bench.records import RunSpec
 IDENTITY_EXCLUDE = (
     "paths", "force", "hydra", "sweep", "ranks", "study", "model.path", "task.save_predictions", "tag", "grid_limit",
     "needs", "inputs",  # which runs a job reads is checked by exact name (bench.inputs), not hashed
-    "trainer.joint", "trainer.joint_group_size",  # bench.joint: trained together or apart, the same result
+    "trainer.joint", "trainer.joint_group_size", "joint_seeds",  # bench.joint: trained together or apart, the same result
     "task.val_selection_by",  # whose code selects on the report split: record text only (bench/superglue/runner.py)
 )
 HASH_CHARS = 8

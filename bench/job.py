@@ -147,13 +147,30 @@ def check_data_files(cfg: DictConfig) -> dict:
     return check_family(data, str(family))
 
 
+def job_seeds(cfg: DictConfig) -> list[int | None]:
+    """``joint_seeds``: the seeds whose runs this one job trains together (bench.study_join); [None]: its ``seed``."""
+    seeds = cfg.get("joint_seeds")
+    if not seeds:
+        return [None]
+    seeds = [int(s) for s in seeds]
+    if int(cfg.seed) not in seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"joint_seeds={seeds} must list distinct seeds, seed={cfg.seed} among them "
+                          "(bench.study passes seed=<the first>)")
+    if (cfg.get("needs") or {}).get("presets"):
+        raise ConfigError("joint_seeds cannot join runs that read other runs (needs.presets): drop joint_seeds")
+    return list(seeds)
+
+
 def plan_job(cfg: DictConfig, preset: str | None = None) -> list[PlannedRun]:
-    """The runs of one job: one per grid point and rank, the rank written into ``template.rank``."""
+    """The runs of one job: one per seed (``joint_seeds``, else the job's seed), grid point and rank, the rank
+    written into ``template.rank``."""
     runs = []
     results = Path(cfg.paths.results_dir) / "runs"
-    for point, rank in itertools.product(grid_points(cfg), job_ranks(cfg)):
+    for seed, point, rank in itertools.product(job_seeds(cfg), grid_points(cfg), job_ranks(cfg)):
         run_cfg = deepcopy(cfg)
         with open_dict(run_cfg):
+            if seed is not None:  # one of the seeds a study joined into this job (bench.study_join)
+                run_cfg.seed, run_cfg.joint_seeds = seed, None
             for key, value in point.items():
                 OmegaConf.update(run_cfg, key, value, merge=False)
             if rank is not None:
@@ -192,11 +209,11 @@ def selection_rule(resolved: Mapping, method) -> str:
 
 
 def _payload(resolved: dict, backbone, method, device, dtype, started: float, started_at: str,
-             integrity: Mapping | None = None) -> dict:
+             integrity: Mapping | None = None, runner=None) -> dict:
     from bench.methods.base import count_parameters
     from bench.provenance import data_checksums, git_state, machine, package_versions
 
-    runner = get_method(str(resolved["task"]["runner"]))
+    runner = runner or get_method(str(resolved["task"]["runner"]))  # given: a run trained with others (joint_runner)
     payload = runner(resolved, backbone, method)
     trainable = sum(p.numel() for p in method.trainable_parameters())
     own = sum(count_parameters(m) for m in method.own_modules().values())
@@ -296,6 +313,11 @@ def run_job(cfg: DictConfig, preset: str | None = None) -> JobOutcome:
         _fail(todo, err, results)
         raise
     failed: list[str] = []
+    joined = {}  # soft prompts of runs that differ only in seed / trainer values train together (issue 29)
+    if len(todo) > 1:
+        from bench.superglue.joint_runner import train_jointly
+
+        joined = train_jointly(todo, backbone)
     for i, run in enumerate(todo):
         resolved = resolved_config(run.cfg)
         if inputs:
@@ -303,12 +325,15 @@ def run_job(cfg: DictConfig, preset: str | None = None) -> JobOutcome:
         started, started_at = time.perf_counter(), datetime.now(UTC).isoformat(timespec="seconds")
         try:
             torch.manual_seed(int(run.cfg.seed))
-            method = instantiate(run.cfg.method.component)
-            if method.tunes_backbone and i > 0:  # the previous rank changed the weights: start from the checkpoint
-                backbone = load_backbone(first["model"], device=device, precision=precision,
-                                         models_dir=first["paths"]["models_dir"])
-            method.setup(backbone)
-            payload = _payload(resolved, backbone, method, device, dtype, started, started_at, integrity)
+            if (trained := joined.pop(run.spec.name, None)) is not None:  # bench.superglue.joint_runner
+                method, runner = trained.method, trained.runner
+            else:
+                method, runner = instantiate(run.cfg.method.component), None
+                if method.tunes_backbone and i > 0:  # the previous rank changed the weights: start from the checkpoint
+                    backbone = load_backbone(first["model"], device=device, precision=precision,
+                                             models_dir=first["paths"]["models_dir"])
+                method.setup(backbone)
+            payload = _payload(resolved, backbone, method, device, dtype, started, started_at, integrity, runner)
             payload["precision"] = precision.as_record()
             if (rows := payload.pop("per_example", None)) is not None:  # beside the record, checksummed in it
                 payload["predictions"] = write_predictions(run.path, rows, force=force)

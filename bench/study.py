@@ -314,6 +314,8 @@ def clear_failed(names: Sequence[str], failed_dir: Path) -> int:
 
 
 def cmd_run(args) -> int:
+    from bench.study_join import plan_joins
+
     study, models, seeds, overrides = _study_args(args)
     if args.force:
         overrides.append("force=true")
@@ -337,13 +339,19 @@ def cmd_run(args) -> int:
         runnable = jobs - set(blocked)
         if not runnable:
             continue
-        groups = job_groups(runnable, wave, models)
+        with hydra_context():  # jobs that differ only in seed, whose soft prompts train together: one job (bench.study_join)
+            joins = plan_joins(runnable, overrides, expand_overrides, enabled=not args.no_join)
+        groups = job_groups(joins.alone(), wave, models)
         label = f"stage {i + 1} of {len(waves)}: " if len(waves) > 1 else ""
         print(f"study {args.study}: {label}{sum(1 for r in pending if (r.preset, r.model, r.seed) in runnable)} of "
               f"{len(now.runs)} runs to do ({len(runnable)} jobs: {', '.join(p for p in wave if any(j[0] == p for j in runnable))}"
               f"; launcher {args.launcher})", flush=True)
+        for line in joins.lines():
+            print(line, flush=True)
         for presets, todo_models, todo_seeds in groups:
             code = launch(presets, todo_models, todo_seeds if seeds else None, args.launcher, overrides) or code
+        for presets, todo_models, first_seed, joint_seeds in joins.launches():
+            code = launch(presets, todo_models, first_seed, args.launcher, [*overrides, *joint_seeds]) or code
     if any(r.state in ("missing", "failed") or args.force for r in before.runs):
         with hydra_context():
             after = plan_study(study["presets"], models, seeds, [o for o in overrides if o != "force=true"])
@@ -425,11 +433,14 @@ def main(argv: list[str] | None = None) -> int:
                      help="basic: this process; local: worker pool (conf/hydra/launcher/local.yaml); slurm; "
                           "submitit (submitit's local executor); one wave per stage on each")
     run.add_argument("--force", action="store_true", help="rerun finished runs (old records kept as .bak)")
+    run.add_argument("--no-join", action="store_true", help="one job per seed even where the seeds' soft prompts "
+                     "could train together in one job on one frozen backbone (docs/joint-training.md)")
     status.add_argument("--results", default=str(results_dir()), help="results folder (status without a study)")
     status.add_argument("--quiet", action="store_true", help="only the counts")
     status.add_argument("--clear-failed", action="store_true",
                         help="move the failure files of the runs listed as failed to <results>/failed/cleared/")
-    parser.epilog = "Any other argument is a Hydra override for every job, e.g. device=cpu trainer.lr=1e-4"
+    parser.epilog = ("Any other argument is a Hydra override for every job, e.g. device=cpu trainer.lr=1e-4. run joins the "
+                     "seeds of a soft-prompt preset into one job (bench.study_join); run --no-join: one job per seed")
     args, args.overrides = parser.parse_known_args(argv)
     unknown = [o for o in args.overrides if o.startswith("-") and "=" not in o]
     if unknown:
