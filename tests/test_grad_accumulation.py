@@ -193,3 +193,26 @@ def test_a_bad_accumulation_count_is_refused_naming_the_key(bad):
     with pytest.raises(ConfigError, match="trainer.grad_accumulation_steps"):
         fit(LinearMethod(), ToyTask(copa_like(2), "ce"), {**TRAINER, "batch_size": 2, "grad_accumulation_steps": bad,
                                                            "max_epochs": 1}, "dev")
+
+
+@pytest.mark.slow
+def test_joint_training_accumulates_as_the_separate_runs_do(tiny_backbone):
+    """bench.joint drives fit_steps per micro-batch: two P-Tuning LAMA members with accumulation 2 (one with an odd
+    number of micro-batches per epoch, so a window spans two epochs) equal their separate runs: the same steps,
+    evaluations and losses, parameters to 1e-4 relative (Adam turns float noise in near-zero gradients into
+    updates of +-lr: 2e-5 measured here; a wrong accumulation moves them by far more)."""
+    from test_joint_training import TRAINER as JOINT_TRAINER
+    from test_joint_training import lama_maker, rel_norm, run_both
+
+    backbone = tiny_backbone("tiny-bert")
+    trainer = {**JOINT_TRAINER, "grad_accumulation_steps": 2, "max_epochs": 2, "early_stopping_patience": None,
+               "schedule": "linear", "warmup_steps": 1}
+    separate, joint, sep_p, joint_p, start = run_both(lama_maker(backbone, encoder="mlp", backbone_dropout=True),
+                                                      [("capital", 3), ("country", 4)], lambda i: trainer)
+    assert [r.steps for r in separate] == [r.steps for r in joint] == [3, 2]  # 5 facts: 3 x 2 epochs / 2; 4: 2 x 2 / 2
+    for res_s, res_j in zip(separate, joint, strict=True):
+        assert [(h["step"], h["kept"]) for h in res_j.history] == [(h["step"], h["kept"]) for h in res_s.history]
+        assert [h["value"] for h in res_j.history] == pytest.approx([h["value"] for h in res_s.history], rel=1e-5)
+        assert res_j.losses == pytest.approx(res_s.losses, rel=1e-5)
+    assert max(rel_norm(a, b) for ps, pj in zip(sep_p, joint_p, strict=True) for a, b in zip(ps, pj, strict=True)) < 1e-4
+    assert all(rel(e[0], s[0]) > 1e-3 for s, e in zip(start, sep_p, strict=True))  # and they trained (5e-3)
