@@ -21,7 +21,9 @@ Randomness, so that a member equals its separate run (fp32, CPU):
   differently: members keep independent streams there, but are not bitwise equal to separate runs.
 
 Prompt encoders of one shape that draw no random numbers (P-Tuning's LSTM and MLP without dropout)
-run as one stacked computation (:mod:`bench.methods.batched_encoders`), each member's weights its own.
+run as one stacked computation (:mod:`bench.methods.batched_encoders`), each member's weights its own;
+the members' Adam/AdamW steps run as one foreach update per round (:mod:`bench.joint_optim`), each
+member keeping its own optimizer state, learning rate and schedule.
 
 Only frozen-backbone soft-prompt methods (P-Tuning, Prompt Tuning) on encoder-only or decoder-only
 backbones join; anything else raises ``ConfigError`` (train it separately).
@@ -41,6 +43,7 @@ from tqdm.auto import tqdm
 from bench import precision as precision_policy
 from bench.backbones.scoring import ScoringBatch, target_logits
 from bench.errors import ConfigError
+from bench.joint_optim import FusedAdam
 from bench.methods.batched_encoders import batched_vectors
 from bench.methods.soft import SoftPromptMethod, embed_batch
 from bench.train import FitResult, fit_steps, planned_steps
@@ -243,6 +246,19 @@ def _fit_group(members: list[Member], precision, progress: bool) -> None:
                            m.steps_per_epoch) for m in members]
     bar = tqdm(total=max((p or 0) for p in plans) or None, desc=f"joint training ({len(members)} members)",
                unit="step", leave=False, mininterval=2.0, dynamic_ncols=True, disable=not progress)
+    # members whose optimizer steps at every joint step, unclipped and unscaled: one foreach Adam update per round
+    fused = FusedAdam([m.method.trainable_parameters() if _steps_plainly(m, precision) else [] for m in members])
+    with fused:
+        _loop(model, runs, precision, fused, bar)
+    bar.close()
+
+
+def _steps_plainly(member: Member, precision) -> bool:
+    cfg = member.trainer_cfg
+    return not cfg.get("grad_clip") and int(cfg.get("grad_accumulation_steps") or 1) == 1 and not precision.grad_scaler
+
+
+def _loop(model: torch.nn.Module, runs: list[_Run], precision, fused: FusedAdam, bar) -> None:
     active = [r for r in runs if r.advance(first=True)]
     while active:
         bar.set_postfix_str(f"members active {len(active)} / done {len(runs) - len(active)}", refresh=False)
@@ -254,9 +270,9 @@ def _fit_group(members: list[Member], precision, progress: bool) -> None:
         for observer in STEP_OBSERVERS:
             observer.end(sum(r.batch.input_ids.shape[0] for r in active), max(r.batch.input_ids.shape[1] for r in active),
                          sum(r.batch.target_rows.shape[0] for r in active))
-        active = [r for r in active if r.advance()]
+        with fused.round(runs.index(r) for r in active):  # each active member's optimizer steps in its turn
+            active = [r for r in active if r.advance()]
         bar.update(1)
-    bar.close()
 
 
 def _joint_losses(model: torch.nn.Module, active: list[_Run], precision) -> list[torch.Tensor]:

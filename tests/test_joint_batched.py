@@ -97,3 +97,52 @@ def test_joint_step_flops_counted_from_the_shapes_by_hand():
     spec = Shape("made-up", "mlm", "bert", "bert-base-cased", "BertConfig",
                  {"hidden_size": 4, "num_hidden_layers": 1, "intermediate_size": 8, "vocab_size": 10}, "by hand")
     assert step_flops(spec, rows=2, width=3, targets=2, causal=False) == 4384
+
+
+def test_fused_adam_round_equals_each_members_own_optimizer_step():
+    """Four members (Adam with L2 decay at two learning rates, AdamW, one with a scheduler), three rounds:
+    stepping through FusedAdam gives each member's own Adam/AdamW result. In round 1 each optimizer is
+    updated alone when it first steps (found by the hook; state created as its step() would); from round 2
+    all four in one call."""
+    from bench.joint_optim import FusedAdam
+
+    def members():
+        torch.manual_seed(3)
+        mods = [nn.Linear(5, 3) for _ in range(4)]
+        opts = [torch.optim.Adam(mods[0].parameters(), lr=1e-2, weight_decay=5e-4),
+                torch.optim.Adam(mods[1].parameters(), lr=1e-2, weight_decay=5e-4),
+                torch.optim.Adam(mods[2].parameters(), lr=3e-3),
+                torch.optim.AdamW(mods[3].parameters(), lr=2e-2, weight_decay=0.1)]
+        return mods, opts, torch.optim.lr_scheduler.ExponentialLR(opts[1], gamma=0.5)
+
+    def grads(mods, round_):
+        for i, m in enumerate(mods):
+            x = torch.randn(4, 5, generator=torch.Generator().manual_seed(10 * round_ + i))
+            m(x).pow(2).sum().backward()
+
+    ref_mods, ref_opts, ref_sched = members()
+    for r in range(3):
+        grads(ref_mods, r)
+        for opt in ref_opts:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        ref_sched.step()
+
+    mods, opts, sched = members()
+    fused = FusedAdam([list(m.parameters()) for m in mods])
+    with fused:
+        for r in range(3):
+            grads(mods, r)
+            with fused.round(range(4)):
+                for opt in opts:  # each member's own step in its turn, as fit_steps does
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+            sched.step()
+    assert fused.fused_steps == 12 and fused.largest == 4
+    outside = torch.optim.Adam(nn.Linear(2, 2).parameters())  # not a member: the hook is gone and ignored it
+    assert fused.active is None and outside.step() is None
+    start = members()[0]
+    for m, ref, first in zip(mods, ref_mods, start, strict=True):
+        for p, q in zip(m.parameters(), ref.parameters(), strict=True):
+            assert close(p, q, 1e-6)
+        assert float((ref.weight - first.weight).detach().abs().max()) > 1e-3  # they did move

@@ -124,12 +124,15 @@ def test_ptuning_lama_relations_jointly_equal_separate_runs_with_backbone_dropou
 @pytest.mark.slow
 def test_ptuning_lstm_encoders_of_one_shape_run_stacked_and_equal_separate_runs(tiny_backbone, monkeypatch):
     """Two members of one prompt shape (their LSTM encoders run as one stacked computation,
-    bench.methods.batched_encoders) beside one of another shape (alone): still equal to separate runs."""
+    bench.methods.batched_encoders) beside one of another shape (alone), the three members' Adam steps as
+    one foreach update per round (bench.joint_optim): still equal to separate runs."""
     import bench.methods.batched_encoders as batched
+    from bench.joint_optim import FusedAdam
 
-    calls = []
-    original = batched.stacked_forward
+    calls, updates = [], []
+    original, update = batched.stacked_forward, FusedAdam.step
     monkeypatch.setattr(batched, "stacked_forward", lambda encoders: calls.append(len(encoders)) or original(encoders))
+    monkeypatch.setattr(FusedAdam, "step", lambda self, opts: updates.append(len(opts)) or update(self, opts))
     backbone = tiny_backbone("tiny-bert")
     specs = [("capital", 3), ("same", 5), ("capital", 4)]
     trainer = {**TRAINER, "max_epochs": 2, "lr": 1e-3}
@@ -137,6 +140,7 @@ def test_ptuning_lstm_encoders_of_one_shape_run_stacked_and_equal_separate_runs(
                                                   specs, lambda i: trainer)
     assert_same(separate, joint, sep_p, joint_p)
     assert calls and set(calls) == {2}  # the two "capital" members, every step; "same" alone
+    assert max(updates) == 3  # after the first round (each optimizer alone), all three in one update
     assert rel_norm(sep_p[0][0], sep_p[2][0]) > 1e-4  # other seeds: other parameters
 
 
