@@ -85,7 +85,7 @@ bench: setup data ## speed at the papers' model sizes (random weights): LAMA eva
 	TQDM_DISABLE=1 $(PY) -m bench.speed --size $(BENCH_SIZE) --device $(BENCH_DEVICE) $(BENCH_ARGS)
 	TQDM_DISABLE=1 $(PY) -m bench.speed.joint --model $(BENCH_MODEL) --device $(BENCH_DEVICE)
 
-bench-joint: setup data ## P-Tuning's LAMA study (every relation, fixed epochs) trained jointly vs one relation after another, same model, one process (BENCH_MODEL; on CUDA also the paper shapes); BENCH_ARGS='--epochs 2 --train-facts 64'
+bench-joint: setup data ## P-Tuning's LAMA study (every relation, fixed epochs) trained jointly vs one relation after another, same model, one process (BENCH_MODEL, plus random-weight shapes: mini-bert on CPU, the paper shapes and the joint step's share of the matmul peak on CUDA); BENCH_ARGS='--repeats 3 --threads 1'
 	TQDM_DISABLE=1 $(PY) -m bench.speed.joint --model $(BENCH_MODEL) --device $(BENCH_DEVICE) $(BENCH_ARGS)
 
 bench-lama: setup data ## LAMA evaluation facts/s vs a plain one-fact loop (identical predictions checked) and P-Tuning steps/s
