@@ -63,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"prompt set {prov['name']}: {len(prov['relations'])} relations searched, {len(prov['skipped'])} skipped; "
           f"dev macro P@1 {prov['dev_macro_p_at_1']}")
-    default = prov["name"] == f"autoprompt_search_{cfg['model']}_{cfg['variant']}_s0"
-    print(f"  use it: python -m bench.run experiment={cfg['variant']}_autoprompt_search model={cfg['model']}"
-          + ("" if default else f" template.prompt_set={prov['name']}"))
+    print(f"  use it: python -m bench.run task={'lama' if cfg['variant'] == 'lama34k' else cfg['variant']} "
+          f"model={cfg['model']} method=manual template=autoprompt_bert template.name=autoprompt_search "
+          f"template.prompt_set={prov['name']} task.protocol=reference  (the study form: the presets "
+          f"{cfg['variant']}_autoprompt_trigger_search then {cfg['variant']}_autoprompt_search, docs/autoprompt.md)")
     return 0
 
 
