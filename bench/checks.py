@@ -197,7 +197,8 @@ def validate_config(cfg: Any) -> None:
     else:
         _enum("task.variant", task.get("variant"), tuple(sg.VARIANTS))
         sg.canonical_task(str(task.get("dataset")))
-    _enum("task.choice_loss", task.get("choice_loss", "ce"), ("ce", "hinge", "hinge_batch"))
+    _enum("task.choice_loss", task.get("choice_loss", "ce"), ("ce", "hinge", "hinge_batch", "pet_record"))
+    _enum("task.copa_classifier_inputs", task.get("copa_classifier_inputs", "choices"), ("choices", "pet_pair"))
     _enum("task.train_choice_masks", task.get("train_choice_masks", "own"), ("own", "longest"))
     _enum("task.segment_ids", task.get("segment_ids", "tokenizer"), ("tokenizer", "pet"))
     _enum("task.tokenization", task.get("tokenization", "fast"), ("fast", "pet_slow"))

@@ -53,6 +53,9 @@ ALLOWED_CHANGES: dict[str, str] = {
     "fewglue_ipet_:model.mlm_head_layer_norm_eps": "issue 23: iPET's generations are PET's recipe (ALBERT head eps 1e-5)",
     "fewglue_ptuning_:model.mlm_head_layer_norm_eps": "issue 23: PT-Fewshot pins transformers 3.0.2 (ALBERT head eps)",
     "fewglue_ptuning_:run": "the record name carries the config hash, which mlm_head_layer_norm_eps changes",
+    "fewglue_pet_distill_copa:task.copa_classifier_inputs": "issue 23 E: PET's COPA classifier reads one pair, 2 labels",
+    "fewglue_ipet_distill_copa:task.copa_classifier_inputs": "issue 23 E: iPET's final classifier is PET's (pet_pair)",
+    "fewglue_pet_record:task.choice_loss": "issue 23: PET's RecordTaskHelper.train_step loss (pet_record; code wins)",
 }
 ALLOWED_CHANGES.update({  # issue 28: the evaluation of AutoPrompt's search reads the stage-1 record's prompt set
     f"{variant}_autoprompt_search:{key}": "issue 28: stage 2 after <variant>_autoprompt_trigger_search (needs, its "

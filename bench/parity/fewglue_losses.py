@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -98,23 +99,35 @@ def _suite_loss(runner, items) -> tuple[torch.Tensor, torch.Tensor]:
     return runner.loss(scores, batch), logits
 
 
-def suite_case(case: Case) -> dict[str, Any]:
-    """The suite's loss (one batch, and per micro-batch) and label logits for the case's examples."""
+def suite_case(case: Case, choice_loss: str | None = None) -> dict[str, Any]:
+    """The suite's loss (one batch, and per micro-batch) and label logits for the case's examples;
+    ``choice_loss``: ``task.choice_loss`` for this call instead of the preset's."""
     from bench.parity.fewglue import suite_task
 
     runner = suite_task(MODEL, case.task, case.pattern)
     runner.backbone.model.eval()
     items = runner.items("train", train=True)[: case.n]
-    with torch.no_grad():
-        loss, logits = _suite_loss(runner, items)
-        micro = [float(_suite_loss(runner, items[i : i + case.micro])[0]) for i in range(0, case.n, case.micro)]
+    preset = runner.task_cfg.get("choice_loss")
+    runner.task_cfg["choice_loss"] = choice_loss or preset
+    try:
+        with torch.no_grad():
+            loss, logits = _suite_loss(runner, items)
+            micro = [float(_suite_loss(runner, items[i : i + case.micro])[0]) for i in range(0, case.n, case.micro)]
+    finally:
+        runner.task_cfg["choice_loss"] = preset
     return {"loss": float(loss), "micro_losses": micro, "logits": logits.tolist(),
             "uids": [it.example.uid for it in items]}
 
 
-def suite_classifier_inputs(case: Case) -> list[list[list[int]]]:
-    """The suite's distilled-classifier inputs (``fewglue_pet_distill_<task>``) for the case's first training
-    examples: per example its sequences (one per option for COPA: multiple choice)."""
+def suite_classifier_inputs(case: Case, overrides: Sequence[str] = ()) -> list[list[list[int]]]:
+    """The suite's distilled-classifier inputs (``fewglue_pet_distill_<task>`` with ``overrides``) for the case's
+    first training examples: per example its sequences (COPA: PET's one pair, or one per choice with
+    ``task.copa_classifier_inputs=choices``)."""
+    return [it.sequences for it in suite_classifier_task(case, overrides).items("train")[: case.n]]
+
+
+def suite_classifier_task(case: Case, overrides: Sequence[str] = ()):
+    """The ClassificationTask of ``fewglue_pet_distill_<task>`` (with ``overrides``) on the tiny model."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
@@ -122,12 +135,12 @@ def suite_classifier_inputs(case: Case) -> list[list[list[int]]]:
     from bench.superglue.task import ClassificationTask
 
     with hydra_context():
-        cfg = OmegaConf.to_container(compose_job(f"fewglue_pet_distill_{case.task.lower()}", MODEL, []), resolve=True)
+        cfg = OmegaConf.to_container(compose_job(f"fewglue_pet_distill_{case.task.lower()}", MODEL, list(overrides)),
+                                     resolve=True)
     from bench.parity.fewglue import _backbone
 
     method = instantiate(cfg["method"]["component"])
-    runner = ClassificationTask(cfg, _backbone(MODEL, "distill"), method)
-    return [it.sequences for it in runner.items("train")[: case.n]]
+    return ClassificationTask(cfg, _backbone(MODEL, "distill"), method)
 
 
 def suite_mlm(case: Case, theirs: dict[str, Any]) -> float:
@@ -191,9 +204,10 @@ def _compare() -> dict[str, dict[str, Any]]:
     return out
 
 
-def record_losses() -> list[dict[str, Any]]:
-    """ReCoRD's per-example training loss, suite vs PET, on the training examples whose inputs (candidates
-    included) are identical to PET's (the others differ by PET's set() negatives)."""
+def record_losses(choice_loss: str | None = None) -> list[dict[str, Any]]:
+    """ReCoRD's per-example training loss, suite (the preset's ``task.choice_loss``, or ``choice_loss``) vs PET, on
+    the training examples whose inputs (candidates included) are identical to PET's (the others differ by PET's
+    set() negatives)."""
     from bench.parity import fewglue as fg
     from bench.paths import data_dir
 
@@ -205,7 +219,8 @@ def record_losses() -> list[dict[str, Any]]:
     same = [fg.normalise(case.task, a, True) == fg.normalise(case.task, b, True) for a, b in zip(ours, theirs,
                                                                                                   strict=True)]
     losses = load_golden("fewglue", GOLDEN)["cases"][case.name]["micro_losses"]
-    suite = suite_case(case)["micro_losses"]
+    suite = suite_case(case, choice_loss)["micro_losses"]
     return [{"index": i, "suite": suite[i], "pet": losses[i],
-             "max_candidate_tokens": max(len(o["targets"]) for o in theirs[i]["options"].values())}
+             "max_candidate_tokens": max(len(o["targets"]) for o in theirs[i]["options"].values()),
+             "candidates": len(theirs[i]["options"])}
             for i in range(case.n) if same[i]]

@@ -3,9 +3,16 @@
 - :func:`batch_hinge_loss`: COPA as ``CopaTaskHelper.train_step`` computes it: the mean token
   cross-entropy of every correct choice in the batch ``CE+`` and of every wrong one ``CE-`` (one
   ``CrossEntropyLoss`` each over all their target tokens), then ``max(0, 1 + CE+ - CE-)``.
-- :func:`hinge_loss`: ReCoRD's form. Per example, the correct choice's token cross-entropy ``CE+``
-  against every wrong choice's ``CE-``: ``sum_wrong max(0, 1 + CE+ - CE-)``, averaged over the batch.
-  Option scores here are summed token log-probabilities, i.e. ``-CE``.
+- :func:`pet_record_loss`: ReCoRD as ``RecordTaskHelper.train_step`` computes it on one example: the
+  correct candidate's mean token cross-entropy ``CE+`` against every wrong candidate's ``CE-`` (one
+  ``CrossEntropyLoss`` per candidate slot over its tokens), ``sum_wrong max(0, 1 + CE+ - CE-)``. PET pads
+  every example to the training set's most candidates with all-ignored slots, whose cross-entropy is 0
+  under its torch 1.5.0: each such slot adds ``1 + CE+``. The suite averages over a batch's examples
+  (PET's helper fails on more than one: docs/fewglue.md).
+- :func:`hinge_loss`: the suite's per-example hinge: the same sum, on summed token log-probabilities
+  (``-CE`` summed, not averaged, over a candidate's tokens), averaged over the batch.
+- :func:`choice_loss`: ``task.choice_loss`` (``hinge``, ``hinge_batch``, ``pet_record``) on a batch of
+  multi-token options.
 - :func:`mask_for_mlm` + :func:`mixed_loss`: the auxiliary masked-LM loss on unlabeled examples
   (``--lm_training``): 15% of the non-special tokens are chosen; of those 80% become the mask
   token, 10% a random token, 10% stay; the loss is ``alpha * task + (1 - alpha) * mlm`` with PET's
@@ -16,6 +23,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from bench.errors import ConfigError
+from bench.superglue.batching import TaskBatch, scatter_options, unit_log_probs
+
+CHOICE_LOSSES = ("ce", "hinge", "hinge_batch", "pet_record")  # task.choice_loss (ce: cross-entropy over the options)
 
 
 def hinge_loss(option_scores: torch.Tensor, labels: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
@@ -33,6 +45,35 @@ def batch_hinge_loss(unit_log_probs: torch.Tensor, unit_tokens: torch.Tensor, co
     ce_correct = -unit_log_probs[correct].sum() / unit_tokens[correct].sum()
     ce_wrong = -unit_log_probs[~correct].sum() / unit_tokens[~correct].sum()
     return torch.clamp(margin + ce_correct - ce_wrong, min=0.0)
+
+
+def pet_record_loss(unit_log_probs: torch.Tensor, unit_tokens: torch.Tensor, unit_owner: torch.Tensor,
+                    correct: torch.Tensor, n_examples: int, slots: int = 0, margin: float = 1.0) -> torch.Tensor:
+    """Per scored candidate its summed token log-probs, token count, example and whether it is the gold one
+    (one per example): per example ``sum_wrong max(0, margin + CE+ - CE-)`` on mean token CEs, plus
+    ``max(0, margin + CE+)`` per empty slot up to ``slots`` candidates (PET's padding), then the mean."""
+    ce = -unit_log_probs / unit_tokens
+    gold = torch.zeros(n_examples, dtype=ce.dtype, device=ce.device).index_put((unit_owner[correct],), ce[correct])
+    terms = torch.clamp(margin + gold[unit_owner] - ce, min=0.0).masked_fill(correct, 0.0)
+    empty = (slots - torch.bincount(unit_owner, minlength=n_examples)).clamp(min=0).to(ce.dtype)
+    return (terms.sum() + (empty * torch.clamp(margin + gold, min=0.0)).sum()) / n_examples
+
+
+def choice_loss(name: str, scores: torch.Tensor, batch: TaskBatch, slots: int = 0) -> torch.Tensor:
+    """``task.choice_loss`` ``name`` on a batch of multi-token options; ``scores``: logits at the target slots;
+    ``slots``: ``pet_record``'s candidate slots per example (the training set's most candidates)."""
+    n_units = batch.unit_owner.numel()
+    unit = unit_log_probs(scores, batch.slot_tokens, batch.slot_owner, n_units)
+    tokens = torch.bincount(batch.slot_owner, minlength=n_units).to(unit.dtype)
+    correct = batch.unit_option == batch.labels[batch.unit_owner]
+    if name == "hinge":
+        table = scatter_options(unit, batch.unit_owner, batch.unit_option, batch.n_examples, batch.n_options)
+        return hinge_loss(table, batch.labels)
+    if name == "hinge_batch":  # PET's COPA: hinge on the batch's mean token CEs
+        return batch_hinge_loss(unit, tokens, correct)
+    if name == "pet_record":  # PET's ReCoRD: a hinge per wrong candidate on mean token CEs
+        return pet_record_loss(unit, tokens, batch.unit_owner, correct, batch.n_examples, slots)
+    raise ConfigError(f"task.choice_loss={name!r} is not allowed here; use one of {', '.join(CHOICE_LOSSES)}")
 
 
 def mask_for_mlm(input_ids: torch.Tensor, special: torch.Tensor, mask_id: int, vocab_size: int,

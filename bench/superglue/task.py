@@ -11,13 +11,15 @@ How a method's scores become one score per option (label or choice), by mode:
   field (positive examples only, PET's 0-3 extra pad masks); at inference they are decoded most
   confident first and the example is "True" when the words match (the T5 rule PET uses).
 - ``labels``: label-space methods (``output_space == "labels"``, e.g. ``finetune``) score plain
-  text pairs; their ``(rows, n_out)`` output is used as is (one row per option for COPA/ReCoRD).
+  text pairs; their ``(rows, n_out)`` output is used as is (one row per option for COPA/ReCoRD;
+  COPA's ``pet_pair``: one row, 2 labels).
 
 Training is cross-entropy over the option scores (``span``: the masked-LM loss of the target
-tokens; choice tasks may use PET's hinge losses, ``task.choice_loss``, and PET's training input
-with the longest choice's masks, ``task.train_choice_masks``). Model selection (``bench.train.fit``): ``fewglue`` selects on ``dev32`` (P-Tuning's
-FewGLUE_32dev), ``superglue`` on ``heldout`` (a fixed 10% of the full training set); the report
-split is ``val``. ReCoRD has no validation set here: it reports ``dev32`` and keeps the last state.
+tokens; choice tasks may use PET's hinge losses, ``task.choice_loss``, and PET's inputs with the
+longest choice's masks, :mod:`bench.superglue.choice_items`; ``labels`` inputs and COPA's pair form:
+:mod:`bench.superglue.classifier_items`). Model selection (``bench.train.fit``): ``fewglue`` selects on
+``dev32`` (P-Tuning's FewGLUE_32dev), ``superglue`` on ``heldout`` (a fixed 10% of the full training set);
+the report split is ``val``. ReCoRD has no validation set here: it reports ``dev32``, keeps the last state.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -38,42 +40,21 @@ from bench.prompts import render, target_token_ids, templates_for, verbalizer_fo
 from bench.prompts.multitoken import greedy_fill, iterative_scores, make_entry
 from bench.prompts.pieces import slow_sentencepiece_ids, tokenizer_info
 from bench.prompts.render import SENTINEL
-from bench.prompts.template import Field, Target, check_template
+from bench.prompts.template import check_template
 from bench.prompts.text2text import label_ids, target_strings, text2text_entry
-from bench.prompts.verbalizer import check_label_words
 from bench.superglue import data as sg
 from bench.superglue.batching import Item, TaskBatch, pad_id_for, scatter_options, unit_log_probs, word_scores
-from bench.superglue.classifier_inputs import classifier_pairs
-from bench.superglue.losses import batch_hinge_loss, hinge_loss, mixed_loss, target_token_loss
+from bench.superglue.choice_items import _drop_masks, option_entries, pet_pad_draws
+from bench.superglue.classifier_items import classifier_item, copa_form
+from bench.superglue.losses import choice_loss, mixed_loss, target_token_loss
 from bench.superglue.metrics import superglue_metrics, words_match
+from bench.superglue.modes import check_left_to_right, vocab_mode
+
+__all__ = ["AUTO_SELECTION", "LAST", "ClassificationTask", "_drop_masks", "check_left_to_right"]  # re-exported
 
 log = logging.getLogger(__name__)
 LAST = "__last__"  # selection "split" that keeps the final state (no selection set)
 AUTO_SELECTION = {"fewglue": "dev32", "superglue": "heldout"}
-
-
-def check_left_to_right(template) -> None:
-    """A left-to-right model reads nothing after the target slot: no field may follow it."""
-    after = template.segments[next(i for i, seg in enumerate(template.segments) if isinstance(seg, Target)) + 1 :]
-    late = [seg.name for seg in after if isinstance(seg, Field)]
-    if late:
-        raise ConfigError(f"template {template.text!r} puts {late} after the target slot; a left-to-right (clm) "
-                          "model never reads them: use a template that ends with [MASK] (e.g. template=gpt3_<task>)")
-
-
-def _drop_masks(rendered, keep: int):
-    """``rendered`` with only its first ``keep`` target masks; later positions shift left."""
-    dropped = rendered.target_positions[keep:]
-
-    def shift(positions: list[int]) -> list[int]:
-        return [p - sum(d < p for d in dropped) for p in positions]
-
-    ids = [t for i, t in enumerate(rendered.input_ids) if i not in set(dropped)]
-    types = None if rendered.token_type_ids is None else \
-        [t for i, t in enumerate(rendered.token_type_ids) if i not in set(dropped)]
-    return replace(rendered, input_ids=ids, target_positions=list(rendered.target_positions[:keep]),
-                   soft_positions=shift(rendered.soft_positions), anchor_positions=shift(rendered.anchor_positions),
-                   token_type_ids=types)
 
 
 class ClassificationTask:
@@ -114,6 +95,8 @@ class ClassificationTask:
                               "select on another split (P-tuning-v2's code: task.selection_split=val)")
         if method.output_space == "labels":
             self.mode = "labels"
+            if self.task == "COPA":
+                copa_form(task_cfg)  # task.copa_classifier_inputs checked before weights are used
             return
         template_cfg = cfg["template"]
         templates = templates_for(template_cfg, family=self.family)
@@ -135,34 +118,7 @@ class ClassificationTask:
 
     # setup -----------------------------------------------------------------------------------
     def _vocab_mode(self) -> str:
-        if getattr(self.method, "form", "cloze") == "text2text":  # Lester's T5: the decoder writes the label
-            if self.task == "WSC" and self.verbalizer is None:
-                raise ConfigError("form=text2text on WSC: T5's WSC is generative (wsc_simple: the decoder writes the "
-                                  "referent, trained on correct referents only, its postprocessor matches the text); "
-                                  "the suite has no text-to-text WSC scoring (not implemented; docs/parity.md, T5 "
-                                  "formats)")
-            if self.family != "seq2seq" or self.answer_field or (self.labels and self.verbalizer is None):
-                raise ConfigError("form=text2text needs an encoder-decoder model (T5) and label strings (a "
-                                  "template with a verbalizer, or a choice task)")
-            return "text2text"
-        if self.answer_field:
-            if self.family != "mlm" or self.labels != ("False", "True"):
-                raise ConfigError(f"answer_field (PET's generative WSC) needs a masked LM and a True/False task, "
-                                  f"got family {self.family!r}, task {self.task}")
-            if self.method.uses_demonstrations:
-                raise ConfigError("icl cannot demonstrate a generative (answer_field) template: use a yes/no one")
-            return "span"
-        if self.labels is None:
-            return "options"
-        if self.verbalizer is None:
-            raise ConfigError(f"template {self.cfg['template'].get('name')!r} has no verbalizer for {self.task}")
-        if set(self.verbalizer.labels) != set(self.labels):
-            raise ConfigError(f"verbalizer labels {sorted(self.verbalizer.labels)} != {self.task} labels "
-                              f"{sorted(self.labels)}")
-        single = check_label_words(self.verbalizer, self.tok, prefix_space=self.target_space,
-                                   policy=self.multi_token, method=f"method={self.method.name}",
-                                   template=f"template={self.cfg['template'].get('name')}")
-        return "words" if single else "options"
+        return vocab_mode(self)  # bench.superglue.modes
 
     @property
     def target_space(self) -> bool:
@@ -194,8 +150,15 @@ class ClassificationTask:
 
     @property
     def n_out(self) -> int:
-        """Outputs a label-space head needs: one per label, or one per option (multiple choice)."""
+        """Outputs a label-space head needs: one per label, one per option (multiple choice), or PET's 2 for COPA."""
+        if self.copa_pair:
+            return 2
         return len(self.labels) if self.labels is not None else 1
+
+    @property
+    def copa_pair(self) -> bool:
+        """COPA as PET's classifier reads it: one pair, 2 labels (``task.copa_classifier_inputs: pet_pair``)."""
+        return self.mode == "labels" and self.task == "COPA" and copa_form(self.task_cfg) == "pet_pair"
 
     def examples(self, split: str) -> list[sg.Example]:
         if split not in self._examples:
@@ -283,19 +246,9 @@ class ClassificationTask:
         return [self.tok.convert_tokens_to_ids(SENTINEL), *ids] if self.task_cfg.get("target_sentinel") else ids
 
     def _item(self, ex: sg.Example, train: bool, pads: int | None = None) -> Item:
-        if self.mode == "labels":
-            sep = getattr(self.tok, "sep_token", None) or ""
-            form = str(self.task_cfg.get("classifier_inputs") or "pet")
-            pairs = classifier_pairs(ex, form, int(self.task_cfg.get("classifier_template") or 0), sep)
-            encoded = [self.tok(a, b, truncation=True, max_length=self.max_length) if b is not None else
-                       self.tok(a, truncation=True, max_length=self.max_length) for a, b in pairs]
-            # segments as the reference passes them: P-tuning-v2 whatever its tokenizer returns (BERT's);
-            # PET only to bert / xlnet (wrapper.generate_default_inputs), so ALBERT reads segment 0
-            model_type = getattr(getattr(self.backbone, "model", None), "config", None)
-            pass_types = form == "ptv2" or getattr(model_type, "model_type", None) in ("bert", "xlnet")
-            types = [list(e["token_type_ids"]) for e in encoded if "token_type_ids" in e and pass_types]
-            return Item(ex, sequences=[list(e["input_ids"]) for e in encoded],
-                        types=types if len(types) == len(encoded) else [])
+        if self.mode == "labels":  # bench.superglue.classifier_items (COPA: task.copa_classifier_inputs)
+            config = getattr(getattr(self.backbone, "model", None), "config", None)
+            return classifier_item(ex, self.tok, self.task_cfg, getattr(config, "model_type", None), self.max_length)
         if self.mode == "words":
             return Item(ex, rendered=self._render(ex, 1))
         if self.mode == "text2text":
@@ -308,35 +261,13 @@ class ClassificationTask:
             extra = pads if pads is not None else random.Random(f"{self.seed}:{ex.uid}").randint(0, 3) if train else 1
             tokens = tokens + [self.pad_id] * extra
             return Item(ex, entries=[make_entry(self._render(ex, len(tokens)), tokens, self.family)])
-        entries = []
-        options = self._option_tokens(ex, space)
-        if train and self.family == "mlm" and self.labels is None and self.task_cfg.get("train_choice_masks") == "longest":
-            # PET's COPA / ReCoRD training input: as many masks as the longest choice, each choice scored on
-            # its first masks (the rest have no target); inference renders each choice with its own masks
-            rendered = self._render(ex, max(len(t) for t in options))
-            return Item(ex, entries=[make_entry(replace(rendered, target_positions=rendered.target_positions[: len(t)]),
-                                                t, self.family) for t in options])
-        if not train and self.family == "mlm" and self.labels is None and \
-                self.task_cfg.get("eval_choice_masks") == "trim_longest":
-            # PET's evaluation input (trim_input_ids): rendered and truncated once with the longest choice's
-            # masks; each choice keeps its first masks and the surplus ones are dropped
-            rendered = self._render(ex, max(len(t) for t in options))
-            return Item(ex, entries=[make_entry(_drop_masks(rendered, len(t)), t, self.family) for t in options])
-        for tokens in options:
-            budget = self.max_length - (len(tokens) - 1 if self.family == "clm" else 0)
-            entries.append(make_entry(self._render(ex, len(tokens), budget), tokens, self.family))
-        return Item(ex, entries=entries)
+        return Item(ex, entries=option_entries(lambda k, budget: self._render(ex, k, budget),
+                                               self._option_tokens(ex, space), self.family, train,
+                                               self.labels is None, self.task_cfg, self.max_length))
 
     def _pet_pad_draws(self, n: int) -> list[int | None]:
-        """WSC's extra pad masks per training example. ``task.wsc_pad_draws: pet``: PET's one ``Random(42)``
-        per pattern in example order, after the n draws its scoring of the training set before training
-        takes; ``per_example``: seeded by (run seed, example) (independent of order and of other examples)."""
-        if str(self.task_cfg.get("wsc_pad_draws") or "per_example") != "pet":
-            return [None] * n
-        rng = random.Random(42)  # PET's PVP seed (pvp.py), the same for every repetition
-        for _ in range(n):
-            rng.randint(0, 3)
-        return [rng.randint(0, 3) for _ in range(n)]
+        """WSC's extra pad masks per training example (``bench.superglue.choice_items.pet_pad_draws``)."""
+        return pet_pad_draws(self.task_cfg, n)
 
     @property
     def passes_segment_ids(self) -> bool:
@@ -396,8 +327,8 @@ class ClassificationTask:
         """Scorer output -> (n_examples, n_options); absent options get -inf."""
         if self.mode == "words":
             return word_scores(scores, self.word_table().to(scores.device))
-        if self.mode == "labels" and self.labels is not None:
-            return scores
+        if self.mode == "labels" and (self.labels is not None or self.copa_pair):
+            return scores  # one column per label (COPA pet_pair: label k = choice k + 1)
         if self.mode == "labels":
             unit = scores[:, 0]
         else:
@@ -425,13 +356,9 @@ class ClassificationTask:
     def loss(self, scores: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
         if self.mode == "span":  # masked-LM loss of the answer tokens (and PET's pad masks)
             loss = F.cross_entropy(scores.float(), batch.slot_tokens)
-        elif self.mode == "options" and self.labels is None and self.task_cfg.get("choice_loss") == "hinge":
-            loss = hinge_loss(self.option_scores(scores, batch), batch.labels)  # per example (ReCoRD's form)
-        elif self.mode == "options" and self.labels is None and self.task_cfg.get("choice_loss") == "hinge_batch":
-            n_units = batch.unit_owner.numel()  # PET's COPA: hinge on the batch's mean token CEs
-            unit = unit_log_probs(scores, batch.slot_tokens, batch.slot_owner, n_units)
-            tokens = torch.bincount(batch.slot_owner, minlength=n_units).to(unit.dtype)
-            loss = batch_hinge_loss(unit, tokens, batch.unit_option == batch.labels[batch.unit_owner])
+        elif self.mode == "options" and self.labels is None and (self.task_cfg.get("choice_loss") or "ce") != "ce":
+            slots = max(len(it.entries) for it in self.items("train", train=True))  # pet_record: PET's padding
+            loss = choice_loss(str(self.task_cfg["choice_loss"]), scores, batch, slots)  # PET's hinges (losses.py)
         elif self.mode == "text2text" and self.task_cfg.get("text2text_loss", "rank") == "target":
             loss = target_token_loss(scores, batch, float(self.task_cfg.get("z_loss") or 0.0))  # T5X's loss_fn
         else:

@@ -117,14 +117,15 @@ def test_item_h_one_batch_vs_pets_accumulated_micro_batches(gold):
 
 def test_item_e_pets_copa_classifier_reads_one_pair_the_suite_two_sequences(gold, tiny_backbone):
     # PET's distilled COPA model: a 2-label classifier on ("premise so choice1", "premise so choice2") (choices
-    # lower-cased first, final punctuation kept); the suite's: multiple choice, one sequence per choice
+    # lower-cased first, final punctuation kept); the suite's with task.copa_classifier_inputs=choices: multiple
+    # choice, one sequence per choice (the preset's pet_pair: tests/parity/test_fewglue_copa_pair.py)
     import json
     import string
 
     _needs_data("COPA")
     case = next(c for c in fl.CASES if c.classifier)
     theirs = gold["cases"][case.name]["examples"]
-    ours = fl.suite_classifier_inputs(case)
+    ours = fl.suite_classifier_inputs(case, ["task.copa_classifier_inputs=choices"])
     assert len(theirs) == len(ours) == case.n
     assert all(ex["num_labels"] == 2 for ex in theirs) and all(len(seqs) == 2 for seqs in ours)
     row = json.loads((data_dir() / "fewglue" / "COPA" / "train.jsonl").read_text().splitlines()[0])
@@ -140,12 +141,13 @@ def test_record_loss_differs_from_pets(gold, head_eps, pet_eps):
     # PET's RecordTaskHelper.train_step: per candidate slot a hinge on mean token cross-entropies; the suite's
     # choice_loss=hinge: per example, on summed log-probabilities. On the training examples whose inputs are
     # identical to PET's, every loss differs (all have multi-token candidates). PET's own train_step fails on
-    # the batch of 8 (it views a permuted tensor): recorded from its run
+    # the batch of 8 (it views a permuted tensor): recorded from its run. The preset's choice_loss=pet_record
+    # gives PET's losses (tests/parity/test_fewglue_record_loss.py)
     _needs_data("ReCoRD")
     head_eps(pet_eps)
     record = gold["cases"]["record_p0"]
     assert record["loss"] is None and "view size is not compatible" in record["loss_error"]
-    rows = fl.record_losses()
+    rows = fl.record_losses("hinge")
     assert len(rows) >= 10
     for row in rows:
         assert row["max_candidate_tokens"] > 1
