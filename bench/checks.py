@@ -180,7 +180,7 @@ def validate_config(cfg: Any) -> None:
     from bench.prompts import KINDS as TEMPLATE_KINDS
     from bench.prompts.verbalizer import MULTI_TOKEN_CHOICES
     from bench.superglue import data as sg
-    from bench.train import OPTIMIZERS, SCHEDULES
+    from bench.train import OPTIMIZERS, SCHEDULES, accumulation_steps
 
     tree = _container(cfg)
     for error in _walk(tree, schema(), ()):
@@ -221,6 +221,7 @@ def validate_config(cfg: Any) -> None:
         value = trainer.get(key)
         if value is not None and (not isinstance(value, int | float) or isinstance(value, bool) or value <= 0):
             raise ConfigError(f"trainer.{key}={value!r} must be a positive number")
+    accumulation_steps(trainer)  # trainer.grad_accumulation_steps: a whole number >= 1
 
 
 # preflight: inputs and outputs ------------------------------------------------------------------

@@ -216,3 +216,14 @@ def test_joint_training_accumulates_as_the_separate_runs_do(tiny_backbone):
         assert res_j.losses == pytest.approx(res_s.losses, rel=1e-5)
     assert max(rel_norm(a, b) for ps, pj in zip(sep_p, joint_p, strict=True) for a, b in zip(ps, pj, strict=True)) < 1e-4
     assert all(rel(e[0], s[0]) > 1e-3 for s, e in zip(start, sep_p, strict=True))  # and they trained (5e-3)
+
+
+def test_a_bad_accumulation_count_is_refused_before_weights_load():
+    from bench.checks import validate_config
+    from bench.study import compose_job, hydra_context
+
+    with hydra_context():
+        validate_config(compose_job("fewglue_pet_rte", "tiny-albert", []))  # the recipe's 8 passes
+        bad = compose_job("fewglue_pet_rte", "tiny-albert", ["trainer.grad_accumulation_steps=0"])
+    with pytest.raises(ConfigError, match=r"trainer.grad_accumulation_steps=0 must be a whole number >= 1"):
+        validate_config(bad)
