@@ -82,6 +82,8 @@ def train_jointly(runs: Sequence[Any], backbone) -> dict[str, JointRun]:
     ``{record name: JointRun}`` for every run trained so (the others are left to the job)."""
     groups: dict[str, list[tuple[Any, dict]]] = {}
     for run in runs:
+        if run.cfg.task.get("runner") != RUNNER:  # e.g. a LAMA job's ranks: not resolved for nothing
+            continue
         resolved = resolved_config(run.cfg)
         try:
             reason = why_not_joinable_config(resolved)
