@@ -122,12 +122,17 @@ def test_ptuning_lama_relations_jointly_equal_separate_runs_with_backbone_dropou
 
 
 @pytest.mark.slow
-def test_ptuning_lstm_encoders_of_one_shape_run_stacked_and_equal_separate_runs(tiny_backbone, monkeypatch):
+@pytest.mark.parametrize("slack", [None, 0.1])
+def test_ptuning_lstm_encoders_of_one_shape_run_stacked_and_equal_separate_runs(tiny_backbone, monkeypatch, slack):
     """Two members of one prompt shape (their LSTM encoders run as one stacked computation,
     bench.methods.batched_encoders) beside one of another shape (alone), the three members' Adam steps as
-    one foreach update per round (bench.joint_optim): still equal to separate runs."""
+    one foreach update per round (bench.joint_optim), all rows in one forward pass (slack None, as on CUDA)
+    or in passes of similar widths (CPU's default): still equal to separate runs."""
+    import bench.joint
     import bench.methods.batched_encoders as batched
     from bench.joint_optim import FusedAdam
+
+    monkeypatch.setattr(bench.joint, "PAD_SLACK", {} if slack is None else {"cpu": slack})
 
     calls, updates = [], []
     original, update = batched.stacked_forward, FusedAdam.step
@@ -142,6 +147,22 @@ def test_ptuning_lstm_encoders_of_one_shape_run_stacked_and_equal_separate_runs(
     assert calls and set(calls) == {2}  # the two "capital" members, every step; "same" alone
     assert max(updates) == 3  # after the first round (each optimizer alone), all three in one update
     assert rel_norm(sep_p[0][0], sep_p[2][0]) > 1e-4  # other seeds: other parameters
+
+
+def test_members_share_a_forward_pass_while_padding_stays_within_the_slack():
+    """bench.joint._chunks by hand: widths 4, 9, 5, 10, 4 with 2 rows each (one with 1 row), sorted by width:
+    4, 4 (own 16, padded 16); + 5: padded 6 rows * 5 = 30 > 1.1 * 26; 5 alone; + 9: 3 rows * 9 = 27 > 1.1 * 19;
+    9 (1 row) + 10: 3 rows * 10 = 30 <= 1.1 * 29 = 31.9."""
+    from bench.joint import _chunks
+
+    class Run:
+        def __init__(self, rows, width):
+            self.batch = type("B", (), {"input_ids": torch.zeros(rows, width)})()
+
+    runs = [Run(2, 4), Run(1, 9), Run(2, 5), Run(2, 10), Run(2, 4)]
+    assert _chunks(runs, 0.1) == [[0, 4], [2], [1, 3]]
+    assert _chunks(runs, None) == [[0, 1, 2, 3, 4]]
+    assert _chunks(runs, 10.0) == [[0, 4, 2, 1, 3]]
 
 
 def test_dropout_streams_matter_so_the_comparison_can_fail(tiny_backbone):

@@ -67,7 +67,7 @@ def _backbone(name: str, shape: bool, device: torch.device):
 
 
 def step_flops(spec, rows: int, width: int, targets: int, causal: bool) -> int:
-    """FLOPs of one joint step's forward and backward pass through the frozen backbone, from its shapes.
+    """FLOPs of one forward and backward pass of a joint step through the frozen backbone, from its shapes.
 
     Forward: the weight matmuls of every padded token (``rows x width``), attention's QK^T and AV over
     the padded width, the LM head at the ``targets`` scored positions (full vocabulary). Backward of a
@@ -87,21 +87,22 @@ class CudaStepTimer:
     """A bench.joint step observer: CUDA events around each joint step, read once at the end."""
 
     def __init__(self) -> None:
-        self.steps: list[tuple[torch.cuda.Event, torch.cuda.Event, int, int, int]] = []
+        self.steps: list[tuple[torch.cuda.Event, torch.cuda.Event, list[tuple[int, int, int]]]] = []
         self._start: torch.cuda.Event | None = None
 
     def begin(self) -> None:
         self._start = torch.cuda.Event(enable_timing=True)
         self._start.record()
 
-    def end(self, rows: int, width: int, targets: int) -> None:
+    def end(self, shapes: list[tuple[int, int, int]]) -> None:
         stop = torch.cuda.Event(enable_timing=True)
         stop.record()
-        self.steps.append((self._start, stop, rows, width, targets))
+        self.steps.append((self._start, stop, shapes))
 
     def flops_and_seconds(self, spec, causal: bool) -> tuple[int, float]:
         torch.cuda.synchronize()
-        flops = sum(step_flops(spec, rows, width, targets, causal) for _, _, rows, width, targets in self.steps)
+        flops = sum(step_flops(spec, rows, width, targets, causal)
+                    for _, _, shapes in self.steps for rows, width, targets in shapes)
         seconds = sum(a.elapsed_time(b) for a, b, *_ in self.steps) / 1000
         return flops, seconds
 
