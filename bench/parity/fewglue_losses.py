@@ -4,7 +4,8 @@
 3.0.2 reads it, runs ``fewglue_losses_ref.py`` in PET's environment and keeps, per case, PET's loss on one
 batch of its first ``N`` training examples (model in eval mode: no dropout), its losses per micro-batch of
 ``MICRO`` (what its gradient accumulation averages: item H), the label logits of verbalizer patterns, and
-for the auxiliary MLM case the masking ``_mask_tokens`` drew with a fixed seed and its loss (item G).
+for the auxiliary MLM case the masking ``_mask_tokens`` drew with a fixed seed and its loss (item G), for the
+COPA classifier case (item E) its inputs and, on fixed head weights, its logits and losses.
 :func:`compare` sets the suite's numbers for the same examples beside them
 (CI: ``tests/parity/test_fewglue_losses.py``).
 """
@@ -42,6 +43,21 @@ class Case:
     # also picks a pattern's mask, so the golden shows that PET's masking can)
 
 
+# classifier case: fixed teacher logits per example (choice 1, choice 2) for the distillation loss, and fixed head
+# weights (PET: ALBERT's pooler dense + classifier linear; the suite: ClassifierHead's dense + classifier)
+TEACHER = [[1.0, -0.5], [-0.25, 0.75], [2.0, 0.0], [0.0, -1.5], [0.5, 0.5], [-1.0, 1.0], [0.3, -0.2], [-2.0, 0.4]]
+HEAD_SEED = 23
+
+
+def classifier_head_weights(hidden: int, labels: int = 2) -> dict[str, torch.Tensor]:
+    """PET's ``AlbertForSequenceClassification`` head as fixed numbers: ``albert.pooler`` and ``classifier``."""
+    g = torch.Generator().manual_seed(HEAD_SEED)
+    return {"albert.pooler.weight": torch.randn(hidden, hidden, generator=g) * 0.2,
+            "albert.pooler.bias": torch.randn(hidden, generator=g) * 0.1,
+            "classifier.weight": torch.randn(labels, hidden, generator=g) * 0.2,
+            "classifier.bias": torch.randn(labels, generator=g) * 0.1}
+
+
 CASES = (
     Case("rte_p0", "RTE", 0),  # a pair pattern: CE over the label words
     Case("cb_p4", "CB", 4),  # three labels, one sequence
@@ -56,15 +72,18 @@ CASES = (
 )
 
 
-def export_model(folder: Path) -> Path:
+def export_model(folder: Path, classifier_head: bool = False) -> Path:
     """The tiny ALBERT as transformers 3.0.2 / torch 1.5 read it: config.json, a legacy-format pytorch_model.bin
-    and the tokenizer's spiece.model."""
+    and the tokenizer's spiece.model; ``classifier_head``: with :func:`classifier_head_weights` added."""
     from bench.parity.fewglue import _backbone
     from bench.parity.fewglue_tokenizers import _snapshot, export_tokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(_snapshot(MODEL) / "config.json", folder / "config.json")
-    state = {k: v.detach().cpu().contiguous() for k, v in _backbone(MODEL, "pet").model.state_dict().items()}
+    model = _backbone(MODEL, "pet").model
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if classifier_head:
+        state.update(classifier_head_weights(int(model.config.hidden_size)))
     torch.save(state, folder / "pytorch_model.bin", _use_new_zipfile_serialization=False)  # torch 1.5 reads no zip
     export_tokenizer(MODEL, folder)
     return folder
@@ -82,8 +101,9 @@ def regenerate(python: Path, ref: Path, head: str, work: Path) -> Path:
         rows = _rows(selection(case.task)["train"], data_dir())
         path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         cases.append({**asdict(case), "task": case.task.lower(), "file": str(path),
-                      "max_seq_length": MAX_LENGTH})
-    job = {"model_dir": str(folder), "model_type": "albert", "cases": cases, "out": str(work / "losses.json")}
+                      "max_seq_length": MAX_LENGTH, **({"teacher": TEACHER[: case.n]} if case.classifier else {})})
+    job = {"model_dir": str(folder), "model_type": "albert", "cases": cases, "out": str(work / "losses.json"),
+           "classifier_dir": str(export_model(work / "losses-classifier-model", classifier_head=True))}
     (work / "losses-job.json").write_text(json.dumps(job))
     run_ref_script(python, Path(__file__).with_name("fewglue_losses_ref.py"), [str(work / "losses-job.json")], ref)
     result = json.loads((work / "losses.json").read_text())
@@ -141,6 +161,33 @@ def suite_classifier_task(case: Case, overrides: Sequence[str] = ()):
 
     method = instantiate(cfg["method"]["component"])
     return ClassificationTask(cfg, _backbone(MODEL, "distill"), method)
+
+
+def suite_classifier_losses(case: Case) -> dict[str, Any]:
+    """The suite's classifier (``fewglue_pet_distill_<task>``'s finetune head set to :func:`classifier_head_weights`,
+    eval mode) on the case's first training examples: logits, the task loss on the labels and the distillation loss
+    (``DistillTask.loss``) on :data:`TEACHER`."""
+    from bench.superglue.distill import DistillTask
+
+    task = suite_classifier_task(case)
+    method = task.method
+    method.setup(task.backbone)
+    method.set_num_labels(task.n_out)
+    weights = classifier_head_weights(int(task.backbone.model.config.hidden_size), task.n_out)
+    with torch.no_grad():
+        method.head.dense.weight.copy_(weights["albert.pooler.weight"])  # ALBERT's pooler: dense + tanh, first token
+        method.head.dense.bias.copy_(weights["albert.pooler.bias"])
+        method.head.classifier.weight.copy_(weights["classifier.weight"])
+        method.head.classifier.bias.copy_(weights["classifier.bias"])
+    method.eval_mode()
+    batch = task.collate(task.items("train")[: case.n])
+    batch.teacher = torch.tensor(TEACHER[: case.n])
+    distill = DistillTask.__new__(DistillTask)  # its loss only: no unlabeled set needed
+    distill.task, distill.temperature = task, 2.0
+    with torch.no_grad():
+        scores = method.scorer()(batch)
+        return {"logits": task.option_scores(scores, batch).tolist(), "loss": float(task.loss(scores, batch)),
+                "distillation_loss": float(distill.loss(scores, batch))}
 
 
 def suite_mlm(case: Case, theirs: dict[str, Any]) -> float:

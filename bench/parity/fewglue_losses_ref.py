@@ -8,7 +8,9 @@ training examples form the batch. Per case the output holds PET's loss on the wh
 ``train_step`` or ``mlm_train_step``, model in eval mode), the mean of its losses per micro-batch of
 ``micro`` examples (what PET's gradient accumulation averages), the label logits where the pattern has a
 verbalizer, for the ``mlm`` case the masking ``_mask_tokens`` drew (seeded) and the masked-LM loss on it, and
-for a ``classifier`` case the sequence classifier's inputs (item E).
+for a ``classifier`` case the sequence classifier's inputs (item E) and, where the job names a ``classifier_dir``
+(the model with fixed pooler and classifier weights), PET's classifier logits, its ``sequence_classifier_train_step``
+loss on the labels and its distillation loss (``use_logits``, T = 2) on the case's fixed ``teacher`` logits.
 """
 
 import json
@@ -17,7 +19,13 @@ import sys
 import torch
 from pet.preprocessor import MLMPreprocessor
 from pet.tasks import PROCESSORS, TASK_HELPERS
-from pet.wrapper import MLM_WRAPPER, MODEL_CLASSES, TransformerModelWrapper, WrapperConfig
+from pet.wrapper import (
+    MLM_WRAPPER,
+    MODEL_CLASSES,
+    SEQUENCE_CLASSIFIER_WRAPPER,
+    TransformerModelWrapper,
+    WrapperConfig,
+)
 
 
 def wrapper_for(job, task, pattern, max_seq_length):
@@ -125,13 +133,46 @@ def run_classifier(job, case):
     wrapper = wrapper_for(job, task, 0, case["max_seq_length"])
     wrapper.preprocessor = SequenceClassifierPreprocessor(wrapper, task)
     examples = PROCESSORS[task]()._create_examples(case["file"], "train")[: case["n"]]
-    out = []
+    out, features_list = [], []
     for example in examples:
         features = wrapper.preprocessor.get_input_features(example, labelled=True)
+        features_list.append(features)
         n = sum(features.attention_mask)
         out.append({"guid": example.guid, "input_ids": features.input_ids[:n], "label": features.label,
                     "num_labels": len(wrapper.config.label_list)})
-    return {"examples": out}
+    result = {"examples": out}
+    if job.get("classifier_dir"):
+        result.update(classifier_losses(job, wrapper, features_list, case))
+    return result
+
+
+def classifier_losses(job, wrapper, features_list, case):
+    """PET's sequence classifier (fixed head weights) on the features' batch: logits, the labelled loss and the
+    distillation loss, as its ``train`` takes them (``sequence_classifier_train_step``), model in eval mode."""
+    kind = MODEL_CLASSES[job["model_type"]]
+    config = kind["config"].from_pretrained(job["classifier_dir"], num_labels=len(wrapper.config.label_list),
+                                            finetuning_task=case["task"])
+    model, info = kind[SEQUENCE_CLASSIFIER_WRAPPER].from_pretrained(job["classifier_dir"], config=config,
+                                                                    output_loading_info=True)
+    if info["missing_keys"] or info["error_msgs"]:
+        raise SystemExit("classifier checkpoint incomplete: missing {}, errors {}".format(info["missing_keys"],
+                                                                                          info["error_msgs"]))
+    model.eval()
+    wrapper.model = model
+    wrapper.config.wrapper_type = SEQUENCE_CLASSIFIER_WRAPPER
+    batch = {
+        "input_ids": torch.tensor([f.input_ids for f in features_list], dtype=torch.long),
+        "attention_mask": torch.tensor([f.attention_mask for f in features_list], dtype=torch.long),
+        "token_type_ids": torch.tensor([f.token_type_ids for f in features_list], dtype=torch.long),
+        "labels": torch.tensor([f.label for f in features_list], dtype=torch.long),
+    }
+    with torch.no_grad():
+        logits = model(**wrapper.generate_default_inputs(batch))[0]
+        loss = wrapper.sequence_classifier_train_step(batch)
+        batch["logits"] = torch.tensor(case["teacher"], dtype=torch.float)
+        distill = wrapper.sequence_classifier_train_step(batch, use_logits=True, temperature=2)
+    return {"classifier_logits": logits.tolist(), "classifier_loss": float(loss), "distillation_loss": float(distill),
+            "classifier_unexpected_keys": sorted(info["unexpected_keys"])}
 
 
 def main():

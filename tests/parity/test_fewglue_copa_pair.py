@@ -2,7 +2,8 @@
 ``CopaTaskHelper.get_sequence_classifier_inputs``, golden ``losses_tiny-albert`` case ``classifier_copa``) reads
 ONE pair ("premise so choice1", "premise so choice2") with 2 labels. ``fewglue_pet_distill_copa`` and
 ``fewglue_ipet_distill_copa`` (``task.copa_classifier_inputs: pet_pair``) give the same input ids, no segment ids
-on ALBERT, the same labels, and a 2-column output in the ensemble's choice order."""
+on ALBERT, the same labels, a 2-column output in the ensemble's choice order, and on fixed head weights PET's
+logits, classification loss and distillation loss."""
 
 import math
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from bench.parity import fewglue_losses as fl
-from bench.parity.golden import load_golden
+from bench.parity.golden import REL_TOL, load_golden, max_rel_diff
 from bench.paths import data_dir
 from bench.superglue import data as sg
 from bench.superglue.classifier_items import classifier_item, copa_pet_pair
@@ -37,6 +38,19 @@ def test_pet_pair_inputs_and_labels_equal_pets():
     assert [it.sequences for it in items] == [[ex["input_ids"]] for ex in theirs]  # one pair each, PET's ids
     assert all(it.types == [] for it in items)  # PET passes token_type_ids to BERT / XLNet only
     assert [it.example.label for it in items] == [ex["label"] for ex in theirs]
+
+
+def test_pet_pair_classifier_losses_equal_pets_on_fixed_weights():
+    # PET's AlbertForSequenceClassification (pooler dense + tanh on [CLS], linear) with fixed head weights
+    # (fl.classifier_head_weights) in eval mode; the suite's finetune head given the same weights: logits, the
+    # labelled loss (sequence_classifier_train_step) and the distillation loss on fixed teacher logits (T = 2)
+    _needs_data()
+    theirs = load_golden("fewglue", fl.GOLDEN)["cases"][CASE.name]
+    ours = fl.suite_classifier_losses(CASE)
+    assert max_rel_diff(ours["loss"], theirs["classifier_loss"]) <= REL_TOL
+    assert max_rel_diff(ours["distillation_loss"], theirs["distillation_loss"]) <= REL_TOL
+    assert fl.scaled_diff(ours["logits"], theirs["classifier_logits"]) <= REL_TOL
+    assert not [k for k in theirs["classifier_unexpected_keys"] if not k.startswith("predictions.")]  # MLM head only
 
 
 def test_pet_pair_by_hand():
