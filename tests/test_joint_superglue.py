@@ -110,6 +110,7 @@ def _both(tmp_path, trained_params, preset, overrides, seeds, grid=None):
     return separate, joint, params
 
 
+@pytest.mark.slow
 def test_prompt_tuning_seeds_and_grid_points_joined_equal_separate_jobs(tmp_path, trained_params):
     """Prompt Tuning on FewGLUE RTE: seeds 42/43 x learning rates 3e-2/1e-2 (grid points) in one job equal a job
     per seed whose grid points train one after another; the saved prompts too."""
@@ -127,6 +128,7 @@ def test_prompt_tuning_seeds_and_grid_points_joined_equal_separate_jobs(tmp_path
     assert all(rec["extra"]["fit"]["steps"] == 6 for rec in separate.values()) and steps <= {0, 2, 4, 6}
 
 
+@pytest.mark.slow
 def test_ptuning_seeds_joined_equal_separate_jobs(tmp_path, trained_params):
     """P-Tuning (frozen BERT, LSTM encoder, backbone dropout on) on SuperGLUE RTE: seeds 1/2 in one job."""
     preset, overrides = PTUNING
@@ -166,6 +168,7 @@ def test_joint_training_that_fails_trains_every_run_alone(tmp_path, monkeypatch)
     assert len(records) == 2 and all("joint" not in r["extra"] for r in records.values())
 
 
+@pytest.mark.slow
 def test_study_planner_joins_exactly_the_joinable_jobs(tmp_path):
     jobs = {(p, m, s) for p, m in [("fewglue_prompt_tuning_rte", "tiny-bert"), ("sgv2_ptuning_rte", "tiny-bert"),
                                    ("fewglue_prompt_tuning_rte", "tiny-gpt2"), ("fewglue_ptuning_rte", "tiny-bert"),
