@@ -178,7 +178,9 @@ def test_presets_compose_to_the_reference_recipes_and_smoke_caps_them():
     assert (rte.trainer.eval_every, rte.trainer.early_stopping_patience, rte.trainer.selection_rule) == (20, 10, "max")
     assert list(cb.trainer.selection_metrics) == ["accuracy", "f1_macro"] and cb.trainer.lr == 1e-5
     assert cb.method.component.encoder == "lstm_full" and cb.method.component.hidden_size == 128
-    assert (pet.trainer.max_steps, pet.trainer.batch_size, pet.trainer.lr, pet.trainer.weight_decay) == (250, 16, 1e-5, 0.01)
+    # timoschick/pet README: --pet_per_gpu_train_batch_size 2 --pet_gradient_accumulation_steps 8 (16 per step)
+    assert (pet.trainer.max_steps, pet.trainer.lr, pet.trainer.weight_decay) == (250, 1e-5, 0.01)
+    assert (pet.trainer.batch_size, pet.trainer.grad_accumulation_steps) == (2, 8)
     # timoschick/pet README's SuperGLUE command: --pet_max_seq_length 256 for every task (issue 23, item I)
     assert pet.task.max_length == 256 and pet.task.selection_split is None and pet.trainer.selection_rule == "last"
     assert smoke.trainer.max_steps == 10 and smoke.task.max_length == 256  # debug=smoke caps the recipe's steps
