@@ -354,3 +354,18 @@ def test_lmbff_refuses_an_unmarked_faster_precision():
         run_lmbff({"tag": None, "seed": 13, "task": {}}, backbone, None)
     with pytest.raises(ConfigError, match="tag=bf16"):
         run_lmbff({"tag": "smoke", "seed": 13, "task": {}}, backbone, None)
+
+
+# every preset's method builds ------------------------------------------------------------------
+def test_every_lmbff_preset_method_instantiates_with_its_composed_keys():
+    """The method component each LM-BFF preset composes (base method file + preset) builds: a key added to a base
+    method file (e.g. finetune's ``head``) must be accepted by the LM-BFF subclass the preset names."""
+    from hydra.utils import instantiate
+
+    from bench.study import compose_job, hydra_context, load_study
+
+    presets = load_study("lmbff")["presets"]
+    with hydra_context():
+        built = {p: instantiate(compose_job(p, "tiny-roberta", []).method.component) for p in presets}
+    assert type(built["lmbff_sst2_finetune"]).__name__ == "LMBFFFineTune"
+    assert built["lmbff_sst2_finetune"].head_layout == "suite" and built["lmbff_sst2_finetune"].head_init == "normal"

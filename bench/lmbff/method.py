@@ -56,9 +56,9 @@ class LMBFFFineTune(FineTune):
     N(0, initializer_range = 0.02) weights and zero biases (transformers' ``init_weights``); ``head_init: torch``
     keeps PyTorch's default initialisation. The method name stays ``finetune``."""
 
-    def __init__(self, dropout: float = 0.1, hidden_layer: bool = True, pool: str = "auto",
-                 head_init: str = "normal") -> None:
-        super().__init__(dropout, hidden_layer, pool)
+    def __init__(self, dropout: float = 0.1, hidden_layer: bool = True, pool: str = "auto", head: str = "suite",
+                 init: str = "torch", freeze_backbone: bool = False, head_init: str = "normal") -> None:
+        super().__init__(dropout, hidden_layer, pool, head, init, freeze_backbone)
         if head_init not in HEAD_INITS:
             raise ConfigError(f"finetune: head_init must be one of {', '.join(HEAD_INITS)}, got {head_init!r}")
         self.head_init = head_init
