@@ -107,7 +107,7 @@ def layout(spec: dict, row_keys: list[tuple], extra_rows: list, group_keys: list
         return fill(gconf.get("label", ""), samples.get(("group", group), {})) if gconf else ""
 
     def visible(column: dict, group: tuple) -> bool:
-        if spec["show_empty_columns"]:
+        if column.get("show_empty", spec["show_empty_columns"]):  # a column's own show_empty wins
             return True
         if any(k[0] == column["key"] and k[2] == group for k in cells):
             return True

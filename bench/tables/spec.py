@@ -31,7 +31,7 @@ TOP_KEYS = {"name", "title", "source", "select", "split", "value", "keep", "colu
             "show_empty_columns", "label", "wide", "for_each_values", "file", "unavailable", "best", "fit", "study"}
 ROW_KEYS = {"by", "labels", "from", "extra", "sort"}
 COLUMN_KEYS = {"metric", "key", "keys", "label", "select", "show", "prefer", "lowest", "per", "stat", "then", "join",
-               "within", "missing_note"}
+               "within", "missing_note", "show_empty"}
 PUBLISHED_KEYS = {"table", "variant", "match", "show", "normalise", "delta", "label_field", "all_models", "setting"}
 
 
