@@ -118,8 +118,10 @@ def test_a_missing_input_alone_is_named_with_its_state(tmp_path):
 @pytest.mark.slow
 def test_study_stages_on_submitits_local_executor_give_the_basic_launchers_records(tmp_path):
     """PET's COPA pattern runs then its distillation, through the basic launcher and through submitit's
-    local executor: the same record names and metrics, and each distilled record lists the 6 pattern runs."""
-    common = ["--models", "tiny-albert", "--presets", "fewglue_pet_copa,fewglue_pet_distill_copa", "device=cpu"]
+    local executor, one seed (``--seeds 42``): the same record names and metrics, and the distilled record lists
+    the 2 pattern runs of that seed."""
+    common = ["--models", "tiny-albert", "--presets", "fewglue_pet_copa,fewglue_pet_distill_copa", "--seeds", "42",
+              "device=cpu"]
     out = {}
     for launcher in ("basic", "submitit"):
         extra = ["hydra.launcher.timeout_min=30"] if launcher == "submitit" else []
@@ -127,12 +129,13 @@ def test_study_stages_on_submitits_local_executor_give_the_basic_launchers_recor
                                *extra, f"paths.results_dir={tmp_path / launcher}"], cwd=REPO_ROOT,
                               capture_output=True, text=True, timeout=1800, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        assert "stage 2 of 2" in proc.stdout and "9 run now" in proc.stdout
+        assert "stage 2 of 2" in proc.stdout and "3 run now" in proc.stdout
         out[launcher] = {p.name: load_record(p) for p in sorted((tmp_path / launcher / "runs").rglob("*.json"))}
     assert {k: v["metrics"] for k, v in out["basic"].items()} == {k: v["metrics"] for k, v in out["submitit"].items()}
     distilled = [r for r in out["submitit"].values() if r["spec"]["method"] == "finetune"]
     patterns = sorted(n.removesuffix(".json") for n, r in out["submitit"].items() if r["spec"]["method"] == "pet")
-    assert len(distilled) == 3 and len(patterns) == 6
+    assert len(distilled) == 1 and len(patterns) == 2
+    assert {r["spec"]["seed"] for r in out["submitit"].values()} == {42}
     for record in distilled:
         assert sorted(i["name"] for i in record["inputs"]) == patterns
         assert sorted(record["extra"]["distillation"]["pattern_runs"]) == patterns
@@ -182,6 +185,26 @@ def test_a_failed_input_holds_back_only_its_dependants(monkeypatch, capsys):
     for seed in seeds:
         assert f"{dist} x tiny-bert seed{seed}: not started, 1 input runs not finished: failed: {pet}.tiny-bert.43" in out
     assert f"{dist} x tiny-albert" not in out.split("runs held back")[1]
+
+
+def test_seeds_option_replaces_the_studys_seeds_for_the_jobs_and_the_later_stages(monkeypatch, capsys):
+    import bench.study as study
+
+    seen = []
+
+    def plan(presets, models_, seeds_, overrides):
+        seen.append((list(seeds_), list(overrides)))
+        return study.StudyPlan()
+
+    monkeypatch.setattr(study, "plan_study", plan)
+    assert study.main(["status", "fewglue", "--models", "tiny-albert", "--presets", "fewglue_pet_copa",
+                       "--seeds", "7,42"]) == 0
+    assert seen[0][0] == [7, 42] and "needs.seeds=[7,42]" in seen[0][1]
+    seen.clear()
+    assert study.main(["status", "fewglue", "--models", "tiny-albert", "--presets", "fewglue_pet_copa"]) == 0
+    assert seen[0][0] == load_study("fewglue").get("debug_seeds", load_study("fewglue")["seeds"]) != [7, 42]
+    assert study.main(["status", "fewglue", "--models", "tiny-albert", "--seeds", "42,x"]) == 2
+    assert "--seeds '42,x': give comma-separated integers" in capsys.readouterr().err
 
 
 def test_launcher_settings_are_not_composed_into_the_jobs(tmp_path):
