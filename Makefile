@@ -45,10 +45,10 @@ mini-models: setup data ## pretrain the mini-world models mini-bert and mini-gpt
 	$(PY) -m bench.pretrain all
 
 # make test: pytest-xdist worker processes, each test file whole on one worker, in the order tests/conftest.py
-# gives (files of slow tests first); TEST_WORKERS=0: one process
+# gives (files of slow tests first); TEST_WORKERS=0: one process; the 25 slowest tests are listed at the end
 TEST_WORKERS ?= 2
 test: setup ## run the test suite (offline, tiny models, real data from ../shared/data; TEST_WORKERS=2 processes)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 $(ARGS)
 
 test-gpu: setup ## on a CUDA machine: bf16 frozen storage, bf16 autocast training, the fp16 grad scaler and one study smoke run on the GPU
 	@$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'make test-gpu needs a CUDA GPU: torch.cuda.is_available() is False')"

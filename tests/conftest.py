@@ -87,6 +87,26 @@ def lama_data():
         pytest.skip(f"real LAMA data is not prepared (run `python -m data_prep lama`): {err}")
 
 
+@pytest.fixture
+def lama_data_copy(tmp_path, lama_data):
+    """A data dir (tmp_path/data) linking the prepared data, whose lama/prompts/ folder takes new prompt sets
+    (searched sets already in the prepared folder are left out, so a test sees only its own)."""
+    from bench.paths import data_dir
+
+    root = tmp_path / "data"
+    (root / "lama" / "prompts").mkdir(parents=True)
+    for entry in (data_dir() / "lama").iterdir():
+        if entry.name != "prompts":
+            (root / "lama" / entry.name).symlink_to(entry)
+    for entry in (data_dir() / "lama" / "prompts").iterdir():
+        if not entry.name.startswith("autoprompt_search_"):
+            (root / "lama" / "prompts" / entry.name).symlink_to(entry)
+    for entry in data_dir().iterdir():
+        if entry.name != "lama":
+            (root / entry.name).symlink_to(entry)
+    return root
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny forward passes: one torch thread avoids the sync cost of several on a busy machine."""

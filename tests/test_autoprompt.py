@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from bench.lama import data as lama_files
 from bench.lama.evaluation import build_candidates
 from bench.lama.training import split_items
-from bench.paths import REPO_ROOT, configured, data_dir, models_dir
+from bench.paths import REPO_ROOT, configured, models_dir
 from bench.prompts.template import parse_template
 from bench.search.autoprompt import SearchSettings, search_relation
 from bench.search.hotflip import blocked_tokens
@@ -135,19 +135,8 @@ def test_fixed_seed_search_reproduces_its_triggers_and_resumes_after_a_kill(tiny
         _search(bb, tmp_path, train, dev, iters=6, name="k", num_cand=5)
 
 
-def _data_copy(tmp_path):
-    """A data dir whose LAMA files are the prepared ones and whose prompts/ folder is fresh."""
-    root = tmp_path / "data"
-    (root / "lama" / "prompts").mkdir(parents=True)
-    for entry in (data_dir() / "lama").iterdir():
-        if entry.name != "prompts":
-            (root / "lama" / entry.name).symlink_to(entry)
-    for entry in (data_dir() / "lama" / "prompts").iterdir():
-        (root / "lama" / "prompts" / entry.name).symlink_to(entry)
-    return root
-
-
-def test_the_found_prompt_set_evaluates_through_the_ordinary_lama_run(tiny_backbone, lama_data, tmp_path, monkeypatch):
+def test_the_found_prompt_set_evaluates_through_the_ordinary_lama_run(tiny_backbone, lama_data, lama_data_copy, tmp_path,
+                                                                      monkeypatch):
     from hydra import compose, initialize_config_dir
 
     from bench.run import execute
@@ -155,7 +144,7 @@ def test_the_found_prompt_set_evaluates_through_the_ordinary_lama_run(tiny_backb
     from bench.search.lama import search_lama
 
     bb = tiny_backbone("tiny-bert")
-    data, results, models = _data_copy(tmp_path), tmp_path / "results", models_dir()
+    data, results, models = lama_data_copy, tmp_path / "results", models_dir()
     cfg = load_settings("autoprompt", ["model=tiny-bert", "relations=P17,P1376", "limit_per_relation=12", "iters=3",
                                        "num_cand=3", "batch_size=6", "eval_size=6", "template='[X] [P:3] [Y] .'"])
     with configured({"data_dir": data, "results_dir": results, "models_dir": models}):

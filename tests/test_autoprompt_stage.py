@@ -8,27 +8,10 @@ import pytest
 
 from bench.inputs import InputsError, needed_runs
 from bench.job import JobFailed, plan_job, run_job
-from bench.paths import data_dir
 from bench.study import compose_job, hydra_context, load_study, stages
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 SEARCH, EVAL = "lama34k_autoprompt_trigger_search", "lama34k_autoprompt_search"
-
-
-def _data_copy(tmp_path):
-    """A data dir whose LAMA files are the prepared ones (links) and whose prompts/ folder takes new sets."""
-    root = tmp_path / "data"
-    (root / "lama" / "prompts").mkdir(parents=True)
-    for entry in (data_dir() / "lama").iterdir():
-        if entry.name != "prompts":
-            (root / "lama" / entry.name).symlink_to(entry)
-    for entry in (data_dir() / "lama" / "prompts").iterdir():
-        if not entry.name.startswith("autoprompt_search_"):
-            (root / "lama" / "prompts" / entry.name).symlink_to(entry)
-    for entry in data_dir().iterdir():
-        if entry.name != "lama":
-            (root / entry.name).symlink_to(entry)
-    return root
 
 
 def test_the_planner_runs_each_search_one_wave_before_its_evaluation(tmp_path):
@@ -74,11 +57,11 @@ def test_the_evaluation_refuses_before_weights_load_when_the_search_is_missing(t
     assert len(failed) == 1 and json.loads(failed[0].read_text())["error_type"] == "InputsError"
 
 
-def test_search_then_evaluation_on_tiny_bert(tmp_path, lama_data, monkeypatch):
+def test_search_then_evaluation_on_tiny_bert(tmp_path, lama_data, lama_data_copy, monkeypatch):
     """Stage 1 writes the set (the tiny schedule, recorded), stage 2 scores exactly that set: its prompts are the
     set's rows, its dev P@1 per relation the search record's; a set changed afterwards is refused."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    data, results = _data_copy(tmp_path), tmp_path / "results"
+    data, results = lama_data_copy, tmp_path / "results"
     common = [f"paths.results_dir={results}", f"paths.data_dir={data}", "debug=smoke", "task.relations=[P17]",
               "task.limit_per_relation=8", "device=cpu"]
     with hydra_context():
