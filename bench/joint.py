@@ -47,7 +47,7 @@ from bench.errors import ConfigError
 from bench.joint_optim import FusedAdam
 from bench.methods.batched_encoders import batched_vectors
 from bench.methods.soft import SoftPromptMethod, embed_batch
-from bench.train import FitResult, fit_steps, planned_steps
+from bench.train import FitResult, accumulation_steps, fit_steps, planned_steps
 
 JOINT_MODES = ("auto", "off")
 
@@ -247,10 +247,13 @@ def _fit_group(members: list[Member], precision, progress: bool) -> None:
     precision = precision or precision_policy.of(backbone)
     model = backbone.model
     runs = [_Run(m, precision, progress=False) for m in members]
-    plans = [planned_steps(int(m.trainer_cfg.get("max_epochs", 1)), m.trainer_cfg.get("max_steps"),
-                           m.steps_per_epoch) for m in members]
-    bar = tqdm(total=max((p or 0) for p in plans) or None, desc=f"joint training ({len(members)} members)",
-               unit="step", leave=False, mininterval=2.0, dynamic_ncols=True, disable=not progress)
+    # the bar counts joint passes: one micro-batch of every active member (an optimizer step when N = 1)
+    accum = [accumulation_steps(m.trainer_cfg) for m in members]
+    plans = [(planned_steps(int(m.trainer_cfg.get("max_epochs", 1)), m.trainer_cfg.get("max_steps"),
+                            m.steps_per_epoch, n) or 0) * n for m, n in zip(members, accum, strict=True)]
+    bar = tqdm(total=max(plans) or None, desc=f"joint training ({len(members)} members)",
+               unit="step" if max(accum) == 1 else "micro-batch", leave=False, mininterval=2.0, dynamic_ncols=True,
+               **({} if progress else {"disable": True}))  # unset, TQDM_DISABLE=1 in the environment silences it
     # members whose optimizer steps at every joint step, unclipped and unscaled: one foreach Adam update per round
     fused = FusedAdam([m.method.trainable_parameters() if _steps_plainly(m, precision) else [] for m in members])
     with fused:

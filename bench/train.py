@@ -251,7 +251,8 @@ def fit_steps(method, task: TrainableTask, trainer_cfg: Mapping, selection_split
     micro = micro_total = 0  # micro-batches since the last optimizer step / in the run (carried across epochs)
     # one bar for the whole training: total = the planned steps (early stopping may end it sooner), ETA from it
     bar = tqdm(total=planned_steps(max_epochs, max_steps, steps_per_epoch, accumulation), desc=f"{method.name} training",
-               unit="step", leave=False, mininterval=2.0, dynamic_ncols=True, disable=not progress)
+               unit="step", leave=False, mininterval=2.0, dynamic_ncols=True,
+               **({} if progress else {"disable": True}))  # unset, TQDM_DISABLE=1 in the environment silences it
     for epoch in range(max_epochs):
         bar.set_postfix_str(f"epoch {epoch}", refresh=False)
         if before and evaluate(epoch, selectable=epoch > 0):
