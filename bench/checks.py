@@ -202,6 +202,7 @@ def validate_config(cfg: Any) -> None:
     _enum("task.train_choice_masks", task.get("train_choice_masks", "own"), ("own", "longest"))
     _enum("task.segment_ids", task.get("segment_ids", "tokenizer"), ("tokenizer", "pet"))
     _enum("task.tokenization", task.get("tokenization", "fast"), ("fast", "pet_slow"))
+    _enum("task.sep", task.get("sep", "pair"), ("pair", "text"))
     _enum("task.wsc_pad_draws", task.get("wsc_pad_draws", "per_example"), ("per_example", "pet"))
     _enum("task.eval_choice_masks", task.get("eval_choice_masks", "own"), ("own", "trim_longest"))
     _enum("task.truncation_budget", task.get("truncation_budget", "full"), ("full", "ptfewshot"))

@@ -56,6 +56,7 @@ ALLOWED_CHANGES: dict[str, str] = {
     "fewglue_pet_distill_copa:task.copa_classifier_inputs": "issue 23 E: PET's COPA classifier reads one pair, 2 labels",
     "fewglue_ipet_distill_copa:task.copa_classifier_inputs": "issue 23 E: iPET's final classifier is PET's (pet_pair)",
     "fewglue_pet_record:task.choice_loss": "issue 23: PET's RecordTaskHelper.train_step loss (pet_record; code wins)",
+    "fewglue_ptuning_:task.sep": "issue 23: PT-Fewshot's '[SEP]' is text in its one sequence (CB/WiC; code wins)",
 }
 ALLOWED_CHANGES.update({  # issue 28: the evaluation of AutoPrompt's search reads the stage-1 record's prompt set
     f"{variant}_autoprompt_search:{key}": "issue 28: stage 2 after <variant>_autoprompt_trigger_search (needs, its "

@@ -18,6 +18,9 @@ Exception: a ``drop_last`` field keeps the whitespace its value ends with (LM-BF
 as it is, so tokenised "church ." gives "church" "Ġ" and then the template's "?", not "Ġ?").
 ``[SEP]`` inserts the tokenizer's pair separator; the text after it starts a new text (as after
 the start of the string), and ``token_type_ids`` mark the second text where the model uses them.
+``sep="text"`` (PT-Fewshot, which writes "[SEP]" as text inside its one sequence) instead encodes the
+literal text "[SEP]" there (BERT/ALBERT: their [SEP] token; RoBERTa: BPE pieces of " [SEP]"): one text,
+no type-1 segment, truncated as one text.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bench.errors import ConfigError
-from bench.prompts.pieces import BYTE_BPE, encode_piece, encode_raw, slow_sentencepiece_ids, tokenizer_info
+from bench.prompts.pieces import BYTE_BPE, encode_piece, encode_raw, tokenizer_info
+from bench.prompts.slow_tokenizers import pet_slow_ids
 from bench.prompts.template import Anchor, Field, Sep, Soft, Target, Template
 
 FAMILIES = ("mlm", "clm", "seq2seq")
@@ -51,7 +55,7 @@ class RenderedPrompt:
 
 @dataclass
 class _Piece:
-    kind: str  # "text" | "anchor" | "target" | "soft" | "sep"
+    kind: str  # "text" | "anchor" | "target" | "soft" | "sep" | "sep_text" (``sep="text"``)
     text: str = ""
     space_before: bool = False
     trunc: bool = False
@@ -61,13 +65,18 @@ class _Piece:
     raw: bool = False  # encode ``text`` exactly as it stands, edge spaces included (PET's parts on byte-level BPE)
 
 
-def _pieces(template: Template, example: Mapping[str, object], start_space: bool) -> tuple[list[_Piece], bool]:
+def _pieces(template: Template, example: Mapping[str, object], start_space: bool,
+            sep: str = "pair") -> tuple[list[_Piece], bool]:
     """Split the filled template into pieces (whitespace moved forward); also the target's prefix space."""
     pieces: list[_Piece] = []
     pending, at_start, target_space = "", True, start_space
     for seg in template.segments:
         if isinstance(seg, Soft):
             pieces.append(_Piece("soft", count=seg.count))
+            pending, at_start = "", False
+            continue
+        if isinstance(seg, Sep) and sep == "text":  # running text goes on after the literal "[SEP]"
+            pieces.append(_Piece("sep_text"))
             pending, at_start = "", False
             continue
         if isinstance(seg, Sep):
@@ -170,6 +179,8 @@ def _target_ids(tokenizer, family: str, num_target_tokens: int) -> list[int]:
 
 
 TRUNCATION = ("longest", "pet")
+SEP_MODES = ("pair", "text")  # [SEP]: the pair boundary, or the literal text "[SEP]" in one sequence (PT-Fewshot)
+SEP_TEXT = "[SEP]"
 
 
 def _truncate(pieces: list[_Piece], overflow: int, template: Template, max_length: int,
@@ -210,13 +221,17 @@ def render(
     soft_token_id: int | None = None,
     truncation: str = "longest",
     tokenization: str = "fast",
+    sep: str = "pair",
 ) -> RenderedPrompt:
     """Tokenise ``template`` filled with ``example`` for ``family`` ("mlm", "clm" or "seq2seq").
 
-    ``tokenization="pet_slow"``: text pieces as PET's slow tokenizers give them: on SentencePiece
-    ``slow_sentencepiece_ids``; on byte-level BPE PET's parts (``template.parts``), each with a prefix space."""
+    ``tokenization="pet_slow"``: text pieces as PET's slow tokenizers give them: on SentencePiece and WordPiece
+    ``bench.prompts.slow_tokenizers``; on byte-level BPE PET's parts (``template.parts``), each with a prefix space.
+    ``sep="text"``: ``[SEP]`` is the literal text "[SEP]" inside one sequence (module docstring)."""
     if family not in FAMILIES:
         raise ConfigError(f"unknown model family {family!r}; expected one of {', '.join(FAMILIES)}")
+    if sep not in SEP_MODES:
+        raise ConfigError(f"sep {sep!r}: use one of {', '.join(SEP_MODES)}")
     if not template.has_target:
         raise ConfigError(f"template {template.text!r} has no target slot [Y]/[MASK]")
     if num_target_tokens < 1:
@@ -227,16 +242,20 @@ def render(
             raise ConfigError(f"tokenization=pet_slow encodes PET's parts for a masked LM, not family {family!r}")
         pieces, target_space = _pet_parts(template, example), True  # PET encodes every word with a prefix space
     else:
-        pieces, target_space = _pieces(template, example, info.start_space)
+        pieces, target_space = _pieces(template, example, info.start_space, sep)
     if family == "clm":
         pieces = pieces[: next(i for i, p in enumerate(pieces) if p.kind == "target") + 1]
     for piece in pieces:
-        if piece.raw:
+        if piece.kind == "sep" and sep == "text":  # one sequence: no pair boundary for types or truncation
+            piece.kind = "sep_text"
+        if piece.kind == "sep_text":  # a special token where the tokenizer has one ([SEP]), else its text pieces
+            piece.ids = encode_piece(tokenizer, SEP_TEXT, space_before=True)
+        elif piece.raw:
             piece.ids = encode_raw(tokenizer, piece.text)
         elif piece.kind in ("text", "anchor"):
             piece.ids = encode_piece(tokenizer, piece.text, space_before=piece.space_before)
             if tokenization == "pet_slow":
-                piece.ids = slow_sentencepiece_ids(tokenizer, piece.ids)
+                piece.ids = pet_slow_ids(tokenizer, piece.text, piece.ids)
             if piece.tail and info.kind == BYTE_BPE:  # byte-level BPE encodes trailing whitespace ("Ġ")
                 piece.ids += tokenizer.encode(piece.tail, add_special_tokens=False)
         elif piece.kind == "target":

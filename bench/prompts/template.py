@@ -11,6 +11,7 @@ Slots (anything else is literal text; a ``[`` or ``{`` that does not open a slot
 - ``[A:text]``: anchor tokens, real words kept inside a continuous template (P-Tuning's ``[A:?]``).
 - ``[SEP]``: the boundary of a text pair (PET's ``parts_a`` / ``parts_b``): the tokenizer's pair
   separator (``[SEP]``, ``</s></s>``); the second text gets token type 1 where the model uses them.
+  ``render(sep="text")`` (``task.sep``) makes it the literal text "[SEP]" inside one sequence (PT-Fewshot).
 """
 
 from __future__ import annotations

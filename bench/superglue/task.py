@@ -38,8 +38,9 @@ from bench.errors import ConfigError
 from bench.progress import eval_progress
 from bench.prompts import render, target_token_ids, templates_for, verbalizer_for
 from bench.prompts.multitoken import greedy_fill, iterative_scores, make_entry
-from bench.prompts.pieces import slow_sentencepiece_ids, tokenizer_info
+from bench.prompts.pieces import tokenizer_info
 from bench.prompts.render import SENTINEL
+from bench.prompts.slow_tokenizers import pet_slow_ids
 from bench.prompts.template import check_template
 from bench.prompts.text2text import label_ids, target_strings, text2text_entry
 from bench.superglue import data as sg
@@ -206,7 +207,7 @@ class ClassificationTask:
                 template, values = self.method.with_demonstrations(self.template, ex.fields, demos, self.family)
             rendered = render(template, values, self.tok, self.family, max_length=None if demos else budget,
                               num_target_tokens=k, truncation=str(self.task_cfg.get("truncation") or "pet"),
-                              tokenization=self.tokenization)
+                              tokenization=self.tokenization, sep=str(self.task_cfg.get("sep") or "pair"))
             if not demos or len(rendered.input_ids) <= budget:
                 if icl:  # several options may fit different numbers: the example keeps the fewest
                     seen = self.demonstrations_used.get(ex.uid)
@@ -226,12 +227,13 @@ class ClassificationTask:
 
     @property
     def tokenization(self) -> str:
-        """``fast`` (the tokenizer as loaded) or ``pet_slow`` (PET's slow ALBERT tokenizer's pieces)."""
+        """``fast`` (the tokenizer as loaded) or ``pet_slow`` (transformers 3.0.2's slow tokenizers' ids, PET's
+        parts on RoBERTa: ``bench.prompts.slow_tokenizers``)."""
         return str(self.task_cfg.get("tokenization") or "fast")
 
     def _target_ids(self, word: str, space: bool) -> list[int]:
         ids = target_token_ids(word, self.tok, prefix_space=space)
-        return slow_sentencepiece_ids(self.tok, ids) if self.tokenization == "pet_slow" else ids
+        return pet_slow_ids(self.tok, word, ids) if self.tokenization == "pet_slow" else ids
 
     def _option_tokens(self, ex: sg.Example, space: bool) -> list[list[int]]:
         if self.labels is None:

@@ -164,3 +164,65 @@ def test_an_overridden_text_drops_its_stale_parts(tiny_backbone):
         render(template, example, tiny_backbone("tiny-roberta").tokenizer, "mlm", tokenization="pet_slow")
     albert = render(template, example, tiny_backbone("tiny-albert").tokenizer, "mlm", tokenization="pet_slow")
     assert albert.input_ids
+
+
+def _sep_template():
+    from bench.prompts.template import parse_template, with_parts
+
+    return with_parts(parse_template("{a:trunc} [SEP] {b:trunc} ? answer: [MASK]"),
+                      ["{a:trunc}", "[SEP]", "{b:trunc}", "?", " answer: ", "[MASK]"], "test")
+
+
+def test_sep_as_text_is_one_sequence_as_pt_fewshot_writes_it(tiny_backbone):
+    # task.sep=text: PT-Fewshot's "[SEP]" is text inside its one sequence (CbPVP / WicPVP parts_a, parts_b empty)
+    from bench.prompts import render
+
+    example = {"a": "one two three four five six", "b": "seven eight"}
+    bert = tiny_backbone("tiny-bert").tokenizer
+    words = ["one", "two", "three", "four", "five", "six", "[SEP]", "seven", "eight", "?", "answer", ":", "[MASK]"]
+    pair = render(_sep_template(), example, bert, "mlm", tokenization="pet_slow")
+    text = render(_sep_template(), example, bert, "mlm", tokenization="pet_slow", sep="text")
+    assert pair.tokens(bert) == text.tokens(bert) == ["[CLS]", *words, "[SEP]"]  # the same ids on BERT ...
+    assert pair.token_type_ids == [0] * 8 + [1] * 7 and text.token_type_ids is None  # ... but no type-1 segment
+    # truncation: one text, so the last shortenable part loses first (PVP.truncate with empty parts_b)
+    cut = render(_sep_template(), example, bert, "mlm", tokenization="pet_slow", sep="text", max_length=12,
+                 truncation="pet")
+    assert cut.tokens(bert) == ["[CLS]", "one", "two", "three", "four", "five", "[SEP]", "?", "answer", ":",
+                                "[MASK]", "[SEP]"]
+    cut_pair = render(_sep_template(), example, bert, "mlm", tokenization="pet_slow", max_length=12, truncation="pet")
+    assert cut_pair.tokens(bert)[1:6] == ["one", "two", "three", "[SEP]", "seven"]  # a pair: the longer text loses
+    # RoBERTa: the part "[SEP]" with PET's prefix space is BPE text, not the pair separator </s></s>
+    roberta = tiny_backbone("tiny-roberta").tokenizer
+    out = render(_sep_template(), example, roberta, "mlm", tokenization="pet_slow", sep="text")
+    assert out.tokens(roberta) == ["<s>", "Ġone", "Ġtwo", "Ġthree", "Ġfour", "Ġfive", "Ġsix", "Ġ[", "SE", "P", "]",
+                                   "Ġseven", "Ġeight", "Ġ?", "Ġanswer", ":", "Ġ", "<mask>", "</s>"]
+    assert out.target_positions == [17] and out.token_type_ids is None
+    running = render(_sep_template(), example, roberta, "mlm", tokenization="fast", sep="text")
+    assert running.tokens(roberta)[5:11] == ["Ġfive", "Ġsix", "Ġ[", "SE", "P", "]"]  # running text: spaced too
+
+
+def test_sep_mode_is_checked(tiny_backbone):
+    import pytest
+
+    from bench.errors import ConfigError
+    from bench.prompts import render
+
+    with pytest.raises(ConfigError, match="sep 'literal'"):
+        render(_sep_template(), {"a": "x", "b": "y"}, tiny_backbone("tiny-bert").tokenizer, "mlm", sep="literal")
+
+
+def test_slow_bert_keeps_format_characters_as_transformers_3_0_2(tiny_backbone):
+    # 3.0.2's BasicTokenizer never cleans the text: U+202C / U+00AD stay in their word, which WordPiece cannot
+    # cover ([UNK]); the fast normalizer (clean_text) drops them. Punctuation splits and special tokens as usual.
+    from bench.prompts.slow_tokenizers import slow_basic_words, slow_wordpiece_ids
+
+    tok = tiny_backbone("tiny-bert").tokenizer
+    text = "the end\u202c city, there\u00ad [SEP] (and)"
+    assert slow_basic_words(text, lowercase=False) == ["the", "end\u202c", "city", ",", "there\u00ad", "[", "SEP", "]",
+                                                       "(", "and", ")"]
+    want = ["the", "[UNK]", "city", ",", "[UNK]", "[SEP]", "(", "and", ")"]
+    assert slow_wordpiece_ids(tok, text) == tok.convert_tokens_to_ids(want)
+    assert tok.convert_ids_to_tokens(tok.encode(text, add_special_tokens=False))[:2] == ["the", "end"]  # fast drops it
+    # uncased vocabularies: lower case, then accents stripped (NFD, combining marks dropped); CJK spaced
+    assert slow_basic_words("Café\u4e2d文 Ünïcode", lowercase=True) == ["cafe", "\u4e2d", "文", "unicode"]
+    assert slow_basic_words("Café", lowercase=False) == ["Café"]
