@@ -157,6 +157,15 @@ def main():
         with open(job["out"], "w") as handle:
             json.dump(stage(job["stage"], job["folder"]), handle)
         return
+    if "slow_bert" in job:  # 3.0.2's BertTokenizer on plain texts, cased and uncased (fewglue_slow_bert.py)
+        spec = job["slow_bert"]
+        out = {}
+        for variant, lower in (("cased", False), ("uncased", True)):
+            tok = BertTokenizer.from_pretrained(spec["folder"], do_lower_case=lower)
+            out[variant] = [tok.encode(text, add_special_tokens=False) for text in spec["texts"]]
+        with open(job["out"], "w") as handle:
+            json.dump(out, handle)
+        return
     tokenizer = load_tokenizer(job["model_type"], job["tokenizer"])
     result = {"model_type": job["model_type"], "tasks": {}}
     for task, spec in sorted(job["tasks"].items()):
