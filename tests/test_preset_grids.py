@@ -57,6 +57,10 @@ ALLOWED_CHANGES: dict[str, str] = {
     "fewglue_ipet_distill_copa:task.copa_classifier_inputs": "issue 23 E: iPET's final classifier is PET's (pet_pair)",
     "fewglue_pet_record:task.choice_loss": "issue 23: PET's RecordTaskHelper.train_step loss (pet_record; code wins)",
     "fewglue_ptuning_:task.sep": "issue 23: PT-Fewshot's '[SEP]' is text in its one sequence (CB/WiC; code wins)",
+    "fewglue_pet_distill_:task.tokenization": "issue 23: PET's classifier inputs by its slow tokenizers (3.0.2)",
+    "fewglue_ipet_distill_:task.tokenization": "issue 23: iPET's final classifier is PET's (pet_slow)",
+    "fewglue_pet_distill_wic:task.wic_classifier_inputs": "issue 23: PET registers no WiC helper: (s1, s2)",
+    "fewglue_ipet_distill_wic:task.wic_classifier_inputs": "issue 23: iPET's final classifier is PET's (sentences)",
 }
 ALLOWED_CHANGES.update({  # issue 28: the evaluation of AutoPrompt's search reads the stage-1 record's prompt set
     f"{variant}_autoprompt_search:{key}": "issue 28: stage 2 after <variant>_autoprompt_trigger_search (needs, its "

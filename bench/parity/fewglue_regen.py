@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.parity import fewglue_losses, fewglue_prompt, fewglue_slow_bert
+from bench.parity import fewglue_classifier, fewglue_losses, fewglue_prompt, fewglue_slow_bert
 from bench.parity.fewglue import (
     MODELS,
     PET_TASK,
@@ -38,9 +38,10 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
     parser.add_argument("--reference", choices=sorted(REFERENCES), default="pet",
                         help="pet: --ref is timoschick/pet; ptfewshot: --ref is THUDM/P-tuning (its PT-Fewshot/)")
     parser.add_argument("--tasks", default=None, help="comma-separated FewGLUE tasks (default: all the reference has)")
-    parser.add_argument("--parts", default="inputs,stage,losses,prompt,slow_bert",
+    parser.add_argument("--parts", default="inputs,stage,losses,prompt,slow_bert,classifier",
                         help="inputs (per model x task); PET: stage (its ensemble), losses (fixed weights, tiny "
-                             "ALBERT), slow_bert (3.0.2's BertTokenizer on every FewGLUE text); PT-Fewshot: prompt "
+                             "ALBERT), slow_bert (3.0.2's BertTokenizer on every FewGLUE text), classifier (the distilled "
+                             "classifier's inputs); PT-Fewshot: prompt "
                              "(its prompt encoder on fixed weights)")
     opts = parser.parse_args(list(args))
     reference = REFERENCES[opts.reference]
@@ -65,6 +66,8 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
             written.append(fewglue_losses.regenerate(python, ref, head, work))
         if "slow_bert" in parts and opts.reference == "pet":
             written.append(fewglue_slow_bert.regenerate(python, ref, head, work))
+        if "classifier" in parts and opts.reference == "pet":
+            written.extend(fewglue_classifier.regenerate(python, ref, head, work, opts.models.split(",")))
         if "prompt" in parts and opts.reference == "ptfewshot":
             written.append(fewglue_prompt.regenerate(python, ref, head, work, env))
         for model in opts.models.split(",") if "inputs" in parts else []:
