@@ -62,6 +62,10 @@ ALLOWED_CHANGES: dict[str, str] = {
     "fewglue_pet_distill_wic:task.wic_classifier_inputs": "issue 23: PET registers no WiC helper: (s1, s2)",
     "fewglue_ipet_distill_wic:task.wic_classifier_inputs": "issue 23: iPET's final classifier is PET's (sentences)",
 }
+ALLOWED_CHANGES.update({  # issue 23: PET's CopaProcessor mirrors COPA's unlabeled set too (pattern runs, iPET, distillation)
+    f"{prefix}:task.mirror_copa_unlabeled": "issue 23: PET mirrors COPA's unlabeled set as its train set (tasks.py)"
+    for prefix in ("fewglue_pet_copa", "fewglue_pet_distill_copa", "fewglue_ipet_g1_copa", "fewglue_ipet_g2_copa",
+                   "fewglue_ipet_distill_copa")})
 ALLOWED_CHANGES.update({  # issue 28: the evaluation of AutoPrompt's search reads the stage-1 record's prompt set
     f"{variant}_autoprompt_search:{key}": "issue 28: stage 2 after <variant>_autoprompt_trigger_search (needs, its "
     "seed 0, its runner and the search template; fp32), the record name's hash with them"

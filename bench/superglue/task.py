@@ -171,6 +171,8 @@ class ClassificationTask:
                                      limit=self.task_cfg.get("limit"))
 
             self._examples[split] = load(split)
+            if split == "unlabeled" and self.task == "COPA" and self.task_cfg.get("mirror_copa_unlabeled"):
+                self._examples[split] = sg.copa_mirrored(self._examples[split])  # PET's CopaProcessor mirrors it too
             if split == "train" and self.variant == "superglue" and self.task_cfg.get("train_on_heldout"):
                 self._examples[split] += load("heldout")  # the whole train file, as P-tuning-v2 trains
         return self._examples[split]

@@ -95,7 +95,7 @@ def test_distillation_targets_line_up_with_the_two_labels():
     _needs_data()
     from bench.superglue.distill import DistillTask
 
-    task = fl.suite_classifier_task(CASE, ["task.limit=2"])
+    task = fl.suite_classifier_task(CASE, ["task.limit=2", "task.mirror_copa_unlabeled=false"])  # 2 rows, unmirrored
     teacher = torch.tensor([[1.0, -1.0], [0.0, 2.0]])
     dtask = DistillTask(task, teacher, temperature=2.0)
     batch = task.collate(dtask.items)
