@@ -84,6 +84,8 @@ SMOKE: dict[str, Smoke] = {
                                                make="bench.study run <study> --models a,b"),
     "python -m bench.study run <study> --models a,b": study("lama", "tiny-bert",
                                                             "a placeholder: shown with lama on tiny-bert"),
+    "python -m bench.study run <study> --seeds 42": study("lama", "tiny-bert", "a placeholder: shown with lama on "
+                                                         "tiny-bert; --seeds itself: tests/test_study_stages.py"),
     "make status-lama MODELS=a,b": study("lama", "tiny-bert", "a placeholder: shown with tiny-bert",
                                          make="bench.study status lama --models a,b"),
     "python -m bench.study status lama --models a,b": study("lama", "tiny-bert", "status itself composes"),
