@@ -34,26 +34,25 @@ COPA_FORMS = ("choices", "pet_pair")  # task.copa_classifier_inputs
 WIC_FORMS = ("word", "sentences")  # task.wic_classifier_inputs
 
 
-def copa_form(task_cfg: Mapping) -> str:
-    """``task.copa_classifier_inputs``, checked (``choices`` when unset); ``pet_pair`` needs PET's inputs."""
-    form = str(task_cfg.get("copa_classifier_inputs") or "choices")
-    if form not in COPA_FORMS:
-        raise ConfigError(f"task.copa_classifier_inputs={form!r} is not allowed; use one of {', '.join(COPA_FORMS)}")
-    if form == "pet_pair" and str(task_cfg.get("classifier_inputs") or "pet") != "pet":
-        raise ConfigError("task.copa_classifier_inputs=pet_pair is PET's classifier input: it needs "
+def _form(task_cfg: Mapping, key: str, forms: tuple[str, str]) -> str:
+    """``task.<key>``, checked (``forms[0]`` when unset); ``forms[1]`` is PET's input and needs classifier_inputs=pet."""
+    form = str(task_cfg.get(key) or forms[0])
+    if form not in forms:
+        raise ConfigError(f"task.{key}={form!r} is not allowed; use one of {', '.join(forms)}")
+    if form == forms[1] and str(task_cfg.get("classifier_inputs") or "pet") != "pet":
+        raise ConfigError(f"task.{key}={form} is PET's classifier input: it needs "
                           f"task.classifier_inputs=pet, not {task_cfg.get('classifier_inputs')!r}")
     return form
+
+
+def copa_form(task_cfg: Mapping) -> str:
+    """``task.copa_classifier_inputs``: ``choices`` (unset) or PET's ``pet_pair``."""
+    return _form(task_cfg, "copa_classifier_inputs", COPA_FORMS)
 
 
 def wic_form(task_cfg: Mapping) -> str:
-    """``task.wic_classifier_inputs``, checked (``word`` when unset); ``sentences`` is PET's classifier input."""
-    form = str(task_cfg.get("wic_classifier_inputs") or "word")
-    if form not in WIC_FORMS:
-        raise ConfigError(f"task.wic_classifier_inputs={form!r} is not allowed; use one of {', '.join(WIC_FORMS)}")
-    if form == "sentences" and str(task_cfg.get("classifier_inputs") or "pet") != "pet":
-        raise ConfigError("task.wic_classifier_inputs=sentences is PET's classifier input: it needs "
-                          f"task.classifier_inputs=pet, not {task_cfg.get('classifier_inputs')!r}")
-    return form
+    """``task.wic_classifier_inputs``: ``word`` (unset) or PET's ``sentences``."""
+    return _form(task_cfg, "wic_classifier_inputs", WIC_FORMS)
 
 
 def copa_pet_pair(example: sg.Example) -> tuple[str, str]:
