@@ -1,13 +1,13 @@
 """FewGLUE parity with fixed weights: PET's training losses (timoschick/pet @21d32de) beside the suite's.
 
-``python -m bench.parity fewglue --ref /path/to/pet --parts losses`` writes the tiny ALBERT as transformers
-3.0.2 reads it, runs ``fewglue_losses_ref.py`` in PET's environment and keeps, per case, PET's loss on one
-batch of its first ``N`` training examples (model in eval mode: no dropout), its losses per micro-batch of
-``MICRO`` (what its gradient accumulation averages: item H), the label logits of verbalizer patterns, and
-for the auxiliary MLM case the masking ``_mask_tokens`` drew with a fixed seed and its loss (item G), for the
-COPA classifier case (item E) its inputs and, on fixed head weights, its logits and losses.
-:func:`compare` sets the suite's numbers for the same examples beside them
-(CI: ``tests/parity/test_fewglue_losses.py``).
+``python -m bench.parity fewglue --ref /path/to/pet --parts losses`` writes each tiny model (ALBERT, BERT,
+RoBERTa) as transformers 3.0.2 reads it, runs ``fewglue_losses_ref.py`` in PET's environment and keeps, per
+case (every task x PET pattern, :func:`grid`), PET's loss on one batch of its first ``N`` training examples
+(model in eval mode: no dropout), its losses per micro-batch of ``MICRO`` (what its gradient accumulation
+averages: item H), the label logits of verbalizer patterns, and for the auxiliary MLM case the masking
+``_mask_tokens`` drew with a fixed seed and its loss (item G), for the COPA classifier case (item E) its inputs
+and, on fixed head weights, its logits and losses. :func:`compare` sets the suite's numbers for the same
+examples beside them (CI: ``tests/parity/test_fewglue_losses.py``).
 """
 
 from __future__ import annotations
@@ -24,9 +24,16 @@ import torch
 from bench.parity.golden import load_golden, max_rel_diff, write_golden
 from bench.parity.refenv import run_ref_script
 
-MODEL = "tiny-albert"
+MODELS = ("tiny-albert", "tiny-bert", "tiny-roberta")
+MODEL = "tiny-albert"  # the model of the item tests (E, G, H, ReCoRD's loss)
 N, MICRO = 8, 2  # one batch of PET's first 8 training examples; PET's micro-batch: 2 per GPU (8 accumulation steps)
-GOLDEN = f"losses_{MODEL}"
+
+
+def golden_name(model: str) -> str:
+    return f"losses_{model}"
+
+
+GOLDEN = golden_name(MODEL)
 MAX_LENGTH = 256  # PET's --pet_max_seq_length (README SuperGLUE command) = the tiny model's positions
 
 
@@ -49,13 +56,20 @@ TEACHER = [[1.0, -0.5], [-0.25, 0.75], [2.0, 0.0], [0.0, -1.5], [0.5, 0.5], [-1.
 HEAD_SEED = 23
 
 
-def classifier_head_weights(hidden: int, labels: int = 2) -> dict[str, torch.Tensor]:
-    """PET's ``AlbertForSequenceClassification`` head as fixed numbers: ``albert.pooler`` and ``classifier``."""
+# the sequence classifier's (dense + tanh, linear) weights as transformers 3.0.2 names them per model type
+HEAD_KEYS = {"albert": ("albert.pooler", "classifier"), "bert": ("bert.pooler.dense", "classifier"),
+             "roberta": ("classifier.dense", "classifier.out_proj")}
+
+
+def classifier_head_weights(hidden: int, labels: int = 2, arch: str = "albert") -> dict[str, torch.Tensor]:
+    """PET's ``<Arch>ForSequenceClassification`` head as fixed numbers, keyed as 3.0.2 names them
+    (:data:`HEAD_KEYS`): the dense + tanh layer (ALBERT/BERT's pooler, RoBERTa's head dense) and the output layer."""
+    dense, out = HEAD_KEYS[arch]
     g = torch.Generator().manual_seed(HEAD_SEED)
-    return {"albert.pooler.weight": torch.randn(hidden, hidden, generator=g) * 0.2,
-            "albert.pooler.bias": torch.randn(hidden, generator=g) * 0.1,
-            "classifier.weight": torch.randn(labels, hidden, generator=g) * 0.2,
-            "classifier.bias": torch.randn(labels, generator=g) * 0.1}
+    return {f"{dense}.weight": torch.randn(hidden, hidden, generator=g) * 0.2,
+            f"{dense}.bias": torch.randn(hidden, generator=g) * 0.1,
+            f"{out}.weight": torch.randn(labels, hidden, generator=g) * 0.2,
+            f"{out}.bias": torch.randn(labels, generator=g) * 0.1}
 
 
 CASES = (
@@ -72,43 +86,62 @@ CASES = (
 )
 
 
-def export_model(folder: Path, classifier_head: bool = False) -> Path:
-    """The tiny ALBERT as transformers 3.0.2 / torch 1.5 read it: config.json, a legacy-format pytorch_model.bin
-    and the tokenizer's spiece.model; ``classifier_head``: with :func:`classifier_head_weights` added."""
+def grid() -> tuple[Case, ...]:
+    """Every task x PET pattern of the suite's templates (the docs table), then the MLM and classifier cases;
+    :data:`CASES`' loss cases are among them under the same names."""
+    from bench.parity.fewglue import PET_TASK, patterns
+
+    record = next(c for c in CASES if c.task == "ReCoRD")
+    out = [Case(f"{task.lower()}_p{p}", task, p, **({"n": record.n, "micro": record.micro} if task == "ReCoRD" else {}))
+           for task in PET_TASK for p in patterns(task)]
+    return (*out, *(c for c in CASES if c.mlm or c.classifier))
+
+
+def export_model(folder: Path, classifier_head: bool = False, model: str = MODEL) -> Path:
+    """The tiny model as transformers 3.0.2 / torch 1.5 read it: config.json, a legacy-format pytorch_model.bin
+    and the tokenizer's files; ``classifier_head``: with :func:`classifier_head_weights` added."""
     from bench.parity.fewglue import _backbone
+    from bench.parity.fewglue_tokenizers import MODELS as MODEL_TYPES
     from bench.parity.fewglue_tokenizers import _snapshot, export_tokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(_snapshot(MODEL) / "config.json", folder / "config.json")
-    model = _backbone(MODEL, "pet").model
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    shutil.copy(_snapshot(model) / "config.json", folder / "config.json")
+    backbone = _backbone(model, "pet").model
+    state = {k: v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()}
     if classifier_head:
-        state.update(classifier_head_weights(int(model.config.hidden_size)))
+        state.update(classifier_head_weights(int(backbone.config.hidden_size), arch=MODEL_TYPES[model]))
     torch.save(state, folder / "pytorch_model.bin", _use_new_zipfile_serialization=False)  # torch 1.5 reads no zip
-    export_tokenizer(MODEL, folder)
+    files = export_tokenizer(model, folder)
+    if "lowercase" in files:  # BertTokenizer lower-cases by default: say the model's casing as a checkpoint does
+        (folder / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": files["lowercase"]}))
     return folder
 
 
-def regenerate(python: Path, ref: Path, head: str, work: Path) -> Path:
-    """Run PET's side for every case and write the golden file."""
+def regenerate(python: Path, ref: Path, head: str, work: Path, models: Sequence[str] = MODELS) -> list[Path]:
+    """Run PET's side for every case of :func:`grid` on each model and write one golden file per model."""
     from bench.parity.fewglue import _rows, selection
+    from bench.parity.fewglue_tokenizers import MODELS as MODEL_TYPES
     from bench.paths import data_dir
 
-    folder = export_model(work / "losses-model")
-    cases = []
-    for case in CASES:
-        path = work / f"losses-{case.task}-train.jsonl"
-        rows = _rows(selection(case.task)["train"], data_dir())
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-        cases.append({**asdict(case), "task": case.task.lower(), "file": str(path),
-                      "max_seq_length": MAX_LENGTH, **({"teacher": TEACHER[: case.n]} if case.classifier else {})})
-    job = {"model_dir": str(folder), "model_type": "albert", "cases": cases, "out": str(work / "losses.json"),
-           "classifier_dir": str(export_model(work / "losses-classifier-model", classifier_head=True))}
-    (work / "losses-job.json").write_text(json.dumps(job))
-    run_ref_script(python, Path(__file__).with_name("fewglue_losses_ref.py"), [str(work / "losses-job.json")], ref)
-    result = json.loads((work / "losses.json").read_text())
-    payload = {"reference": f"timoschick/pet@{head}", "model": MODEL, "cases": [asdict(c) for c in CASES], **result}
-    return write_golden("fewglue", GOLDEN, payload)
+    written = []
+    for model in models:
+        cases = []
+        for case in grid():
+            path = work / f"losses-{case.task}-train.jsonl"
+            rows = _rows(selection(case.task)["train"], data_dir())
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+            cases.append({**asdict(case), "task": case.task.lower(), "file": str(path),
+                          "max_seq_length": MAX_LENGTH, **({"teacher": TEACHER[: case.n]} if case.classifier else {})})
+        job = {"model_dir": str(export_model(work / f"losses-{model}", model=model)), "model_type": MODEL_TYPES[model],
+               "cases": cases, "out": str(work / f"losses-{model}.json"),
+               "classifier_dir": str(export_model(work / f"losses-{model}-classifier", True, model))}
+        (work / "losses-job.json").write_text(json.dumps(job))
+        run_ref_script(python, Path(__file__).with_name("fewglue_losses_ref.py"), [str(work / "losses-job.json")], ref)
+        result = json.loads((work / f"losses-{model}.json").read_text())
+        payload = {"reference": f"timoschick/pet@{head}", "model": model, "cases": [asdict(c) for c in grid()],
+                   **result}
+        written.append(write_golden("fewglue", golden_name(model), payload))
+    return written
 
 
 # the suite side --------------------------------------------------------------------------------------------------
@@ -119,12 +152,12 @@ def _suite_loss(runner, items) -> tuple[torch.Tensor, torch.Tensor]:
     return runner.loss(scores, batch), logits
 
 
-def suite_case(case: Case, choice_loss: str | None = None) -> dict[str, Any]:
+def suite_case(case: Case, choice_loss: str | None = None, model: str = MODEL) -> dict[str, Any]:
     """The suite's loss (one batch, and per micro-batch) and label logits for the case's examples;
     ``choice_loss``: ``task.choice_loss`` for this call instead of the preset's."""
     from bench.parity.fewglue import suite_task
 
-    runner = suite_task(MODEL, case.task, case.pattern)
+    runner = suite_task(model, case.task, case.pattern)
     runner.backbone.model.eval()
     items = runner.items("train", train=True)[: case.n]
     preset = runner.task_cfg.get("choice_loss")
@@ -146,7 +179,7 @@ def suite_classifier_inputs(case: Case, overrides: Sequence[str] = ()) -> list[l
     return [it.sequences for it in suite_classifier_task(case, overrides).items("train")[: case.n]]
 
 
-def suite_classifier_task(case: Case, overrides: Sequence[str] = ()):
+def suite_classifier_task(case: Case, overrides: Sequence[str] = (), model: str = MODEL):
     """The ClassificationTask of ``fewglue_pet_distill_<task>`` (with ``overrides``) on the tiny model."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
@@ -155,30 +188,33 @@ def suite_classifier_task(case: Case, overrides: Sequence[str] = ()):
     from bench.superglue.task import ClassificationTask
 
     with hydra_context():
-        cfg = OmegaConf.to_container(compose_job(f"fewglue_pet_distill_{case.task.lower()}", MODEL, list(overrides)),
+        cfg = OmegaConf.to_container(compose_job(f"fewglue_pet_distill_{case.task.lower()}", model, list(overrides)),
                                      resolve=True)
     from bench.parity.fewglue import _backbone
 
     method = instantiate(cfg["method"]["component"])
-    return ClassificationTask(cfg, _backbone(MODEL, "distill"), method)
+    return ClassificationTask(cfg, _backbone(model, "distill"), method)
 
 
-def suite_classifier_losses(case: Case) -> dict[str, Any]:
+def suite_classifier_losses(case: Case, model: str = MODEL) -> dict[str, Any]:
     """The suite's classifier (``fewglue_pet_distill_<task>``'s finetune head set to :func:`classifier_head_weights`,
     eval mode) on the case's first training examples: logits, the task loss on the labels and the distillation loss
     (``DistillTask.loss``) on :data:`TEACHER`."""
+    from bench.parity.fewglue_tokenizers import MODELS as MODEL_TYPES
     from bench.superglue.distill import DistillTask
 
-    task = suite_classifier_task(case)
+    task = suite_classifier_task(case, model=model)
     method = task.method
     method.setup(task.backbone)
     method.set_num_labels(task.n_out)
-    weights = classifier_head_weights(int(task.backbone.model.config.hidden_size), task.n_out)
-    with torch.no_grad():
-        method.head.dense.weight.copy_(weights["albert.pooler.weight"])  # ALBERT's pooler: dense + tanh, first token
-        method.head.dense.bias.copy_(weights["albert.pooler.bias"])
-        method.head.classifier.weight.copy_(weights["classifier.weight"])
-        method.head.classifier.bias.copy_(weights["classifier.bias"])
+    arch = MODEL_TYPES[model]
+    weights = classifier_head_weights(int(task.backbone.model.config.hidden_size), task.n_out, arch)
+    dense, out = HEAD_KEYS[arch]
+    with torch.no_grad():  # PET's pooler (ALBERT/BERT) or head dense (RoBERTa): dense + tanh on the first token
+        method.head.dense.weight.copy_(weights[f"{dense}.weight"])
+        method.head.dense.bias.copy_(weights[f"{dense}.bias"])
+        method.head.classifier.weight.copy_(weights[f"{out}.weight"])
+        method.head.classifier.bias.copy_(weights[f"{out}.bias"])
     method.eval_mode()
     batch = task.collate(task.items("train")[: case.n])
     batch.teacher = torch.tensor(TEACHER[: case.n])
@@ -190,12 +226,12 @@ def suite_classifier_losses(case: Case) -> dict[str, Any]:
                 "distillation_loss": float(distill.loss(scores, batch))}
 
 
-def suite_mlm(case: Case, theirs: dict[str, Any]) -> float:
+def suite_mlm(case: Case, theirs: dict[str, Any], model: str = MODEL) -> float:
     """The suite's masked-LM loss (``bench.superglue.losses.mlm_loss``) on PET's masked inputs and labels."""
     from bench.parity.fewglue import _backbone
     from bench.superglue.losses import mlm_loss
 
-    backbone = _backbone(MODEL, "pet")
+    backbone = _backbone(model, "pet")
     backbone.model.eval()
     with torch.no_grad():
         logits = backbone.model(input_ids=torch.tensor(theirs["input_ids"]),
@@ -212,35 +248,39 @@ def scaled_diff(ours: Any, theirs: Any) -> float:
     return float((a - b).abs().max() / b.abs().max())
 
 
-def compare(head_eps: float | None = PET_HEAD_EPS) -> dict[str, dict[str, Any]]:
-    """Per case: max relative differences suite vs PET (loss, micro-batch losses, logits), and PET's
-    accumulated loss beside the suite's one-batch loss (item H). ``head_eps``: the masked-LM head LayerNorm's
-    eps during the comparison (None: the suite's own, ``config.layer_norm_eps``)."""
+def compare(head_eps: float | None = PET_HEAD_EPS, model: str = MODEL,
+            cases: Sequence[Case] | None = None) -> dict[str, dict[str, Any]]:
+    """Per case (default :func:`grid`): max relative differences suite vs PET (loss, micro-batch losses, logits),
+    and PET's accumulated loss beside the suite's one-batch loss (item H). ``head_eps``: ALBERT's masked-LM head
+    LayerNorm eps during the comparison (None: the suite's own, ``config.layer_norm_eps``)."""
     from bench.parity.fewglue import _backbone
 
-    norm = _backbone(MODEL, "pet").model.predictions.LayerNorm
-    before = norm.eps
-    norm.eps = before if head_eps is None else head_eps
+    backbone = _backbone(model, "pet").model
+    norm = backbone.predictions.LayerNorm if backbone.config.model_type == "albert" else None
+    before = norm.eps if norm is not None else None
+    if norm is not None and head_eps is not None:
+        norm.eps = head_eps
     try:
-        return _compare()
+        return _compare(model, grid() if cases is None else cases)
     finally:
-        norm.eps = before
+        if norm is not None:
+            norm.eps = before
 
 
-def _compare() -> dict[str, dict[str, Any]]:
-    gold = load_golden("fewglue", GOLDEN)
+def _compare(model: str, cases: Sequence[Case]) -> dict[str, dict[str, Any]]:
+    gold = load_golden("fewglue", golden_name(model))
     out: dict[str, dict[str, Any]] = {}
-    for case in CASES:
+    for case in cases:
         theirs = gold["cases"][case.name]
         if case.classifier or case.task == "ReCoRD":
             continue  # inputs, not a loss (suite_classifier_inputs); ReCoRD: record_losses
         if case.mlm:
-            ours = suite_mlm(case, theirs)
+            ours = suite_mlm(case, theirs, model)
             out[case.name] = {"loss": max_rel_diff(ours, theirs["loss"]), "suite_loss": ours, "pet_loss": theirs["loss"],
                               **{k: theirs[k] for k in ("picked", "picked_padding", "picked_pattern_mask",
                                                          "picked_other_special")}}
             continue
-        ours = suite_case(case)
+        ours = suite_case(case, model=model)
         out[case.name] = {
             "loss": max_rel_diff(ours["loss"], theirs["loss"]),
             "micro_losses": max_rel_diff(ours["micro_losses"], theirs["micro_losses"]),
@@ -251,7 +291,7 @@ def _compare() -> dict[str, dict[str, Any]]:
     return out
 
 
-def record_losses(choice_loss: str | None = None) -> list[dict[str, Any]]:
+def record_losses(choice_loss: str | None = None, model: str = MODEL) -> list[dict[str, Any]]:
     """ReCoRD's per-example training loss, suite (the preset's ``task.choice_loss``, or ``choice_loss``) vs PET, on
     the training examples whose inputs (candidates included) are identical to PET's (the others differ by PET's
     set() negatives)."""
@@ -259,14 +299,14 @@ def record_losses(choice_loss: str | None = None) -> list[dict[str, Any]]:
     from bench.paths import data_dir
 
     case = next(c for c in CASES if c.task == "ReCoRD")
-    gold = fg.golden(MODEL, case.task)
+    gold = fg.golden(model, case.task)
     rows = fg._rows(gold["selection"]["train"], data_dir())
-    ours, _ = fg.suite_records(MODEL, case.task, case.pattern, "train", rows)
+    ours, _ = fg.suite_records(model, case.task, case.pattern, "train", rows)
     theirs = gold["patterns"][str(case.pattern)]["splits"]["train"]["examples"]
     same = [fg.normalise(case.task, a, True) == fg.normalise(case.task, b, True) for a, b in zip(ours, theirs,
                                                                                                   strict=True)]
-    losses = load_golden("fewglue", GOLDEN)["cases"][case.name]["micro_losses"]
-    suite = suite_case(case, choice_loss)["micro_losses"]
+    losses = load_golden("fewglue", golden_name(model))["cases"][case.name]["micro_losses"]
+    suite = suite_case(case, choice_loss, model)["micro_losses"]
     return [{"index": i, "suite": suite[i], "pet": losses[i],
              "max_candidate_tokens": max(len(o["targets"]) for o in theirs[i]["options"].values()),
              "candidates": len(theirs[i]["options"])}

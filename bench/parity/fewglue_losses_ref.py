@@ -154,7 +154,9 @@ def classifier_losses(job, wrapper, features_list, case):
                                             finetuning_task=case["task"])
     model, info = kind[SEQUENCE_CLASSIFIER_WRAPPER].from_pretrained(job["classifier_dir"], config=config,
                                                                     output_loading_info=True)
-    if info["missing_keys"] or info["error_msgs"]:
+    # RoBERTa's classification head reads the first hidden state itself: its model's pooler is never used
+    missing = [k for k in info["missing_keys"] if not (job["model_type"] == "roberta" and ".pooler." in k)]
+    if missing or info["error_msgs"]:
         raise SystemExit("classifier checkpoint incomplete: missing {}, errors {}".format(info["missing_keys"],
                                                                                           info["error_msgs"]))
     model.eval()
@@ -182,7 +184,10 @@ def main():
     result = {"loading": {k: sorted(v) for k, v in info.items() if k != "error_msgs"}, "cases": {}}
     for case in job["cases"]:
         run = run_classifier if case.get("classifier") else run_mlm if case.get("mlm") else run_case
-        result["cases"][case["name"]] = run(job, case)
+        try:
+            result["cases"][case["name"]] = run(job, case)
+        except AssertionError as err:  # a pattern PET refuses on this model (a label word of several tokens): a fact
+            result["cases"][case["name"]] = {"error": f"{type(err).__name__}: {err}"}
         print("[fewglue_losses_ref] {} done".format(case["name"]), file=sys.stderr)
     with open(job["out"], "w") as handle:
         json.dump(result, handle)

@@ -39,8 +39,8 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
                         help="pet: --ref is timoschick/pet; ptfewshot: --ref is THUDM/P-tuning (its PT-Fewshot/)")
     parser.add_argument("--tasks", default=None, help="comma-separated FewGLUE tasks (default: all the reference has)")
     parser.add_argument("--parts", default="inputs,stage,losses,prompt,slow_bert,classifier",
-                        help="inputs (per model x task); PET: stage (its ensemble), losses (fixed weights, tiny "
-                             "ALBERT), slow_bert (3.0.2's BertTokenizer on every FewGLUE text), classifier (the distilled "
+                        help="inputs (per model x task); PET: stage (its ensemble), losses (fixed weights, every "
+                             "pattern, per model), slow_bert (3.0.2's BertTokenizer on every FewGLUE text), classifier (the distilled "
                              "classifier's inputs); PT-Fewshot: prompt "
                              "(its prompt encoder on fixed weights)")
     opts = parser.parse_args(list(args))
@@ -63,7 +63,8 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
                        "pet": json.loads((work / "stage.json").read_text())}
             written.append(write_golden(STUDY, "stage", payload))
         if "losses" in parts and opts.reference == "pet":
-            written.append(fewglue_losses.regenerate(python, ref, head, work))
+            models = [m for m in opts.models.split(",") if m in fewglue_losses.MODELS]
+            written.extend(fewglue_losses.regenerate(python, ref, head, work, models))
         if "slow_bert" in parts and opts.reference == "pet":
             written.append(fewglue_slow_bert.regenerate(python, ref, head, work))
         if "classifier" in parts and opts.reference == "pet":

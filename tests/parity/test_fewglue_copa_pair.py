@@ -28,29 +28,37 @@ def _copa(**row) -> sg.Example:
     return sg.parse_rows("COPA", [{"idx": 0, "label": 1, **row}], "train")[0]
 
 
-def test_pet_pair_inputs_and_labels_equal_pets():
+@pytest.mark.parametrize("model", fl.MODELS)
+def test_pet_pair_inputs_and_labels_equal_pets(model):
     _needs_data()
-    theirs = load_golden("fewglue", fl.GOLDEN)["cases"][CASE.name]["examples"]
-    task = fl.suite_classifier_task(CASE)  # the preset as it ships: pet_pair
+    theirs = load_golden("fewglue", fl.golden_name(model))["cases"][CASE.name]["examples"]
+    task = fl.suite_classifier_task(CASE, model=model)  # the preset as it ships: pet_pair
     items = task.items("train")[: CASE.n]
     assert task.n_out == 2 and all(ex["num_labels"] == 2 for ex in theirs)
     assert [it.example.uid for it in items] == [ex["guid"] for ex in theirs]
     assert [it.sequences for it in items] == [[ex["input_ids"]] for ex in theirs]  # one pair each, PET's ids
-    assert all(it.types == [] for it in items)  # PET passes token_type_ids to BERT / XLNet only
+    # PET passes token_type_ids to BERT / XLNet only (BERT's: tests/parity/test_fewglue_classifier_inputs.py)
+    assert all((it.types != []) == (model == "tiny-bert") for it in items)
     assert [it.example.label for it in items] == [ex["label"] for ex in theirs]
 
 
-def test_pet_pair_classifier_losses_equal_pets_on_fixed_weights():
-    # PET's AlbertForSequenceClassification (pooler dense + tanh on [CLS], linear) with fixed head weights
-    # (fl.classifier_head_weights) in eval mode; the suite's finetune head given the same weights: logits, the
-    # labelled loss (sequence_classifier_train_step) and the distillation loss on fixed teacher logits (T = 2)
+MLM_HEAD = {"tiny-albert": "predictions.", "tiny-bert": "cls.", "tiny-roberta": "lm_head."}  # 3.0.2's key prefixes
+
+
+@pytest.mark.parametrize("model", fl.MODELS)
+def test_pet_pair_classifier_losses_equal_pets_on_fixed_weights(model):
+    # PET's <Arch>ForSequenceClassification (ALBERT / BERT: pooler dense + tanh on the first token, linear;
+    # RoBERTa: its head's dense + tanh, out_proj) with fixed head weights (fl.classifier_head_weights) in eval mode;
+    # the suite's finetune head given the same weights: logits, the labelled loss (sequence_classifier_train_step)
+    # and the distillation loss on fixed teacher logits (T = 2)
     _needs_data()
-    theirs = load_golden("fewglue", fl.GOLDEN)["cases"][CASE.name]
-    ours = fl.suite_classifier_losses(CASE)
+    theirs = load_golden("fewglue", fl.golden_name(model))["cases"][CASE.name]
+    ours = fl.suite_classifier_losses(CASE, model)
     assert max_rel_diff(ours["loss"], theirs["classifier_loss"]) <= REL_TOL
     assert max_rel_diff(ours["distillation_loss"], theirs["distillation_loss"]) <= REL_TOL
     assert fl.scaled_diff(ours["logits"], theirs["classifier_logits"]) <= REL_TOL
-    assert not [k for k in theirs["classifier_unexpected_keys"] if not k.startswith("predictions.")]  # MLM head only
+    assert theirs["classifier_unexpected_keys"]  # the masked-LM head, and only it, went unused
+    assert not [k for k in theirs["classifier_unexpected_keys"] if not k.startswith(MLM_HEAD[model])]
 
 
 def test_pet_pair_by_hand():

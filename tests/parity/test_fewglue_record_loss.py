@@ -1,6 +1,7 @@
 """ReCoRD's training loss by execution: PET's ``RecordTaskHelper.train_step`` (timoschick/pet @21d32de, its
 torch 1.5.0; golden ``losses_tiny-albert`` case ``record_p0``, one example per call as PET can only run it) and
-the suite's ``task.choice_loss: pet_record`` (``fewglue_pet_record``) on the tiny ALBERT, per training example
+the suite's ``task.choice_loss: pet_record`` (``fewglue_pet_record``) on the tiny ALBERT, BERT and RoBERTa (goldens
+``losses_<model>``), per training example
 whose inputs equal PET's. PET pads every example to the training set's most candidates (10) with slots of no
 target, whose cross-entropy torch 1.5.0 makes 0: each adds ``1 + CE+``; ``pet_record`` does the same."""
 
@@ -24,10 +25,11 @@ def pet_head_eps():
     norm.eps = before
 
 
-def test_pet_record_equals_pets_train_step_per_example(pet_head_eps):
+@pytest.mark.parametrize("model", fl.MODELS)
+def test_pet_record_equals_pets_train_step_per_example(model, pet_head_eps):
     if not (data_dir() / "fewglue" / "ReCoRD" / "train.jsonl").is_file():
         pytest.skip("FewGLUE ReCoRD is not prepared (make data)")
-    rows = fl.record_losses()  # the preset's choice_loss: pet_record
+    rows = fl.record_losses(model=model)  # the preset's choice_loss: pet_record
     assert len(rows) == 14  # the training examples whose inputs and candidates are PET's
     assert {r["candidates"] < 10 for r in rows} == {True, False}  # padded slots counted as PET's torch counts them
     for row in rows:
