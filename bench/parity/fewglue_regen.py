@@ -9,7 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.parity import fewglue_classifier, fewglue_losses, fewglue_prompt, fewglue_slow_bert
+from bench.parity import (
+    fewglue_classifier,
+    fewglue_losses,
+    fewglue_prompt,
+    fewglue_ptlosses,
+    fewglue_slow_bert,
+)
 from bench.parity.fewglue import (
     MODELS,
     PET_TASK,
@@ -41,7 +47,7 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
     parser.add_argument("--parts", default="inputs,stage,losses,prompt,slow_bert,classifier",
                         help="inputs (per model x task); PET: stage (its ensemble), losses (fixed weights, every "
                              "pattern, per model), slow_bert (3.0.2's BertTokenizer on every FewGLUE text), classifier (the distilled "
-                             "classifier's inputs); PT-Fewshot: prompt "
+                             "classifier's inputs); PT-Fewshot: losses (fixed weights, every template, per model), prompt "
                              "(its prompt encoder on fixed weights)")
     opts = parser.parse_args(list(args))
     reference = REFERENCES[opts.reference]
@@ -69,6 +75,9 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
             written.append(fewglue_slow_bert.regenerate(python, ref, head, work))
         if "classifier" in parts and opts.reference == "pet":
             written.extend(fewglue_classifier.regenerate(python, ref, head, work, opts.models.split(",")))
+        if "losses" in parts and opts.reference == "ptfewshot":
+            models = [m for m in opts.models.split(",") if m in fewglue_losses.MODELS]
+            written.extend(fewglue_ptlosses.regenerate(python, ref, head, work, env, models))
         if "prompt" in parts and opts.reference == "ptfewshot":
             written.append(fewglue_prompt.regenerate(python, ref, head, work, env))
         for model in opts.models.split(",") if "inputs" in parts else []:
