@@ -180,7 +180,7 @@ def validate_config(cfg: Any) -> None:
     from bench.prompts import KINDS as TEMPLATE_KINDS
     from bench.prompts.verbalizer import MULTI_TOKEN_CHOICES
     from bench.superglue import data as sg
-    from bench.train import OPTIMIZERS, SCHEDULES, accumulation_steps
+    from bench.train import OPTIMIZERS, SCHEDULES, WARMUP_RULES, accumulation_steps
 
     tree = _container(cfg)
     for error in _walk(tree, schema(), ()):
@@ -208,6 +208,7 @@ def validate_config(cfg: Any) -> None:
     _enum("task.truncation_budget", task.get("truncation_budget", "full"), ("full", "ptfewshot"))
     _enum("trainer.schedule", trainer.get("schedule", "constant"), SCHEDULES)
     _enum("trainer.optimizer", str(trainer.get("optimizer", "adamw")).lower(), OPTIMIZERS)
+    _enum("trainer.warmup_rule", trainer.get("warmup_rule", "suite"), WARMUP_RULES)
     _enum("dtype", tree.get("dtype", "auto"), (*DTYPE_CHOICES, *DTYPES), " (auto: bf16 on GPUs with bf16, else fp32)")
     _enum("frozen_dtype", tree.get("frozen_dtype", "auto"), FROZEN_CHOICES,
           " (auto: a frozen backbone is stored in the compute dtype)")

@@ -44,7 +44,8 @@ from bench.precision import Precision
 from bench.selection import Selector
 
 log = logging.getLogger(__name__)
-OPTIMIZERS = ("adamw", "adam", "adafactor")
+OPTIMIZERS = ("adamw", "adamw_hf", "adam", "adafactor")
+WARMUP_RULES = ("suite", "hf")  # step s of a warmup of w: suite (s + 1) / w; hf s / w (the first step at lr 0)
 SCHEDULES = ("linear", "exponential", "constant")
 
 
@@ -90,6 +91,11 @@ def build_optimizer(method, trainer_cfg: Mapping) -> torch.optim.Optimizer:
 
         return Adafactor(groups, lr=float(trainer_cfg["lr"]), relative_step=False, scale_parameter=False,
                          warmup_init=False, weight_decay=float(trainer_cfg.get("weight_decay", 0.0)))
+    if name == "adamw_hf":  # transformers' own AdamW, as PET / PT-Fewshot ran it (bench.legacy_adamw)
+        from bench.legacy_adamw import LegacyAdamW
+
+        return LegacyAdamW(groups, lr=float(trainer_cfg["lr"]), eps=1e-8,  # --adam_epsilon 1e-8 (both references)
+                           weight_decay=float(trainer_cfg.get("weight_decay", 0.0)))
     cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
     return cls(groups, lr=float(trainer_cfg["lr"]), weight_decay=float(trainer_cfg.get("weight_decay", 0.0)))
 
@@ -100,14 +106,18 @@ def build_schedule(optimizer, trainer_cfg: Mapping, total_steps: int):
     if kind == "exponential":  # P-Tuning LAMA: decay once per epoch
         return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=float(trainer_cfg.get("gamma", 0.98))), "epoch"
     warmup = int(trainer_cfg.get("warmup_steps", 0) or 0)
+    rule = str(trainer_cfg.get("warmup_rule", "suite"))
+    if rule not in WARMUP_RULES:
+        raise ConfigError(f"trainer.warmup_rule={rule!r} is not one of {', '.join(WARMUP_RULES)}")
+    first = 0 if rule == "hf" else 1  # transformers' get_linear_schedule_with_warmup: s / w
     if kind == "linear":
         def factor(step: int) -> float:
             if step < warmup:
-                return (step + 1) / max(1, warmup)
+                return (step + first) / max(1, warmup)
             return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
     elif kind == "constant":
         def factor(step: int) -> float:
-            return min(1.0, (step + 1) / max(1, warmup)) if warmup else 1.0
+            return min(1.0, (step + first) / max(1, warmup)) if warmup else 1.0
     else:
         raise ConfigError(f"trainer.schedule={kind!r} is not one of {', '.join(SCHEDULES)}")
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), "step"

@@ -12,6 +12,7 @@ from typing import Any
 from bench.parity import (
     fewglue_classifier,
     fewglue_losses,
+    fewglue_optim,
     fewglue_prompt,
     fewglue_ptlosses,
     fewglue_slow_bert,
@@ -44,11 +45,12 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
     parser.add_argument("--reference", choices=sorted(REFERENCES), default="pet",
                         help="pet: --ref is timoschick/pet; ptfewshot: --ref is THUDM/P-tuning (its PT-Fewshot/)")
     parser.add_argument("--tasks", default=None, help="comma-separated FewGLUE tasks (default: all the reference has)")
-    parser.add_argument("--parts", default="inputs,stage,losses,prompt,slow_bert,classifier",
+    parser.add_argument("--parts", default="inputs,stage,losses,optimizer,prompt,slow_bert,classifier",
                         help="inputs (per model x task); PET: stage (its ensemble), losses (fixed weights, every "
-                             "pattern, per model), slow_bert (3.0.2's BertTokenizer on every FewGLUE text), classifier (the distilled "
-                             "classifier's inputs); PT-Fewshot: losses (fixed weights, every template, per model), prompt "
-                             "(its prompt encoder on fixed weights)")
+                             "pattern, per model), optimizer (transformers 3.0.2's AdamW + warmup schedule), "
+                             "slow_bert (3.0.2's BertTokenizer on every FewGLUE text), classifier (the distilled "
+                             "classifier's inputs); PT-Fewshot: losses (fixed weights, every template, per model), "
+                             "prompt (its prompt encoder on fixed weights)")
     opts = parser.parse_args(list(args))
     reference = REFERENCES[opts.reference]
     head = check_checkout(ref, reference.spec)
@@ -71,6 +73,8 @@ def regenerate(ref: Path, args: Sequence[str]) -> list[Path]:
         if "losses" in parts and opts.reference == "pet":
             models = [m for m in opts.models.split(",") if m in fewglue_losses.MODELS]
             written.extend(fewglue_losses.regenerate(python, ref, head, work, models))
+        if "optimizer" in parts and opts.reference == "pet":
+            written.append(fewglue_optim.regenerate(python, ref, head, work))
         if "slow_bert" in parts and opts.reference == "pet":
             written.append(fewglue_slow_bert.regenerate(python, ref, head, work))
         if "classifier" in parts and opts.reference == "pet":
