@@ -4,7 +4,8 @@ THUDM/P-tuning-v2 (model/sequence_classification.py, ``BertPrefixForSequenceClas
 ``RobertaPrefixForSequenceClassification`` L404) classifies ``outputs[1]`` of ``BertModel`` /
 ``RobertaModel``: ``tanh(W h_[CLS] + b)`` with the checkpoint's pooler weights, frozen with the rest
 of the backbone (L111, L337). Masked-LM classes load without that pooler, so it is read from the
-checkpoint files here. A checkpoint without pooler weights (RoBERTa's conversions, the suite's tiny
+checkpoint files here (ALBERT's ``albert.pooler`` too: PET's ``AlbertForSequenceClassification`` reads it). A
+checkpoint without pooler weights (RoBERTa's conversions, the suite's tiny
 models) gets what ``from_pretrained`` gives the reference then: a fresh dense layer initialised like
 transformers' ``_init_weights`` (normal, std ``initializer_range``; bias 0), frozen. ``source`` says which.
 """
@@ -16,7 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-SUFFIXES = ("pooler.dense.weight", "pooler.dense.bias")
+SUFFIXES = ("pooler.dense.weight", "pooler.dense.bias",  # BERT / RoBERTa: pooler.dense
+            "albert.pooler.weight", "albert.pooler.bias")  # ALBERT: the pooler is the dense layer itself
 
 
 class Pooler(nn.Module):

@@ -11,8 +11,9 @@ Inputs are the task's plain (text_a, text_b) pairs, not a template
 per option, one logit each), so the runner asks for ``set_num_labels(1)`` there.
 
 ``head: auto_model`` builds what transformers' ``AutoModelForSequenceClassification`` /
-``AutoModelForMultipleChoice`` put on BERT and RoBERTa (what P-tuning-v2's fine-tuning path runs,
-``model/utils.py`` ``get_model``): BERT, and both for multiple choice, the checkpoint's pooler
+``AutoModelForMultipleChoice`` put on ALBERT, BERT and RoBERTa (what P-tuning-v2's fine-tuning path runs,
+``model/utils.py`` ``get_model``, and PET's distilled classifier): ALBERT, BERT, and all for multiple choice,
+the checkpoint's pooler
 (dense + tanh on the first token, trained with the backbone; a fresh one where the checkpoint has
 none), dropout, linear; RoBERTa classification ``RobertaClassificationHead`` (dropout, dense, tanh,
 dropout, linear on ``<s>``). ``init: reference`` starts the new layers N(0, ``initializer_range``)
@@ -75,9 +76,9 @@ class FineTune(Method):
         self.head, self.pooler = None, None
         if self.head_layout == "auto_model":
             model_type = getattr(backbone.model.config, "model_type", "?")
-            if model_type not in ("bert", "roberta"):
-                raise ConfigError(f"finetune head=auto_model is defined for bert and roberta, not {model_type!r}: "
-                                  "use head=suite")
+            if model_type not in ("albert", "bert", "roberta"):
+                raise ConfigError(f"finetune head=auto_model is defined for albert, bert and roberta, not "
+                                  f"{model_type!r}: use head=suite")
             self.pool = "first"
         self.pool = resolve_pool(backbone.model, self.pool)
         backbone.model.requires_grad_(not self.freeze_backbone)
@@ -91,7 +92,8 @@ class FineTune(Method):
         hidden = hidden_size_of(model)
         self.pooler = None
         if self.head_layout == "auto_model":
-            pooled = int(n_out) == 1 or model.config.model_type == "bert"  # *ForMultipleChoice read the pooler too
+            # ALBERT / BERT classify the pooled output; *ForMultipleChoice read the pooler too
+            pooled = int(n_out) == 1 or model.config.model_type in ("albert", "bert")
             hidden_layer = not pooled  # RobertaClassificationHead: its own dense + tanh
             if pooled:  # part of BertModel / RobertaModel: tuned or frozen with it
                 pooler = pretrained_pooler(model, hidden).requires_grad_(not self.freeze_backbone)

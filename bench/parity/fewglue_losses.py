@@ -210,9 +210,12 @@ def suite_classifier_losses(case: Case, model: str = MODEL) -> dict[str, Any]:
     arch = MODEL_TYPES[model]
     weights = classifier_head_weights(int(task.backbone.model.config.hidden_size), task.n_out, arch)
     dense, out = HEAD_KEYS[arch]
-    with torch.no_grad():  # PET's pooler (ALBERT/BERT) or head dense (RoBERTa): dense + tanh on the first token
-        method.head.dense.weight.copy_(weights[f"{dense}.weight"])
-        method.head.dense.bias.copy_(weights[f"{dense}.bias"])
+    # the preset's head=auto_model: ALBERT / BERT classify the pooler's output (method.pooler: dense + tanh on the
+    # first token), RoBERTa its head's own dense + tanh (method.head.dense), as PET's <Arch>ForSequenceClassification
+    layer = method.pooler.dense if method.pooler is not None else method.head.dense
+    with torch.no_grad():
+        layer.weight.copy_(weights[f"{dense}.weight"])
+        layer.bias.copy_(weights[f"{dense}.bias"])
         method.head.classifier.weight.copy_(weights[f"{out}.weight"])
         method.head.classifier.bias.copy_(weights[f"{out}.bias"])
     method.eval_mode()

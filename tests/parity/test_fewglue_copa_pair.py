@@ -131,3 +131,37 @@ def test_distill_presets_default_to_pets_pair():
             assert cfg["task"]["copa_classifier_inputs"] == "pet_pair", preset
         cfg = OmegaConf.to_container(compose_job("fewglue_clsft_copa", "tiny-albert", []), resolve=True)
         assert cfg["task"]["copa_classifier_inputs"] == "choices"
+
+
+@pytest.mark.parametrize(("model", "pooled"), [("tiny-albert", True), ("tiny-bert", True), ("tiny-roberta", False)])
+def test_distill_head_is_pets_sequence_classifier_layout(model, pooled):
+    # difference 13: fewglue_pet_distill_* (head=auto_model, init=reference) build PET's <Arch>ForSequenceClassification:
+    # ALBERT / BERT: the pooler (dense + tanh) then one linear layer; RoBERTa: its head's dense + tanh, out_proj.
+    # The new layers start N(0, initializer_range) with zero biases
+    _needs_data()
+    task = fl.suite_classifier_task(CASE, model=model)
+    method = task.method
+    method.setup(task.backbone)
+    method.set_num_labels(task.n_out)
+    assert (method.pooler is not None) == pooled and (method.head.dense is None) == pooled
+    assert method.head.classifier.out_features == 2
+    assert torch.count_nonzero(method.head.classifier.bias) == 0
+    std = float(task.backbone.model.config.initializer_range)
+    assert 0.5 * std < float(method.head.classifier.weight.std()) < 1.5 * std
+
+
+def test_albert_pooler_is_read_from_the_checkpoint(tmp_path):
+    # PET's AlbertForSequenceClassification starts from the checkpoint's albert.pooler (a masked-LM class drops it)
+    import transformers as tf
+
+    from bench.backbones.pooler import pretrained_pooler
+
+    torch.manual_seed(0)
+    config = tf.AlbertConfig(vocab_size=50, embedding_size=8, hidden_size=16, num_hidden_layers=1,
+                             num_attention_heads=2, intermediate_size=20, max_position_embeddings=32)
+    tf.AlbertForPreTraining(config).save_pretrained(tmp_path)  # carries albert.pooler.{weight,bias}
+    saved = tf.AlbertModel.from_pretrained(tmp_path).pooler
+    pooler = pretrained_pooler(tf.AlbertForMaskedLM.from_pretrained(tmp_path), 16)
+    assert pooler.source == "checkpoint"
+    x = torch.randn(2, 16)
+    assert torch.allclose(pooler(x), torch.tanh(saved(x)).detach(), atol=1e-6)
