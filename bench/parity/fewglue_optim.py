@@ -1,6 +1,7 @@
-"""FewGLUE parity: the optimizer and schedule PET and PT-Fewshot train with (transformers 3.0.2's ``AdamW`` and
-``get_linear_schedule_with_warmup``, run in PET's environment) beside the suite's ``trainer.optimizer: adamw_hf``
-and ``trainer.warmup_rule: hf`` (``bench.legacy_adamw``, ``bench.train.build_schedule``).
+"""Optimizer parity: the optimizer and schedule PET, PT-Fewshot, LM-BFF and P-Tuning v2 train with (transformers'
+``AdamW`` and ``get_linear_schedule_with_warmup``, run in each reference's environment: transformers 3.0.2, 3.4.0,
+4.11.3) beside the suite's ``trainer.optimizer: adamw_hf`` and ``trainer.warmup_rule: hf``
+(``bench.legacy_adamw``, ``bench.train.build_schedule``).
 
 ``python -m bench.parity fewglue --ref /path/to/pet --parts optimizer`` writes the golden ``optimizer``: every
 parameter after each of :data:`STEPS` steps on fixed gradients (two groups, with and without weight decay; a
@@ -37,13 +38,28 @@ def inputs() -> dict[str, Any]:
             "total": STEPS}
 
 
+def environments(pet_python: Path) -> dict[str, Path]:
+    """The references' environments whose ``transformers.AdamW`` and schedule the suite's flags stand for: PET /
+    PT-Fewshot (3.0.2), LM-BFF (3.4.0, ``src/trainer.py``) and P-Tuning v2 (4.11.3, the HF Trainer's defaults)."""
+    from bench.parity import lmbff, superglue
+    from bench.parity.refenv import ensure_venv
+
+    return {"transformers 3.0.2 (timoschick/pet, THUDM/P-tuning PT-Fewshot)": pet_python,
+            "transformers 3.4.0 (princeton-nlp/LM-BFF)": ensure_venv(lmbff.SPEC),
+            "transformers 4.11.3 (THUDM/P-tuning-v2)": ensure_venv(superglue.SPEC)}
+
+
 def regenerate(python: Path, ref: Path, head: str, work: Path) -> Path:
+    """The driver in each of :func:`environments` (it imports only torch and transformers; ``ref`` is its cwd)."""
     job = {**inputs(), "out": str(work / "optimizer.json")}
     (work / "optimizer-job.json").write_text(json.dumps(job))
-    run_ref_script(python, Path(__file__).with_name("fewglue_optim_ref.py"), [str(work / "optimizer-job.json")], ref)
-    result = json.loads((work / "optimizer.json").read_text())
-    return write_golden("fewglue", GOLDEN, {"reference": f"timoschick/pet@{head} (transformers 3.0.2)",
-                                            "inputs": "bench.parity.fewglue_optim.inputs()", **result})
+    runs = {}
+    for label, env_python in environments(python).items():
+        run_ref_script(env_python, Path(__file__).with_name("fewglue_optim_ref.py"), [str(work / "optimizer-job.json")],
+                       ref)
+        runs[label] = json.loads((work / "optimizer.json").read_text())
+    return write_golden("fewglue", GOLDEN, {"reference": f"timoschick/pet@{head} and the environments named",
+                                            "inputs": "bench.parity.fewglue_optim.inputs()", "environments": runs})
 
 
 def suite_run(optimizer: str = "adamw_hf", warmup_rule: str = "hf") -> dict[str, list]:

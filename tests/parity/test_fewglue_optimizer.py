@@ -1,7 +1,7 @@
-"""PET's and PT-Fewshot's optimizer by execution (transformers 3.0.2's ``AdamW`` and
-``get_linear_schedule_with_warmup`` run in PET's environment, golden ``optimizer``): the suite's
-``trainer.optimizer: adamw_hf`` with ``trainer.warmup_rule: hf`` (the FewGLUE presets' defaults) takes the same 10
-steps on the same gradients; torch's AdamW and the suite's warmup do not (docs/fewglue.md, differences 3 and 5)."""
+"""The references' optimizer by execution (transformers' ``AdamW`` and ``get_linear_schedule_with_warmup`` run in
+PET's / PT-Fewshot's (3.0.2), LM-BFF's (3.4.0) and P-Tuning v2's (4.11.3) environments, golden ``optimizer``): the
+suite's ``trainer.optimizer: adamw_hf`` with ``trainer.warmup_rule: hf`` (those recipes' defaults) takes the same
+10 steps on the same gradients; torch's AdamW and the suite's warmup do not (docs/fewglue.md, differences 3, 5)."""
 
 import math
 
@@ -24,16 +24,26 @@ def _moved(run: dict) -> float:
     return float((_flat(run).view(fo.STEPS, -1) - init).abs().max())
 
 
+ENVIRONMENTS = ("transformers 3.0.2", "transformers 3.4.0", "transformers 4.11.3")  # PET/PT-Fewshot, LM-BFF, P-Tuning v2
+
+
 @pytest.fixture(scope="module")
-def gold():
-    return load_golden("fewglue", fo.GOLDEN)
+def runs():
+    return load_golden("fewglue", fo.GOLDEN)["environments"]
 
 
-def test_adamw_hf_with_hf_warmup_takes_pets_steps(gold):
+@pytest.fixture(scope="module")
+def gold(runs):
+    return next(run for label, run in runs.items() if label.startswith(ENVIRONMENTS[0]))
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_adamw_hf_with_hf_warmup_takes_the_references_steps(env, runs):
+    theirs = next(run for label, run in runs.items() if label.startswith(env + " "))
     ours = fo.suite_run("adamw_hf", "hf")
-    assert ours["lrs"] == pytest.approx(gold["lrs"], rel=1e-12, abs=0.0)
-    assert gold["lrs"][0] == 0.0 and gold["lrs"][fo.WARMUP] == fo.LR  # the first step runs at lr 0
-    assert float((_flat(ours) - _flat(gold)).abs().max()) <= 1e-6 * _moved(gold)
+    assert ours["lrs"] == pytest.approx(theirs["lrs"], rel=1e-12, abs=0.0)
+    assert theirs["lrs"][0] == 0.0 and theirs["lrs"][fo.WARMUP] == fo.LR  # the first step runs at lr 0
+    assert float((_flat(ours) - _flat(theirs)).abs().max()) <= 1e-6 * _moved(theirs)
 
 
 def test_torch_adamw_and_the_suite_warmup_differ(gold):
