@@ -70,6 +70,13 @@ ALLOWED_CHANGES.update({  # issue 28: the evaluation of AutoPrompt's search read
     f"{variant}_autoprompt_search:{key}": "issue 28: stage 2 after <variant>_autoprompt_trigger_search (needs, its "
     "seed 0, its runner and the search template; fp32), the record name's hash with them"
     for variant in ("lama34k", "lama29k") for key in ("defaults", "template", "needs", "seed", "task.runner", "dtype", "run")})
+ALLOWED_CHANGES.update({  # issue 23 (difference 13): PET's <Arch>ForSequenceClassification head for the classifier
+    f"{prefix}:method.component.{key}": "issue 23: PET's distilled classifier is transformers' *ForSequenceClassification "
+    "(the checkpoint's pooler; new layers N(0, initializer_range))"
+    for prefix in ("fewglue_pet_distill_", "fewglue_ipet_distill_") for key in ("head", "init")})
+ALLOWED_CHANGES.update({  # transformers' own AdamW, as the HF Trainer of P-tuning-v2 (4.11.3) runs it (golden optimizer)
+    "sgv2_:trainer.optimizer": "P-tuning-v2's HF Trainer: transformers' AdamW (adamw_hf), checked by execution",
+    "sgv2_:run": "the record name carries the config hash, which trainer.optimizer changes"})
 # presets left out of the comparison (composed only): another engineer writes them now, so they change on purpose
 # (empty: Lester's presets are final since issue 30 and are compared as every other preset)
 IN_FLUX: tuple[str, ...] = ()
