@@ -25,6 +25,8 @@ included) left in train mode, as that path does for multiple choice (``get_train
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
@@ -34,6 +36,8 @@ from bench.backbones.scoring import ScoringBatch
 from bench.errors import ConfigError
 from bench.methods.base import Method, Scorer
 from bench.methods.deep_prompts import init_normal
+
+log = logging.getLogger(__name__)
 
 HEADS = ("suite", "auto_model")  # suite: ClassifierHead on the pooled token | auto_model: transformers' Auto* heads
 INITS = ("torch", "reference")  # torch: PyTorch defaults | reference: N(0, initializer_range), zero biases
@@ -98,6 +102,8 @@ class FineTune(Method):
             if pooled:  # part of BertModel / RobertaModel: tuned or frozen with it
                 pooler = pretrained_pooler(model, hidden).requires_grad_(not self.freeze_backbone)
                 self.pooler = pooler.to(self.backbone.device)
+                log.info("finetune head=auto_model: pooler %s", "read from the checkpoint" if pooler.source ==
+                         "checkpoint" else "new (the checkpoint has none, as from_pretrained would give)")
         head = ClassifierHead(hidden, int(n_out), self.dropout, hidden_layer)
         if self.init == "reference":
             init_normal(head, float(getattr(model.config, "initializer_range", 0.02)))
