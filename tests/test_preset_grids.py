@@ -14,6 +14,7 @@ preset a study maps a tiny model to. Presets added since are loaded too; `python
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import re
 import sys
@@ -105,8 +106,37 @@ def debug_presets() -> dict[str, list[str]]:
 def hydra(conf: Path = CONF) -> Iterator[None]:
     from hydra import initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3", job_name="preset_grids"):
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3", job_name="preset_grids"), yaml_parsed_once():
         yield
+
+
+@contextmanager
+def yaml_parsed_once() -> Iterator[None]:
+    """OmegaConf.load with each distinct YAML text parsed once: Hydra re-reads every config file on every compose,
+    and PyYAML is about a quarter of a compose here; the same text always parses to the same tree (deep-copied)."""
+    import copy
+
+    from omegaconf import OmegaConf
+    from omegaconf._utils import get_yaml_loader
+
+    parsed: dict[str, object] = {}
+    original = OmegaConf.__dict__["load"]  # the staticmethod itself, put back as it was
+
+    def load(file_):
+        if isinstance(file_, str | Path) or not hasattr(file_, "read"):
+            return original.__func__(file_)
+        text = file_.read()
+        if text not in parsed:
+            parsed[text] = yaml.load(text, Loader=get_yaml_loader())  # OmegaConf's own (safe) loader
+        if not isinstance(parsed[text], dict | list):  # empty or odd files: OmegaConf's own handling and errors
+            return original.__func__(io.StringIO(text))
+        return OmegaConf.create(copy.deepcopy(parsed[text]))
+
+    OmegaConf.load = staticmethod(load)
+    try:
+        yield
+    finally:
+        OmegaConf.load = original
 
 
 def resolve(overrides: list[str]) -> dict:
