@@ -1,8 +1,8 @@
 """The reduced mini model learns: probing and P-Tuning give real, checkable effects offline.
 
 `mini-bert-reduced` (conf/model, conf/pretrain) is pretrained by the suite on the evidence sentences
-of two relations (P176 manufacturer, P138 named after), built once into data/models (about two
-minutes on 2 CPU cores) and reused by later runs. Every number below comes from run records written
+of two relations (P176 manufacturer, P138 named after), built once into data/models (about three
+minutes on one CPU core) and reused by later runs. Every number below comes from run records written
 by the Hydra app, the same path `make reproduce-lama` takes.
 """
 
