@@ -88,5 +88,8 @@ def test_auto_model_head_layout(arch, n_out, pooler, dense):
 
 
 def test_auto_model_head_refuses_other_architectures():
-    with pytest.raises(ConfigError, match="head=auto_model is defined for bert and roberta, not 'albert'"):
-        FineTune(head="auto_model").setup(backbone("albert"))
+    # ALBERT is served since PET's distilled classifier (AlbertForSequenceClassification: its pooler); GPT-2 is not
+    gpt2 = SimpleNamespace(model=tf.GPT2LMHeadModel(tf.GPT2Config(n_embd=16, n_layer=1, n_head=2, n_positions=32,
+                                                                  vocab_size=50)).eval(), device=torch.device("cpu"))
+    with pytest.raises(ConfigError, match="head=auto_model is defined for albert, bert and roberta, not 'gpt2'"):
+        FineTune(head="auto_model").setup(gpt2)
