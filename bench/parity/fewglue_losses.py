@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ def golden_name(model: str) -> str:
 
 
 GOLDEN = golden_name(MODEL)
+PET_HEAD_EPS = 1e-5  # transformers 3.0.2's AlbertMLMHead LayerNorm: torch's default eps, not config.layer_norm_eps
 MAX_LENGTH = 256  # PET's --pet_max_seq_length (README SuperGLUE command) = the tiny model's positions
 
 
@@ -145,7 +147,8 @@ def regenerate(python: Path, ref: Path, head: str, work: Path, models: Sequence[
 
 
 # the suite side --------------------------------------------------------------------------------------------------
-def _suite_loss(runner, items) -> tuple[torch.Tensor, torch.Tensor]:
+def batch_loss(runner, items) -> tuple[torch.Tensor, torch.Tensor]:
+    """The task's training loss on ``items`` as one batch, and its label logits (empty without a verbalizer)."""
     batch = runner.collate(items)
     scores = runner.method.scorer()(batch)
     logits = runner.option_scores(scores, batch) if runner.mode == "words" else torch.zeros(0)
@@ -164,8 +167,8 @@ def suite_case(case: Case, choice_loss: str | None = None, model: str = MODEL) -
     runner.task_cfg["choice_loss"] = choice_loss or preset
     try:
         with torch.no_grad():
-            loss, logits = _suite_loss(runner, items)
-            micro = [float(_suite_loss(runner, items[i : i + case.micro])[0]) for i in range(0, case.n, case.micro)]
+            loss, logits = batch_loss(runner, items)
+            micro = [float(batch_loss(runner, items[i : i + case.micro])[0]) for i in range(0, case.n, case.micro)]
     finally:
         runner.task_cfg["choice_loss"] = preset
     return {"loss": float(loss), "micro_losses": micro, "logits": logits.tolist(),
@@ -242,7 +245,6 @@ def suite_mlm(case: Case, theirs: dict[str, Any], model: str = MODEL) -> float:
         return float(mlm_loss(logits, torch.tensor(theirs["labels"])))
 
 
-PET_HEAD_EPS = 1e-5  # transformers 3.0.2's AlbertMLMHead LayerNorm: torch's default eps, not config.layer_norm_eps
 
 
 def scaled_diff(ours: Any, theirs: Any) -> float:
@@ -251,23 +253,32 @@ def scaled_diff(ours: Any, theirs: Any) -> float:
     return float((a - b).abs().max() / b.abs().max())
 
 
-def compare(head_eps: float | None = PET_HEAD_EPS, model: str = MODEL,
-            cases: Sequence[Case] | None = None) -> dict[str, dict[str, Any]]:
-    """Per case (default :func:`grid`): max relative differences suite vs PET (loss, micro-batch losses, logits),
-    and PET's accumulated loss beside the suite's one-batch loss (item H). ``head_eps``: ALBERT's masked-LM head
-    LayerNorm eps during the comparison (None: the suite's own, ``config.layer_norm_eps``)."""
+@contextmanager
+def head_eps(model: str, ref: str = "pet", eps: float | None = PET_HEAD_EPS) -> Iterator[None]:
+    """ALBERT's masked-LM head LayerNorm eps set to ``eps`` on the cached ``_backbone(model, ref)`` for the block,
+    as the PET / P-Tuning presets' loader sets it (``model.mlm_head_layer_norm_eps``); other archs and
+    ``eps=None`` leave the model as loaded."""
     from bench.parity.fewglue import _backbone
 
-    backbone = _backbone(model, "pet").model
-    norm = backbone.predictions.LayerNorm if backbone.config.model_type == "albert" else None
+    model_ = _backbone(model, ref).model
+    norm = model_.predictions.LayerNorm if model_.config.model_type == "albert" and eps is not None else None
     before = norm.eps if norm is not None else None
-    if norm is not None and head_eps is not None:
-        norm.eps = head_eps
+    if norm is not None:
+        norm.eps = eps
     try:
-        return _compare(model, grid() if cases is None else cases)
+        yield
     finally:
         if norm is not None:
             norm.eps = before
+
+
+def compare(eps: float | None = PET_HEAD_EPS, model: str = MODEL,
+            cases: Sequence[Case] | None = None) -> dict[str, dict[str, Any]]:
+    """Per case (default :func:`grid`): max relative differences suite vs PET (loss, micro-batch losses, logits),
+    and PET's accumulated loss beside the suite's one-batch loss (item H). ``eps``: ALBERT's masked-LM head
+    LayerNorm eps during the comparison (None: the suite's own, ``config.layer_norm_eps``)."""
+    with head_eps(model, "pet", eps):
+        return _compare(model, grid() if cases is None else cases)
 
 
 def _compare(model: str, cases: Sequence[Case]) -> dict[str, dict[str, Any]]:

@@ -17,6 +17,7 @@ import json
 import sys
 
 import torch
+from fewglue_steps_ref import first_batch, label_logits, micro_losses, train_loss
 from pet.preprocessor import MLMPreprocessor
 from pet.tasks import PROCESSORS, TASK_HELPERS
 from pet.wrapper import (
@@ -58,37 +59,21 @@ def load_model(job):
     return info
 
 
-def train_loss(wrapper, batch):
-    """What PET's ``train`` takes as the loss of one micro-batch (task helper first, else ``mlm_train_step``)."""
-    loss = wrapper.task_helper.train_step(batch) if wrapper.task_helper else None
-    if loss is None:
-        loss = wrapper.mlm_train_step(batch)
-    return loss
-
-
 def run_case(job, case):
-    task = case["task"]
-    wrapper = wrapper_for(job, task, case["pattern"], case["max_seq_length"])
-    examples = PROCESSORS[task]()._create_examples(case["file"], "train")
-    for example in examples:  # train_single_model scores the training set first (WSC's pad draws)
-        wrapper.preprocessor.get_input_features(example, labelled=True)
-    dataset = wrapper._generate_dataset(examples)
-    n, micro = case["n"], case["micro"]
-    batch = {k: t[:n] for k, t in dataset.tensors.items()}
-    out = {"guids": [ex.guid for ex in examples[:n]]}
+    wrapper = wrapper_for(job, case["task"], case["pattern"], case["max_seq_length"])
+    guids, batch = first_batch(wrapper, PROCESSORS, case)
+    out = {"guids": guids}
     with torch.no_grad():
         try:
             out["loss"] = float(train_loss(wrapper, batch))
         except RuntimeError as err:  # a fact to record (ReCoRD's train_step views a permuted batch)
             out["loss"], out["loss_error"] = None, f"{type(err).__name__}: {err}"
-        parts = [float(train_loss(wrapper, {k: t[i:i + micro] for k, t in batch.items()})) for i in range(0, n, micro)]
+        parts = micro_losses(wrapper, batch, case["n"], case["micro"])
         out["micro_losses"] = parts
         out["accumulated_loss"] = sum(p / len(parts) for p in parts)  # loss / accumulation steps, summed
-        first = {k: t[:1] for k, t in batch.items()}
-        if not wrapper.task_helper or wrapper.task_helper.train_step(first) is None:  # mlm_train_step: label words
-            inputs = wrapper.generate_default_inputs(batch)
-            scores = wrapper.model(**inputs)[0]
-            out["logits"] = wrapper.preprocessor.pvp.convert_mlm_logits_to_cls_logits(batch["mlm_labels"], scores).tolist()
+        logits = label_logits(wrapper, batch)  # mlm_train_step: the label words' logits
+        if logits is not None:
+            out["logits"] = logits
     return out
 
 

@@ -22,11 +22,9 @@ from typing import Any
 
 import torch
 
-from bench.parity.fewglue_losses import MICRO, MODELS, N, export_model, scaled_diff
+from bench.parity.fewglue_losses import MICRO, MODELS, N, batch_loss, export_model, head_eps, scaled_diff
 from bench.parity.golden import load_golden, max_rel_diff, write_golden
 from bench.parity.refenv import run_ref_script
-
-PET_HEAD_EPS = 1e-5  # transformers 3.0.2's ALBERT masked-LM head LayerNorm (the preset's model.mlm_head_layer_norm_eps)
 
 
 @dataclass(frozen=True)
@@ -118,30 +116,19 @@ def suite_runner(model: str, task: str, pattern: int):
     return runner
 
 
-def _loss(runner, items) -> tuple[torch.Tensor, torch.Tensor]:
-    batch = runner.collate(items)
-    scores = runner.method.scorer()(batch)
-    logits = runner.option_scores(scores, batch) if runner.mode == "words" else torch.zeros(0)
-    return runner.loss(scores, batch), logits
-
-
 def suite_case(model: str, case: Case) -> dict[str, Any]:
     """The suite's loss (one batch, and per micro-batch), label logits, example ids, and the first example's input
     embedding rows at its pseudo-token positions (``embed_batch``: where the prompt encoder's vectors go)."""
-    from bench.backbones.loading import set_mlm_head_layer_norm_eps
     from bench.methods.soft import embed_batch
 
     runner = suite_runner(model, case.task, case.pattern)
-    backbone = runner.backbone
-    backbone.model.eval()
-    if backbone.arch == "albert":  # as the preset's loader does (model.mlm_head_layer_norm_eps: {albert: 1e-5})
-        set_mlm_head_layer_norm_eps(backbone.model, backbone.arch, PET_HEAD_EPS)
+    runner.backbone.model.eval()
     items = runner.items("train", train=True)[:N]
-    with torch.no_grad():
-        loss, logits = _loss(runner, items)
-        micro = [float(_loss(runner, items[i : i + MICRO])[0]) for i in range(0, N, MICRO)]
+    with head_eps(model, "ptfewshot"), torch.no_grad():  # ALBERT's head eps as the preset loads it (3.0.2's)
+        loss, logits = batch_loss(runner, items)
+        micro = [float(batch_loss(runner, items[i : i + MICRO])[0]) for i in range(0, N, MICRO)]
         first = runner.collate(items[:1])
-        embeds = embed_batch(backbone.model, first, runner.method.prompt_vectors()).inputs_embeds[0]
+        embeds = embed_batch(runner.backbone.model, first, runner.method.prompt_vectors()).inputs_embeds[0]
     positions = first.soft_cols[first.soft_rows == 0].tolist()
     return {"loss": float(loss), "micro_losses": micro, "logits": logits.tolist(),
             "uids": [it.example.uid for it in items], "prompt_positions": positions,

@@ -23,6 +23,7 @@ torch.nn.Module.cuda = lambda self, *args, **kwargs: self
 
 import pet.wrapper as wrp  # noqa: E402  (after the shim; PT-Fewshot's preprocessor <-> wrapper import cycle)
 from data_utils.task_processors import PROCESSORS, TASK_HELPERS  # noqa: E402
+from fewglue_steps_ref import first_batch, label_logits, micro_losses, train_loss  # noqa: E402
 from pet.config import WrapperConfig  # noqa: E402
 
 MODULES = (("prompt_embeddings", "embedding"), ("lstm_head", "lstm"), ("mlp_head", "mlp"))
@@ -47,35 +48,20 @@ def wrapper_for(job, case):
     return wrapper
 
 
-def train_loss(wrapper, batch):
-    """What PT-Fewshot's ``train`` takes as the loss of one batch (task helper first, else ``mlm_train_step``)."""
-    loss = wrapper.task_helper.train_step(batch) if wrapper.task_helper else None
-    if loss is None:
-        loss = wrapper.mlm_train_step(batch)
-    return loss
-
-
 def run_case(job, case):
     wrapper = wrapper_for(job, case)
-    examples = PROCESSORS[case["task"]]()._create_examples(case["file"], "train")
-    for example in examples:  # the training set is scored before training (WSC's pad draws come first)
-        wrapper.preprocessor.get_input_features(example, labelled=True)
-    dataset = wrapper._generate_dataset(examples)
-    n, micro = case["n"], case["micro"]
-    batch = {k: t[:n] for k, t in dataset.tensors.items()}
-    out = {"guids": [ex.guid for ex in examples[:n]]}
+    guids, batch = first_batch(wrapper, PROCESSORS, case)
+    out = {"guids": guids}
     with torch.no_grad():
         out["loss"] = float(train_loss(wrapper, batch))
-        out["micro_losses"] = [float(train_loss(wrapper, {k: t[i:i + micro] for k, t in batch.items()}))
-                               for i in range(0, n, micro)]
+        out["micro_losses"] = micro_losses(wrapper, batch, case["n"], case["micro"])
         first = {k: t[:1] for k, t in batch.items()}  # the rows generate_default_inputs writes, in block order
         positions = (first["block_flag"][0] == 1).nonzero().view(-1)
         out["prompt_positions"] = positions.tolist()
         out["prompt_rows"] = wrapper.generate_default_inputs(first)["inputs_embeds"][0, positions].tolist()
-        if not wrapper.task_helper or wrapper.task_helper.train_step({k: t[:1] for k, t in batch.items()}) is None:
-            scores = wrapper.model(**wrapper.generate_default_inputs(batch))[0]
-            out["logits"] = wrapper.preprocessor.pvp.convert_mlm_logits_to_cls_logits(batch["mlm_labels"],
-                                                                                     scores).tolist()
+        logits = label_logits(wrapper, batch)
+        if logits is not None:
+            out["logits"] = logits
     return out
 
 

@@ -29,8 +29,6 @@ def _fmt(value: float | None) -> str:
 
 def pet_cells() -> dict[Key, tuple[str, str]]:
     """PET: every case of :func:`fewglue_losses.grid` per model; ReCoRD over its examples with PET's inputs."""
-    from bench.backbones.loading import set_mlm_head_layer_norm_eps
-    from bench.parity.fewglue import _backbone
     from bench.parity.golden import load_golden, max_rel_diff
 
     out: dict[Key, tuple[str, str]] = {}
@@ -46,23 +44,11 @@ def pet_cells() -> dict[Key, tuple[str, str]]:
             elif case.task != "ReCoRD":
                 r = result[case.name]
                 out[key] = (_fmt(max(r["loss"], r["micro_losses"])), _fmt(r["logits"]))
-        backbone = _backbone(model, "pet")
-        before = _head_eps(backbone)
-        if backbone.arch == "albert":
-            set_mlm_head_layer_norm_eps(backbone.model, backbone.arch, fl.PET_HEAD_EPS)
-        try:
+        with fl.head_eps(model):  # ALBERT's masked-LM head as PET's transformers 3.0.2 built it
             rows = fl.record_losses(model=model)
-        finally:
-            if backbone.arch == "albert":
-                set_mlm_head_layer_norm_eps(backbone.model, backbone.arch, before)
         worst = max(max_rel_diff(r["suite"], r["pet"]) for r in rows)
         out[(model, "ReCoRD", 0)] = (f"{_fmt(worst)} ({len(rows)} examples with PET's inputs, one each)", "—")
     return out
-
-
-def _head_eps(backbone) -> float | None:
-    norm = getattr(getattr(backbone.model, "predictions", None), "LayerNorm", None)
-    return None if norm is None else norm.eps
 
 
 def ptfewshot_cells() -> dict[Key, tuple[str, str]]:

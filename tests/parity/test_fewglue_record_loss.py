@@ -17,12 +17,8 @@ from bench.superglue.losses import pet_record_loss
 @pytest.fixture
 def pet_head_eps():
     """transformers 3.0.2's ALBERT masked-LM head LayerNorm eps (1e-5) for one test (docs/fewglue.md)."""
-    from bench.parity.fewglue import _backbone
-
-    norm = _backbone(fl.MODEL, "pet").model.predictions.LayerNorm
-    before, norm.eps = norm.eps, 1e-5
-    yield
-    norm.eps = before
+    with fl.head_eps(fl.MODEL, eps=1e-5):
+        yield
 
 
 @pytest.mark.parametrize("model", fl.MODELS)
