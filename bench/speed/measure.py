@@ -5,7 +5,9 @@
 - memory: CUDA, ``max_memory_allocated`` after a reset (live tensors, the allocator's view). CPU: a
   thread samples the process's resident set every millisecond and reports the peak above the level
   at the start; glibc is told to return every block of 64 KiB or more to the system at once
-  (``mallopt(M_MMAP_THRESHOLD)``), so that the resident set follows the live tensors.
+  (``mallopt(M_MMAP_THRESHOLD)``), so that the resident set follows the live tensors, and each measurement starts
+  with ``malloc_trim(0)``: memory freed before it (still resident in glibc's free lists, which a new allocation
+  would reuse without growing the resident set) goes back to the system first.
 - peak: the best of a few large square matmuls (fp32, bf16) on the same device, in the same run.
 """
 
@@ -28,6 +30,14 @@ def release_freed_memory_at_once() -> bool:
     """Make glibc map (and unmap on free) every allocation of 64 KiB or more; False where not glibc."""
     try:
         return bool(ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 64 * 1024))
+    except OSError:
+        return False
+
+
+def trim_freed_memory() -> bool:
+    """glibc's ``malloc_trim(0)``: free pages in every arena go back to the system now; False where not glibc."""
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
     except OSError:
         return False
 
@@ -80,6 +90,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self._base = torch.cuda.memory_allocated(self.device)
         else:
+            trim_freed_memory()  # else a new tensor may reuse freed, still-resident pages: no growth to see
             self._base = self._peak = _rss_bytes()
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
